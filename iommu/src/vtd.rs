@@ -1,0 +1,1 @@
+//! Intel VT-d: DMAR parsing and DMA-remapping unit programming.
