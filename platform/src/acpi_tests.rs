@@ -1,0 +1,217 @@
+//! ACPI discovery over crafted tables in host memory. The handler maps
+//! "physical" addresses one-to-one onto the test process's memory, so the
+//! tables point at each other with real addresses.
+
+use super::*;
+use ::acpi::PhysicalMapping;
+use alloc::boxed::Box;
+use alloc::vec;
+use core::ptr::NonNull;
+
+#[derive(Clone)]
+struct Identity;
+
+impl AcpiHandler for Identity {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+        // SAFETY: test memory is identity-"mapped"; callers stay inside it.
+        unsafe {
+            PhysicalMapping::new(
+                physical_address,
+                NonNull::new(physical_address as *mut T).unwrap(),
+                size,
+                size,
+                self.clone(),
+            )
+        }
+    }
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
+}
+
+const RSDP: usize = 0;
+const XSDT: usize = 0x100;
+const MCFG: usize = 0x400;
+const FACP: usize = 0x800;
+const DSDT: usize = 0xc00;
+const DMAR: usize = 0x1000;
+const SSDT: usize = 0x1400;
+const SIZE: usize = 0x2000;
+
+/// A machine's ACPI tables in one buffer.
+struct Tables {
+    mem: &'static mut [u8],
+}
+
+impl Tables {
+    fn base(&self) -> u64 {
+        self.mem.as_ptr() as u64
+    }
+    fn addr(&self, off: usize) -> u64 {
+        self.base() + off as u64
+    }
+    fn memory(&self) -> Range<u64> {
+        self.base()..self.base() + SIZE as u64
+    }
+    fn put(&mut self, off: usize, bytes: &[u8]) {
+        self.mem[off..off + bytes.len()].copy_from_slice(bytes);
+    }
+    fn header(&mut self, off: usize, sig: &[u8; 4], len: u32, revision: u8) {
+        self.put(off, sig);
+        self.put(off + 4, &len.to_le_bytes());
+        self.mem[off + 8] = revision;
+        self.put(off + 10, b"BOCHS ");
+        self.put(off + 16, b"TESTTBL ");
+    }
+    fn fix_checksum(&mut self, off: usize, len: usize, at: usize) {
+        self.mem[off + at] = 0;
+        let sum = self.mem[off..off + len].iter().fold(0u8, |s, b| s.wrapping_add(*b));
+        self.mem[off + at] = 0u8.wrapping_sub(sum);
+    }
+    fn table_len(&self, off: usize) -> usize {
+        u32::from_le_bytes(self.mem[off + 4..off + 8].try_into().unwrap()) as usize
+    }
+    fn seal(&mut self, off: usize) {
+        let len = self.table_len(off);
+        self.fix_checksum(off, len, 9);
+    }
+
+    /// RSDP v2 → XSDT → {MCFG, FACP (→ DSDT), DMAR, SSDT}, all valid.
+    fn q35_like() -> Self {
+        let mem = Box::leak(vec![0u8; SIZE].into_boxed_slice());
+        let mut t = Tables { mem };
+        // RSDP (ACPI 6.5 §5.2.5.3), revision 2 with an XSDT.
+        t.put(RSDP, b"RSD PTR ");
+        t.put(RSDP + 9, b"BOCHS ");
+        t.mem[RSDP + 15] = 2;
+        t.put(RSDP + 20, &36u32.to_le_bytes());
+        let xsdt = t.addr(XSDT);
+        t.put(RSDP + 24, &xsdt.to_le_bytes());
+        t.fix_checksum(RSDP, 20, 8);
+        t.fix_checksum(RSDP, 36, 32);
+        // XSDT with four entries.
+        let entries = [MCFG, FACP, DMAR, SSDT];
+        t.header(XSDT, b"XSDT", 36 + 8 * entries.len() as u32, 1);
+        for (i, e) in entries.iter().enumerate() {
+            let a = t.addr(*e);
+            t.put(XSDT + 36 + 8 * i, &a.to_le_bytes());
+        }
+        t.seal(XSDT);
+        // MCFG: one allocation, q35's.
+        t.header(MCFG, b"MCFG", 60, 1);
+        t.put(MCFG + 44, &0xb000_0000u64.to_le_bytes());
+        t.mem[MCFG + 54] = 0;
+        t.mem[MCFG + 55] = 0xff;
+        t.seal(MCFG);
+        // FADT revision 3: PM timer at 0x608, X_DSDT.
+        t.header(FACP, b"FACP", 244, 3);
+        t.put(FACP + 76, &0x608u32.to_le_bytes());
+        t.mem[FACP + 91] = 4;
+        let dsdt = t.addr(DSDT);
+        t.put(FACP + 140, &dsdt.to_le_bytes());
+        t.seal(FACP);
+        // DSDT: Name (_BBN, Zero) for the main host bridge.
+        t.header(DSDT, b"DSDT", 36 + 6, 1);
+        t.put(DSDT + 36, &[0x08, b'_', b'B', b'B', b'N', 0x00]);
+        t.seal(DSDT);
+        // SSDT: Name (_BBN, 0x40) for an expander.
+        t.header(SSDT, b"SSDT", 36 + 7, 1);
+        t.put(SSDT + 36, &[0x08, b'_', b'B', b'B', b'N', 0x0a, 0x40]);
+        t.seal(SSDT);
+        // DMAR: header + HAW 38 + flags 1 + reserved, no structures.
+        t.header(DMAR, b"DMAR", 48, 1);
+        t.mem[DMAR + 36] = 38;
+        t.mem[DMAR + 37] = 1;
+        t.seal(DMAR);
+        t
+    }
+
+    fn discover(&self) -> AcpiFacts {
+        // SAFETY: every address the tables hold lies in `self.mem`, which
+        // `memory()` describes and `Identity` maps.
+        unsafe { discover(Identity, RsdpSource::StartInfo(self.addr(RSDP)), &self.memory()) }
+    }
+}
+
+#[test]
+fn finds_everything_in_valid_tables() {
+    let t = Tables::q35_like();
+    let f = t.discover();
+    assert!(f.problems.is_empty(), "{:?}", f.problems);
+    assert_eq!(f.revision, 2);
+    assert_eq!(f.mcfg, vec![McfgRegion { base: 0xb000_0000, segment: 0, start_bus: 0, end_bus: 0xff }]);
+    assert_eq!(f.pm_timer_port, Some(0x608));
+    assert_eq!(f.host_bridge_buses, vec![0, 0x40]);
+    let dmar = f.dmar.expect("DMAR found");
+    assert_eq!(dmar.len(), 48);
+    assert_eq!(&dmar[0..4], b"DMAR");
+    assert_eq!(dmar[36], 38);
+    let names: Vec<&str> = f.tables.iter().map(|t| t.name()).collect();
+    assert_eq!(names, ["MCFG", "FACP", "DMAR", "SSDT"]);
+}
+
+#[test]
+fn bad_checksum_is_reported_by_name_and_table_ignored() {
+    let t = Tables::q35_like();
+    t.mem[MCFG + 50] ^= 0x55;
+    let f = t.discover();
+    assert!(f.mcfg.is_empty());
+    assert_eq!(f.table(b"MCFG").unwrap().status, TableStatus::BadChecksum);
+    assert!(f.problems.iter().any(|p| p.contains("MCFG") && p.contains("checksum")), "{:?}", f.problems);
+    assert!(f.dmar.is_some(), "other tables still used");
+}
+
+#[test]
+fn absurd_length_is_rejected_before_reading_it() {
+    let mut t = Tables::q35_like();
+    t.put(DMAR + 4, &0xffff_fff0u32.to_le_bytes());
+    let f = t.discover();
+    assert!(f.dmar.is_none());
+    assert_eq!(f.table(b"DMAR").unwrap().status, TableStatus::BadLength);
+    assert!(f.problems.iter().any(|p| p.contains("DMAR") && p.contains("length")), "{:?}", f.problems);
+    assert_eq!(f.mcfg.len(), 1);
+}
+
+#[test]
+fn entry_pointing_outside_memory_is_reported() {
+    let mut t = Tables::q35_like();
+    let outside = t.base() + SIZE as u64 + 0x1000;
+    t.put(XSDT + 36 + 8 * 3, &outside.to_le_bytes());
+    t.seal(XSDT);
+    let f = t.discover();
+    assert!(f.problems.iter().any(|p| p.contains("outside memory")), "{:?}", f.problems);
+    assert_eq!(f.host_bridge_buses, vec![0], "the SSDT is gone, the DSDT still scanned");
+}
+
+#[test]
+fn missing_mcfg_and_dmar() {
+    let mut t = Tables::q35_like();
+    t.put(XSDT + 4, &(36u32 + 8).to_le_bytes()); // keep only MCFG...
+    let facp = t.addr(FACP);
+    t.put(XSDT + 36, &facp.to_le_bytes()); // ...replaced by the FADT
+    t.seal(XSDT);
+    let f = t.discover();
+    assert!(f.mcfg.is_empty() && f.dmar.is_none());
+    assert!(f.problems.iter().any(|p| p.contains("no MCFG")), "{:?}", f.problems);
+}
+
+#[test]
+fn bad_rsdp_gives_no_facts_and_a_reason() {
+    let t = Tables::q35_like();
+    t.mem[RSDP + 10] ^= 1; // breaks the RSDP checksum
+    let f = t.discover();
+    assert!(f.tables.is_empty());
+    assert!(f.problems[0].contains("RSDP"), "{:?}", f.problems);
+    // SAFETY: an address outside `memory` is refused before any read.
+    let f = unsafe { discover(Identity, RsdpSource::StartInfo(0), &t.memory()) };
+    assert!(f.problems[0].contains("unusable"));
+}
+
+#[test]
+fn malformed_mcfg_entry_skipped() {
+    let mut t = Tables::q35_like();
+    t.mem[MCFG + 54] = 0x10;
+    t.mem[MCFG + 55] = 0x0f;
+    t.seal(MCFG);
+    let f = t.discover();
+    assert!(f.mcfg.is_empty());
+    assert!(f.problems.iter().any(|p| p.contains("MCFG entry")), "{:?}", f.problems);
+}
