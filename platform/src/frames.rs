@@ -21,7 +21,9 @@ pub struct Reserved {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {
     /// No run of free frames of the requested size and alignment.
-    OutOfMemory { frames: usize },
+    OutOfMemory {
+        frames: usize,
+    },
     /// Freeing a frame that is not allocated (double free or foreign frame).
     NotAllocated(u64),
     Misaligned(u64),
@@ -30,7 +32,9 @@ pub enum FrameError {
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::OutOfMemory { frames } => write!(f, "out of physical memory ({frames} frames requested)"),
+            Self::OutOfMemory { frames } => {
+                write!(f, "out of physical memory ({frames} frames requested)")
+            }
             Self::NotAllocated(a) => write!(f, "frame {a:#x} freed but not allocated"),
             Self::Misaligned(a) => write!(f, "frame address {a:#x} is not 4 KiB aligned"),
         }
@@ -53,7 +57,12 @@ impl<'a> FrameAllocator<'a> {
     pub fn new(bitmap: &'a mut [u64], map: &[MemoryRegion], reserved: &[Reserved]) -> Self {
         bitmap.fill(u64::MAX);
         let covered = bitmap.len() as u64 * 64 * FRAME_SIZE;
-        let mut a = Self { bitmap, hint: 0, free: 0, uncovered_ram: 0 };
+        let mut a = Self {
+            bitmap,
+            hint: 0,
+            free: 0,
+            uncovered_ram: 0,
+        };
         for r in map.iter().filter(|r| r.kind == MemoryKind::Ram) {
             // Only whole frames inside the region are usable.
             let start = r.start.div_ceil(FRAME_SIZE) * FRAME_SIZE;
@@ -63,7 +72,10 @@ impl<'a> FrameAllocator<'a> {
             }
             let mut frame = start;
             while frame < end.min(covered) {
-                if !reserved.iter().any(|x| frame < x.end && frame + FRAME_SIZE > x.start) {
+                if !reserved
+                    .iter()
+                    .any(|x| frame < x.end && frame + FRAME_SIZE > x.start)
+                {
                     a.set(frame / FRAME_SIZE, false);
                     a.free += 1;
                 }
@@ -101,7 +113,11 @@ impl<'a> FrameAllocator<'a> {
 
     /// `count` physically contiguous frames, the first aligned to
     /// `align_frames` frames (a power of two).
-    pub fn alloc_contiguous(&mut self, count: usize, align_frames: usize) -> Result<u64, FrameError> {
+    pub fn alloc_contiguous(
+        &mut self,
+        count: usize,
+        align_frames: usize,
+    ) -> Result<u64, FrameError> {
         let align = align_frames.max(1);
         let mut start = self.hint.div_ceil(align) * align;
         while start + count <= self.frames() {
@@ -146,16 +162,31 @@ mod tests {
 
     fn map() -> [MemoryRegion; 3] {
         [
-            MemoryRegion { start: 0, len: 0x9fc00, kind: MemoryKind::Ram },
-            MemoryRegion { start: MIB, len: 7 * MIB, kind: MemoryKind::Ram },
-            MemoryRegion { start: 8 * MIB, len: MIB, kind: MemoryKind::AcpiReclaimable },
+            MemoryRegion {
+                start: 0,
+                len: 0x9fc00,
+                kind: MemoryKind::Ram,
+            },
+            MemoryRegion {
+                start: MIB,
+                len: 7 * MIB,
+                kind: MemoryKind::Ram,
+            },
+            MemoryRegion {
+                start: 8 * MIB,
+                len: MIB,
+                kind: MemoryKind::AcpiReclaimable,
+            },
         ]
     }
 
     #[test]
     fn never_hands_out_reserved_or_non_ram() {
         let mut bits = vec![0u64; 64]; // covers 16 MiB
-        let kernel = Reserved { start: MIB, end: 2 * MIB + 123 };
+        let kernel = Reserved {
+            start: MIB,
+            end: 2 * MIB + 123,
+        };
         let low = Reserved { start: 0, end: MIB };
         let mut a = FrameAllocator::new(&mut bits, &map(), &[low, kernel]);
         // 8 MiB - 2 MiB - the partial frame covering the kernel's last byte.
@@ -163,7 +194,10 @@ mod tests {
         let mut n = 0;
         while let Ok(f) = a.alloc() {
             assert_eq!(f % FRAME_SIZE, 0);
-            assert!(f >= 2 * MIB + FRAME_SIZE && f < 8 * MIB, "frame {f:#x} outside free RAM");
+            assert!(
+                f >= 2 * MIB + FRAME_SIZE && f < 8 * MIB,
+                "frame {f:#x} outside free RAM"
+            );
             n += 1;
         }
         assert_eq!(n, ((6 * MIB) / FRAME_SIZE) as usize - 1);
@@ -173,7 +207,11 @@ mod tests {
     #[test]
     fn partial_frames_at_region_edges_are_not_used() {
         let mut bits = vec![0u64; 1];
-        let m = [MemoryRegion { start: 0x1800, len: 0x2000, kind: MemoryKind::Ram }];
+        let m = [MemoryRegion {
+            start: 0x1800,
+            len: 0x2000,
+            kind: MemoryKind::Ram,
+        }];
         let mut a = FrameAllocator::new(&mut bits, &m, &[]);
         assert_eq!(a.free_frames(), 1);
         assert_eq!(a.alloc(), Ok(0x2000));
@@ -182,13 +220,28 @@ mod tests {
     #[test]
     fn contiguous_aligned_and_free() {
         let mut bits = vec![0u64; 64];
-        let mut a = FrameAllocator::new(&mut bits, &map(), &[Reserved { start: 0, end: MIB + FRAME_SIZE }]);
+        let mut a = FrameAllocator::new(
+            &mut bits,
+            &map(),
+            &[Reserved {
+                start: 0,
+                end: MIB + FRAME_SIZE,
+            }],
+        );
         let run = a.alloc_contiguous(512, 512).unwrap();
         assert_eq!(run % (2 * MIB), 0);
         let f = a.alloc().unwrap();
-        assert_eq!(f, MIB + FRAME_SIZE, "single frames fill the hole before the aligned run");
+        assert_eq!(
+            f,
+            MIB + FRAME_SIZE,
+            "single frames fill the hole before the aligned run"
+        );
         a.free(f).unwrap();
-        assert_eq!(a.free(f), Err(FrameError::NotAllocated(f)), "double free detected");
+        assert_eq!(
+            a.free(f),
+            Err(FrameError::NotAllocated(f)),
+            "double free detected"
+        );
         assert_eq!(a.free(f + 1), Err(FrameError::Misaligned(f + 1)));
         assert_eq!(a.alloc().unwrap(), f, "freed frame is reused");
     }
@@ -196,7 +249,11 @@ mod tests {
     #[test]
     fn ram_beyond_bitmap_is_counted_not_used() {
         let mut bits = vec![0u64; 1]; // 256 KiB
-        let m = [MemoryRegion { start: 0, len: MIB, kind: MemoryKind::Ram }];
+        let m = [MemoryRegion {
+            start: 0,
+            len: MIB,
+            kind: MemoryKind::Ram,
+        }];
         let a = FrameAllocator::new(&mut bits, &m, &[]);
         assert_eq!(a.free_frames(), 64);
         assert_eq!(a.uncovered_ram, MIB - 256 * 1024);

@@ -2,7 +2,6 @@
 //! `arch-x86/hvm/start_info.h`), which QEMU fills in and hands over in `%ebx`.
 
 use crate::memmap::{MemoryKind, MemoryRegion};
-use alloc::vec::Vec;
 use core::fmt;
 
 /// `XEN_HVM_START_MAGIC_VALUE`.
@@ -30,10 +29,14 @@ pub struct StartInfo {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartInfoError {
-    Truncated { len: usize },
+    Truncated {
+        len: usize,
+    },
     BadMagic(u32),
     /// Version 0 has no memory map; this kernel needs one.
-    NoMemoryMap { version: u32 },
+    NoMemoryMap {
+        version: u32,
+    },
     TooManyMemmapEntries(u32),
 }
 
@@ -41,9 +44,16 @@ impl fmt::Display for StartInfoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Truncated { len } => write!(f, "hvm_start_info truncated: {len} bytes"),
-            Self::BadMagic(m) => write!(f, "hvm_start_info magic {m:#x}, expected {HVM_START_MAGIC:#x}"),
-            Self::NoMemoryMap { version } => write!(f, "hvm_start_info version {version} has no memory map"),
-            Self::TooManyMemmapEntries(n) => write!(f, "hvm_start_info claims {n} memory map entries"),
+            Self::BadMagic(m) => write!(
+                f,
+                "hvm_start_info magic {m:#x}, expected {HVM_START_MAGIC:#x}"
+            ),
+            Self::NoMemoryMap { version } => {
+                write!(f, "hvm_start_info version {version} has no memory map")
+            }
+            Self::TooManyMemmapEntries(n) => {
+                write!(f, "hvm_start_info claims {n} memory map entries")
+            }
         }
     }
 }
@@ -91,19 +101,24 @@ impl StartInfo {
 }
 
 /// Parse the `hvm_memmap_table_entry` array (addr, size, type, reserved).
-/// Zero-sized entries are dropped.
-pub fn parse_memmap(bytes: &[u8]) -> Vec<MemoryRegion> {
+/// Zero-sized entries are dropped. Allocation-free: the memory map is read
+/// before there is a heap.
+pub fn memmap_entries(bytes: &[u8]) -> impl Iterator<Item = MemoryRegion> + '_ {
     bytes
         .chunks_exact(HVM_MEMMAP_ENTRY_SIZE)
-        .map(|e| MemoryRegion { start: u64_at(e, 0), len: u64_at(e, 8), kind: MemoryKind::from_e820(u32_at(e, 16)) })
+        .map(|e| MemoryRegion {
+            start: u64_at(e, 0),
+            len: u64_at(e, 8),
+            kind: MemoryKind::from_e820(u32_at(e, 16)),
+        })
         .filter(|r| r.len != 0)
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec;
+    use alloc::vec::Vec;
 
     fn start_info(version: u32, entries: u32) -> Vec<u8> {
         let mut b = vec![0u8; HVM_START_INFO_SIZE];
@@ -127,12 +142,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(StartInfo::parse(&[0; 10]), Err(StartInfoError::Truncated { len: 10 }));
+        assert_eq!(
+            StartInfo::parse(&[0; 10]),
+            Err(StartInfoError::Truncated { len: 10 })
+        );
         let mut b = start_info(1, 1);
         b[0] ^= 1;
-        assert!(matches!(StartInfo::parse(&b), Err(StartInfoError::BadMagic(_))));
-        assert_eq!(StartInfo::parse(&start_info(0, 1)), Err(StartInfoError::NoMemoryMap { version: 0 }));
-        assert_eq!(StartInfo::parse(&start_info(1, 5000)), Err(StartInfoError::TooManyMemmapEntries(5000)));
+        assert!(matches!(
+            StartInfo::parse(&b),
+            Err(StartInfoError::BadMagic(_))
+        ));
+        assert_eq!(
+            StartInfo::parse(&start_info(0, 1)),
+            Err(StartInfoError::NoMemoryMap { version: 0 })
+        );
+        assert_eq!(
+            StartInfo::parse(&start_info(1, 5000)),
+            Err(StartInfoError::TooManyMemmapEntries(5000))
+        );
     }
 
     #[test]
@@ -147,8 +174,15 @@ mod tests {
         put(&mut b, 0, 0, 0x9fc00, 1);
         put(&mut b, 1, 0x100000, 0x7f00000, 1);
         put(&mut b, 2, 0xfeffc000, 0, 2);
-        let m = parse_memmap(&b);
+        let m: Vec<_> = memmap_entries(&b).collect();
         assert_eq!(m.len(), 2, "zero-sized entry dropped");
-        assert_eq!(m[1], MemoryRegion { start: 0x100000, len: 0x7f00000, kind: MemoryKind::Ram });
+        assert_eq!(
+            m[1],
+            MemoryRegion {
+                start: 0x100000,
+                len: 0x7f00000,
+                kind: MemoryKind::Ram
+            }
+        );
     }
 }

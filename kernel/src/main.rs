@@ -1,0 +1,192 @@
+//! A freestanding kernel that enumerates PCIe, forms IOMMU groups as Linux
+//! 6.1 does and programs Intel VT-d so that every group is isolated.
+//!
+//! Boot pipeline (one pass, one direction): firmware facts → enumeration →
+//! ACS → groups → DMAR → VT-d → drivers → report. Each stage takes the
+//! previous stage's values; the report is built from those values alone.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod clock;
+mod console;
+mod ecam;
+mod exit;
+mod firmware;
+mod json;
+mod memory;
+mod mmio;
+mod report;
+mod selftest;
+
+use alloc::vec::Vec;
+use arch::cpu::{TrapFrame, exception_name};
+use clock::Clock;
+use exit::{ExitCode, exit};
+use platform::acpi::{AcpiFacts, RsdpSource};
+use platform::cmdline::{Options, wants_early_exit};
+use platform::frames::Reserved;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Entered from `boot.s` in long mode with the physical address of
+/// `hvm_start_info`.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(start_info: u64) -> ! {
+    let entry_tsc = arch::rdtsc();
+    let boot = firmware::read_start_info(start_info);
+    // The benchmark floor: leave at the first Rust instruction that can know.
+    if boot.as_ref().is_ok_and(|b| wants_early_exit(b.cmdline)) {
+        exit(ExitCode::Pass);
+    }
+    console::init();
+    let boot = match boot {
+        Ok(b) => b,
+        Err(e) => {
+            println!("[ERROR] no usable PVH start info: {e}");
+            exit(ExitCode::Fail);
+        }
+    };
+    arch::cpu::init();
+    arch::paging::unmap_stack_guard();
+    let mut clock = Clock::new(entry_tsc);
+
+    // Memory: the frame allocator and the heap. Firmware data above 1 MiB
+    // (it normally sits below) is kept out of the allocator.
+    let map = firmware::MemoryMap::read(&boot.info);
+    let keep = |addr: u64, len: u64| Reserved {
+        start: addr,
+        end: addr + len,
+    };
+    let firmware_data = [
+        keep(start_info, platform::start_info::HVM_START_INFO_SIZE as u64),
+        keep(boot.info.memmap_paddr, boot.info.memmap_len() as u64),
+        keep(boot.info.cmdline_paddr, boot.cmdline.len() as u64 + 1),
+    ];
+    let mem = match memory::init(map.regions(), &firmware_data) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("[ERROR] memory: {e}; no heap, cannot continue");
+            exit(ExitCode::Fail);
+        }
+    };
+    let map = map.to_vec();
+    let options = match Options::parse(boot.cmdline) {
+        Ok(o) => o,
+        Err(e) => {
+            console::init_log(log::LevelFilter::Info);
+            log::error!("command line: {e}");
+            exit(ExitCode::Fail);
+        }
+    };
+    console::init_log(options.log_level);
+    for word in &options.unknown {
+        log::warn!("command line: ignoring unknown word {word:?}");
+    }
+    println!("vtd-kernel {VERSION}: PCIe enumeration, Linux 6.1 IOMMU groups, Intel VT-d");
+    clock.mark("cpu+memory");
+    if let Some(test) = options.test {
+        selftest::run(test);
+    }
+
+    // Firmware facts.
+    let source = match boot.info.rsdp_paddr {
+        0 => RsdpSource::BiosScan,
+        a => RsdpSource::StartInfo(a),
+    };
+    // SAFETY: `IdentityMap` maps all of [4 KiB, 4 GiB); q35 is a BIOS
+    // platform, so the fallback scan of the BIOS area is sound.
+    let acpi: AcpiFacts = unsafe {
+        platform::acpi::discover(
+            firmware::IdentityMap,
+            source,
+            &(0x1000..memory::IDENTITY_LIMIT),
+        )
+    };
+    for p in &acpi.problems {
+        log::error!("{p}");
+    }
+    if let Some(port) = acpi.pm_timer_port {
+        clock.set_pm_timer(port);
+    }
+    clock.mark("acpi");
+
+    let (ecam, ecam_problems) = ecam::Ecam::new(&acpi.mcfg);
+    for p in &ecam_problems {
+        log::error!("{p}");
+    }
+
+    let report = report::Report {
+        options: &options,
+        memory_map: &map,
+        memory: mem,
+        acpi: &acpi,
+        ecam: &ecam,
+        problems: acpi
+            .problems
+            .iter()
+            .chain(ecam_problems.iter())
+            .cloned()
+            .collect::<Vec<_>>(),
+    };
+    clock.mark("report");
+    report.print(&mut clock);
+    exit(ExitCode::Pass)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    console::force_unlock();
+    match info.location() {
+        Some(l) => println!(
+            "KERNEL PANIC at {}:{}: {}",
+            l.file(),
+            l.line(),
+            info.message()
+        ),
+        None => println!("KERNEL PANIC: {}", info.message()),
+    }
+    exit(ExitCode::Fail)
+}
+
+/// Called by the exception stubs in `traps.s` with the saved state.
+#[unsafe(no_mangle)]
+extern "C" fn exception_handler(frame: &TrapFrame) -> ! {
+    console::force_unlock();
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
+    println!(
+        "CPU EXCEPTION {} ({}): error code {:#x}, RIP {:#018x}, CR2 {:#018x}",
+        frame.vector,
+        exception_name(frame.vector),
+        frame.error_code,
+        frame.rip,
+        cr2
+    );
+    let guard = arch::paging::stack_guard();
+    if frame.vector == 14 && (guard..guard + 4096).contains(&cr2) {
+        println!("  the address is the stack guard page: kernel stack overflow");
+    }
+    println!(
+        "  RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}",
+        frame.rax, frame.rbx, frame.rcx, frame.rdx
+    );
+    println!(
+        "  RSI {:#018x} RDI {:#018x} RBP {:#018x} RSP {:#018x}",
+        frame.rsi, frame.rdi, frame.rbp, frame.rsp
+    );
+    println!(
+        "  R8  {:#018x} R9  {:#018x} R10 {:#018x} R11 {:#018x}",
+        frame.r8, frame.r9, frame.r10, frame.r11
+    );
+    println!(
+        "  R12 {:#018x} R13 {:#018x} R14 {:#018x} R15 {:#018x}",
+        frame.r12, frame.r13, frame.r14, frame.r15
+    );
+    println!(
+        "  CS {:#x} SS {:#x} RFLAGS {:#x}",
+        frame.cs, frame.ss, frame.rflags
+    );
+    exit(ExitCode::Fail)
+}
