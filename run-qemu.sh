@@ -51,24 +51,32 @@ done
 
 [ -r "$scenario" ] || { echo "run-qemu.sh: cannot read scenario $scenario" >&2; exit 2; }
 
-# Set-up a fresh Debian 12 machine needs: QEMU and the Rust target.
-if ! command -v qemu-system-x86_64 >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "run-qemu.sh: installing qemu-system-x86" >&2
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86) >&2 ||
-            { echo "run-qemu.sh: apt-get install qemu-system-x86 failed" >&2; exit 2; }
-    else
-        echo "run-qemu.sh: qemu-system-x86_64 is missing; install it with:" >&2
-        echo "    sudo apt-get install qemu-system-x86" >&2
-        exit 2
+# Set-up a fresh Debian 12 machine needs: QEMU and the Rust target. Tests
+# run several copies of this script at once, so set-up and build hold a lock.
+setup() {
+    if ! command -v qemu-system-x86_64 >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "run-qemu.sh: installing qemu-system-x86" >&2
+            (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86) >&2 ||
+                { echo "run-qemu.sh: apt-get install qemu-system-x86 failed" >&2; return 2; }
+        else
+            echo "run-qemu.sh: qemu-system-x86_64 is missing; install it with:" >&2
+            echo "    sudo apt-get install qemu-system-x86" >&2
+            return 2
+        fi
     fi
-fi
+    if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then
+        rustup toolchain install >&2 || { echo "run-qemu.sh: rustup toolchain install failed" >&2; return 2; }
+    fi
+    cargo build --quiet --release -p kernel --target x86_64-unknown-none >&2 ||
+        { echo "run-qemu.sh: kernel build failed" >&2; return 2; }
+}
 cd "$here"
-if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then
-    rustup toolchain install >&2 || { echo "run-qemu.sh: rustup toolchain install failed" >&2; exit 2; }
-fi
-cargo build --quiet --release -p kernel --target x86_64-unknown-none >&2 ||
-    { echo "run-qemu.sh: kernel build failed" >&2; exit 2; }
+mkdir -p target
+exec 9>target/.run-qemu.lock
+flock 9
+setup || exit 2
+flock -u 9
 kernel="$here/target/x86_64-unknown-none/release/kernel"
 
 # Scenario: whitespace-separated QEMU arguments, '#' comments.

@@ -23,6 +23,10 @@ pub fn run(name: &str) {
             let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(1 << 40);
             log::error!("self-test alloc-fail: got {} bytes", v.capacity());
         }
+        "hang" => {
+            log::info!("self-test hang: halting with interrupts off; the runner's timeout must end this");
+            crate::arch::halt_forever();
+        }
         other => log::error!("unknown self-test {other:?}; continuing"),
     }
 }
