@@ -54,35 +54,47 @@ pub struct FrameAllocator<'a> {
 
 impl<'a> FrameAllocator<'a> {
     /// Build from the memory map. `reserved` ranges are never handed out.
+    ///
+    /// Works in whole bitmap words where it can: at boot this runs over
+    /// every frame of RAM, and bit-by-bit loops cost milliseconds under TCG.
     pub fn new(bitmap: &'a mut [u64], map: &[MemoryRegion], reserved: &[Reserved]) -> Self {
         bitmap.fill(u64::MAX);
-        let covered = bitmap.len() as u64 * 64 * FRAME_SIZE;
-        let mut a = Self {
-            bitmap,
-            hint: 0,
-            free: 0,
-            uncovered_ram: 0,
-        };
+        let frames = bitmap.len() as u64 * 64;
+        let covered = frames * FRAME_SIZE;
+        let mut a = Self { bitmap, hint: 0, free: 0, uncovered_ram: 0 };
         for r in map.iter().filter(|r| r.kind == MemoryKind::Ram) {
             // Only whole frames inside the region are usable.
-            let start = r.start.div_ceil(FRAME_SIZE) * FRAME_SIZE;
-            let end = r.end() / FRAME_SIZE * FRAME_SIZE;
-            if end > covered {
-                a.uncovered_ram += end - start.max(covered);
+            let start = r.start.div_ceil(FRAME_SIZE);
+            let end = r.end() / FRAME_SIZE;
+            if end * FRAME_SIZE > covered {
+                a.uncovered_ram += (end * FRAME_SIZE).saturating_sub((start * FRAME_SIZE).max(covered));
             }
-            let mut frame = start;
-            while frame < end.min(covered) {
-                if !reserved
-                    .iter()
-                    .any(|x| frame < x.end && frame + FRAME_SIZE > x.start)
-                {
-                    a.set(frame / FRAME_SIZE, false);
-                    a.free += 1;
+            a.release_range(start, end.min(frames));
+        }
+        // Reserved ranges are taken back, whole frames touched by them.
+        for x in reserved {
+            let first = x.start / FRAME_SIZE;
+            let last = x.end.div_ceil(FRAME_SIZE).min(frames);
+            for i in first..last {
+                if !a.is_used(i as usize) {
+                    a.set(i, true);
+                    a.free -= 1;
                 }
-                frame += FRAME_SIZE;
             }
         }
         a
+    }
+
+    /// Mark frames `[first, end)` free.
+    fn release_range(&mut self, mut first: u64, end: u64) {
+        while first < end {
+            let (w, b) = ((first / 64) as usize, first % 64);
+            let n = (64 - b).min(end - first);
+            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << b };
+            self.free += (self.bitmap[w] & mask).count_ones() as usize;
+            self.bitmap[w] &= !mask;
+            first += n;
+        }
     }
 
     fn set(&mut self, index: u64, used: bool) {

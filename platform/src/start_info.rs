@@ -163,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn memmap_entries() {
+    fn parses_memmap_entries() {
         let mut b = vec![0u8; 3 * HVM_MEMMAP_ENTRY_SIZE];
         let put = |b: &mut Vec<u8>, i: usize, a: u64, s: u64, t: u32| {
             let o = i * HVM_MEMMAP_ENTRY_SIZE;
