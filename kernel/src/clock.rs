@@ -8,7 +8,6 @@
 //! phase is far shorter.
 
 use crate::arch::rdtsc;
-use alloc::vec::Vec;
 use x86_64::instructions::port::Port;
 
 const PM_TIMER_HZ: u64 = 3_579_545;
@@ -21,9 +20,14 @@ pub struct Mark {
     pub tsc: u64,
 }
 
+/// Phase marks kept; later ones are dropped.
+const MAX_MARKS: usize = 32;
+
+/// Works before the heap exists: the marks live in a fixed array.
 pub struct Clock {
     start: u64,
-    pub marks: Vec<Mark>,
+    marks: [Mark; MAX_MARKS],
+    len: usize,
     pm_port: Option<u16>,
     /// (TSC, PM ticks accumulated) at the first PM sample.
     pm_first: Option<(u64, u64)>,
@@ -35,7 +39,8 @@ impl Clock {
     pub fn new(start: u64) -> Self {
         Self {
             start,
-            marks: Vec::new(),
+            marks: [Mark { name: "", tsc: 0 }; MAX_MARKS],
+            len: 0,
             pm_port: None,
             pm_first: None,
             pm_last: (0, 0, 0),
@@ -68,10 +73,19 @@ impl Clock {
     /// Record the end of a phase.
     pub fn mark(&mut self, name: &'static str) {
         self.sample_pm();
-        self.marks.push(Mark {
-            name,
-            tsc: rdtsc() - self.start,
-        });
+        self.mark_at(name, rdtsc());
+    }
+
+    /// Record the end of a phase measured earlier at TSC `tsc`.
+    pub fn mark_at(&mut self, name: &'static str, tsc: u64) {
+        if self.len < MAX_MARKS {
+            self.marks[self.len] = Mark { name, tsc: tsc - self.start };
+            self.len += 1;
+        }
+    }
+
+    pub fn marks(&self) -> &[Mark] {
+        &self.marks[..self.len]
     }
 
     pub fn now(&self) -> u64 {

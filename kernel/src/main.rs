@@ -42,6 +42,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         exit(ExitCode::Pass);
     }
     console::init();
+    let t_console = arch::rdtsc();
     let boot = match boot {
         Ok(b) => b,
         Err(e) => {
@@ -52,6 +53,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     arch::cpu::init();
     arch::paging::unmap_stack_guard();
     let mut clock = Clock::new(entry_tsc);
+    clock.mark_at("console", t_console);
+    clock.mark("cpu");
 
     // Memory: the frame allocator and the heap. Firmware data above 1 MiB
     // (it normally sits below) is kept out of the allocator.
@@ -73,6 +76,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         }
     };
     let map = map.to_vec();
+    clock.mark("memory");
     let options = match Options::parse(boot.cmdline) {
         Ok(o) => o,
         Err(e) => {
@@ -86,7 +90,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         log::warn!("command line: ignoring unknown word {word:?}");
     }
     println!("vtd-kernel {VERSION}: PCIe enumeration, Linux 6.1 IOMMU groups, Intel VT-d");
-    clock.mark("cpu+memory");
+    clock.mark("banner");
     if let Some(test) = options.test {
         selftest::run(test);
     }

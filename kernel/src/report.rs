@@ -109,7 +109,7 @@ impl Report<'_> {
             ))
         );
         let mut prev = 0;
-        for m in &clock.marks {
+        for m in clock.marks() {
             match hz {
                 Some(h) => println!("  {:<12} {:>8} us", m.name, cycles_to_us(m.tsc - prev, h)),
                 None => println!("  {:<12} {:>12} cycles", m.name, m.tsc - prev),
@@ -179,7 +179,7 @@ impl Report<'_> {
         }
         j.begin_array(Some("phases"));
         let mut prev = 0;
-        for m in &clock.marks {
+        for m in clock.marks() {
             j.begin_object(None);
             j.str("name", m.name);
             j.num("cycles", m.tsc - prev);
