@@ -40,6 +40,10 @@ pub mod regs;
 pub mod tables;
 pub mod unit;
 
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
 
 pub use cap::{Cap, Ecap};
 pub use domain::{Domain, DomainId, DomainIdAllocator};

@@ -79,7 +79,10 @@ impl Clock {
     /// Record the end of a phase measured earlier at TSC `tsc`.
     pub fn mark_at(&mut self, name: &'static str, tsc: u64) {
         if self.len < MAX_MARKS {
-            self.marks[self.len] = Mark { name, tsc: tsc - self.start };
+            self.marks[self.len] = Mark {
+                name,
+                tsc: tsc - self.start,
+            };
             self.len += 1;
         }
     }

@@ -18,8 +18,10 @@ mod firmware;
 mod json;
 mod memory;
 mod mmio;
+mod names;
 mod report;
 mod selftest;
+mod topology;
 
 use alloc::vec::Vec;
 use arch::cpu::{TrapFrame, exception_name};
@@ -117,9 +119,20 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     }
     clock.mark("acpi");
 
-    let (ecam, ecam_problems) = ecam::Ecam::new(&acpi.mcfg);
+    let (mut ecam, ecam_problems) = ecam::Ecam::new(&acpi.mcfg);
     for p in &ecam_problems {
         log::error!("{p}");
+    }
+
+    // Enumeration, ACS and groups. Like Linux (detect_intel_iommu →
+    // pci_request_acs), ACS is enabled and groups formed only when there
+    // is a DMAR table.
+    let iommu_present = acpi.dmar.is_some();
+    let segments = topology::run(&mut ecam, &acpi, iommu_present, &mut clock);
+    for seg in &segments {
+        for e in &seg.topology.errors {
+            log::error!("PCI: {e}");
+        }
     }
 
     let report = report::Report {
@@ -128,6 +141,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         memory: mem,
         acpi: &acpi,
         ecam: &ecam,
+        segments: &segments,
         problems: acpi
             .problems
             .iter()

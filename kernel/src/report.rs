@@ -6,9 +6,14 @@ use crate::clock::{Clock, cycles_to_us};
 use crate::ecam::Ecam;
 use crate::json::Json;
 use crate::memory::MemoryFacts;
+use crate::names::{class_name, device_name};
 use crate::println;
+use crate::topology::Segment;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
+use pci::Function;
+use pci::acs::AcsEnableOutcome;
 use platform::acpi::AcpiFacts;
 use platform::cmdline::{Options, ReportFormat};
 use platform::memmap::{MemoryRegion, total_ram};
@@ -22,7 +27,47 @@ pub struct Report<'a> {
     pub memory: MemoryFacts,
     pub acpi: &'a AcpiFacts,
     pub ecam: &'a Ecam,
-    pub problems: alloc::vec::Vec<String>,
+    pub segments: &'a [Segment],
+    pub problems: Vec<String>,
+}
+
+/// The ACS control word a function was left with (after enabling).
+fn acs_ctrl(seg: &Segment, index: usize) -> Option<u16> {
+    let cap = seg.topology.functions[index].caps.acs?;
+    let outcome = seg
+        .acs
+        .as_ref()
+        .and_then(|r| r.iter().find(|r| r.function == index))
+        .map(|r| r.outcome);
+    Some(match outcome {
+        Some(AcsEnableOutcome::Written { after, .. }) => after as u16,
+        Some(AcsEnableOutcome::Unchanged { ctrl }) => ctrl as u16,
+        _ => cap.ctrl,
+    })
+}
+
+fn group_id(seg: &Segment, index: usize) -> Option<u32> {
+    seg.groups.as_ref()?.group_of(index).map(|g| g.id)
+}
+
+fn describe(f: &Function) -> String {
+    let name = device_name(f.vendor, f.device).unwrap_or_else(|| class_name(f.class));
+    format!(
+        "{} {:04x}:{:04x} {} ({})",
+        f.bdf,
+        f.vendor,
+        f.device,
+        name,
+        f.kind()
+    )
+}
+
+/// A short ACS state for the tree.
+fn acs_state(seg: &Segment, index: usize) -> String {
+    match (seg.topology.functions[index].caps.acs, acs_ctrl(seg, index)) {
+        (Some(cap), Some(ctrl)) => format!("ACS cap {:04x} ctrl {:04x}", cap.cap, ctrl),
+        _ => String::from("no ACS"),
+    }
 }
 
 impl Report<'_> {
@@ -38,7 +83,7 @@ impl Report<'_> {
         match format {
             ReportFormat::Text => self.text(clock, hz),
             ReportFormat::Json => println!("{}", self.json(clock, hz)),
-            ReportFormat::Groups => {}
+            ReportFormat::Groups => self.groups(),
         }
         println!("{END}");
     }
@@ -95,6 +140,9 @@ impl Report<'_> {
             "  root buses declared by _BBN: {:02x?}",
             self.acpi.host_bridge_buses
         );
+        for seg in self.segments {
+            self.text_segment(seg, clock, hz);
+        }
         if !self.problems.is_empty() {
             println!("== Problems");
             for p in &self.problems {
@@ -120,6 +168,100 @@ impl Report<'_> {
             "  config space: {} reads, {} writes",
             self.ecam.reads, self.ecam.writes
         );
+    }
+
+    fn text_segment(&self, seg: &Segment, clock: &Clock, hz: Option<u64>) {
+        let topo = &seg.topology;
+        println!(
+            "== PCI segment {:04x}: {} functions",
+            seg.region.segment,
+            topo.functions.len()
+        );
+        for (bus, how) in &seg.roots {
+            println!("  root bus {bus:02x} ({how})");
+        }
+        for note in &seg.notes {
+            println!("  note: {note}");
+        }
+        // The tree, lspci -tv style: each bridge's subtree right below it.
+        let mut children: Vec<Vec<usize>> = alloc::vec![Vec::new(); topo.functions.len()];
+        let mut top = Vec::new();
+        for (i, f) in topo.functions.iter().enumerate() {
+            match f.parent {
+                Some(p) => children[p].push(i),
+                None => top.push(i),
+            }
+        }
+        let mut stack: Vec<(usize, usize)> = top.iter().rev().map(|&i| (i, 0)).collect();
+        while let Some((i, depth)) = stack.pop() {
+            let group = group_id(seg, i).map_or(String::from("-"), |g| format!("{g}"));
+            println!(
+                "  {:indent$}{}  [{}] group {}",
+                "",
+                describe(&topo.functions[i]),
+                acs_state(seg, i),
+                group,
+                indent = depth * 2
+            );
+            stack.extend(children[i].iter().rev().map(|&c| (c, depth + 1)));
+        }
+        for e in &topo.errors {
+            println!("  error: {e}");
+        }
+        match &seg.groups {
+            Some(groups) => {
+                println!("== IOMMU groups (Linux 6.1 rules): {}", groups.groups.len());
+                for line in iommu::group::report(groups, topo).lines() {
+                    println!("  {line}");
+                }
+            }
+            None => println!("== IOMMU groups: none (no IOMMU, so ACS was not requested)"),
+        }
+        let n = topo.functions.len().max(1) as u64;
+        let phase = |name: &str| -> Option<u64> {
+            let marks = clock.marks();
+            let i = marks.iter().position(|m| m.name == name)?;
+            let prev = if i == 0 { 0 } else { marks[i - 1].tsc };
+            Some(marks[i].tsc - prev)
+        };
+        println!("== PCI figures");
+        for (name, t) in [
+            ("enumerate", seg.enumerate),
+            ("acs", seg.acs_traffic),
+            ("groups", seg.group_traffic),
+        ] {
+            let time = match (phase(name), hz) {
+                (Some(c), Some(h)) => format!(
+                    "{} us, {} ns/function",
+                    cycles_to_us(c, h),
+                    cycles_to_us(c, h) * 1000 / n
+                ),
+                (Some(c), None) => format!("{c} cycles"),
+                _ => String::new(),
+            };
+            println!(
+                "  {name:<10} {:>6} config reads {:>4} writes  {time}",
+                t.reads, t.writes
+            );
+        }
+    }
+
+    /// The canonical group list of every segment, in the oracle's form.
+    fn groups(&self) {
+        let mut lines: Vec<String> = Vec::new();
+        for seg in self.segments {
+            if let Some(g) = &seg.groups {
+                lines.extend(
+                    iommu::group::canonical(g, &seg.topology)
+                        .lines()
+                        .map(String::from),
+                );
+            }
+        }
+        lines.sort();
+        for l in lines {
+            println!("{l}");
+        }
     }
 
     fn json(&self, clock: &Clock, hz: Option<u64>) -> String {
@@ -167,6 +309,7 @@ impl Report<'_> {
             None => j.null("dmar_bytes"),
         }
         j.end_object();
+        self.json_pci(&mut j);
         j.begin_array(Some("problems"));
         for p in &self.problems {
             j.item_str(p);
@@ -195,5 +338,76 @@ impl Report<'_> {
         j.end_object();
         j.end_object();
         j.finish()
+    }
+}
+
+impl Report<'_> {
+    fn json_pci(&self, j: &mut Json) {
+        j.begin_array(Some("functions"));
+        for seg in self.segments {
+            for (i, f) in seg.topology.functions.iter().enumerate() {
+                j.begin_object(None);
+                j.str("bdf", &format!("{}", f.bdf));
+                j.num("vendor", u64::from(f.vendor));
+                j.num("device", u64::from(f.device));
+                j.num("class", u64::from(f.class));
+                j.num("header_type", u64::from(f.header_type));
+                j.bool("multifunction", f.multifunction);
+                match f.pcie_type {
+                    Some(t) => j.str("port_type", &format!("{t:?}")),
+                    None => j.null("port_type"),
+                }
+                match (f.caps.acs, acs_ctrl(seg, i)) {
+                    (Some(cap), Some(ctrl)) => {
+                        j.begin_object(Some("acs"));
+                        j.num("offset", u64::from(cap.offset));
+                        j.num("cap", u64::from(cap.cap));
+                        j.num("ctrl", u64::from(ctrl));
+                        j.end_object();
+                    }
+                    _ => j.null("acs"),
+                }
+                match f.parent {
+                    Some(p) => j.str("parent", &format!("{}", seg.topology.functions[p].bdf)),
+                    None => j.null("parent"),
+                }
+                match group_id(seg, i) {
+                    Some(g) => j.num("group", u64::from(g)),
+                    None => j.null("group"),
+                }
+                j.end_object();
+            }
+        }
+        j.end_array();
+        j.begin_array(Some("groups"));
+        for seg in self.segments {
+            let Some(groups) = &seg.groups else { continue };
+            for g in &groups.groups {
+                j.begin_object(None);
+                j.num("id", u64::from(g.id));
+                j.begin_array(Some("members"));
+                for m in &g.members {
+                    j.item_str(&format!("{}", seg.topology.functions[m.function].bdf));
+                }
+                j.end_array();
+                j.begin_array(Some("explanation"));
+                for m in &g.members {
+                    j.item_str(&format!(
+                        "{} {}",
+                        seg.topology.functions[m.function].bdf, m.reason
+                    ));
+                }
+                j.end_array();
+                j.end_object();
+            }
+        }
+        j.end_array();
+        j.begin_array(Some("pci_errors"));
+        for seg in self.segments {
+            for e in &seg.topology.errors {
+                j.item_str(&format!("{e}"));
+            }
+        }
+        j.end_array();
     }
 }

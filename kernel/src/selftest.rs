@@ -24,7 +24,9 @@ pub fn run(name: &str) {
             log::error!("self-test alloc-fail: got {} bytes", v.capacity());
         }
         "hang" => {
-            log::info!("self-test hang: halting with interrupts off; the runner's timeout must end this");
+            log::info!(
+                "self-test hang: halting with interrupts off; the runner's timeout must end this"
+            );
             crate::arch::halt_forever();
         }
         other => log::error!("unknown self-test {other:?}; continuing"),

@@ -61,13 +61,19 @@ impl<'a> FrameAllocator<'a> {
         bitmap.fill(u64::MAX);
         let frames = bitmap.len() as u64 * 64;
         let covered = frames * FRAME_SIZE;
-        let mut a = Self { bitmap, hint: 0, free: 0, uncovered_ram: 0 };
+        let mut a = Self {
+            bitmap,
+            hint: 0,
+            free: 0,
+            uncovered_ram: 0,
+        };
         for r in map.iter().filter(|r| r.kind == MemoryKind::Ram) {
             // Only whole frames inside the region are usable.
             let start = r.start.div_ceil(FRAME_SIZE);
             let end = r.end() / FRAME_SIZE;
             if end * FRAME_SIZE > covered {
-                a.uncovered_ram += (end * FRAME_SIZE).saturating_sub((start * FRAME_SIZE).max(covered));
+                a.uncovered_ram +=
+                    (end * FRAME_SIZE).saturating_sub((start * FRAME_SIZE).max(covered));
             }
             a.release_range(start, end.min(frames));
         }
@@ -90,7 +96,11 @@ impl<'a> FrameAllocator<'a> {
         while first < end {
             let (w, b) = ((first / 64) as usize, first % 64);
             let n = (64 - b).min(end - first);
-            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << b };
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << b
+            };
             self.free += (self.bitmap[w] & mask).count_ones() as usize;
             self.bitmap[w] &= !mask;
             first += n;

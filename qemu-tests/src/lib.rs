@@ -6,7 +6,10 @@ use std::process::Command;
 
 /// The repository root (this crate lives one level below it).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crate has a parent directory").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crate has a parent directory")
+        .to_path_buf()
 }
 
 /// One finished run of `run-qemu.sh`.
@@ -32,7 +35,8 @@ impl Run {
     }
 
     pub fn json(&self) -> Result<serde_json::Value, String> {
-        serde_json::from_str(&self.stdout).map_err(|e| format!("report is not JSON: {e}\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .map_err(|e| format!("report is not JSON: {e}\n{}", self.stdout))
     }
 }
 

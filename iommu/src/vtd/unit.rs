@@ -1,0 +1,231 @@
+//! One DMA-remapping unit (the hardware behind one DRHD): bring-up checks,
+//! the GCMD/GSTS handshake, the root table and translation enable.
+//!
+//! Invalidation lives in [`super::inval`] and [`super::qi`], device attach in
+//! [`super::attach`], faults in [`super::fault`]; all are `impl Unit` blocks.
+
+use super::cap::{Cap, Ecap};
+use super::error::UnitError;
+use super::inval::{ContextScope, InvalMode, IotlbScope};
+use super::mem::PhysMem;
+use super::regs::{
+    self, FaultRecordRegs, GSTS_PERSISTENT_MASK, GlobalCommand, GlobalStatus, IotlbRegs,
+    RegisterFile,
+};
+use super::tables::RootTable;
+
+/// How many times a status register is read before a handshake is declared
+/// stuck. QEMU completes every command during the MMIO write; real units
+/// within microseconds. Linux `IOMMU_WAIT_OP` allows `DMAR_OPERATION_TIMEOUT`
+/// (a few seconds of cycles), about a million uncached reads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PollLimit(pub u32);
+
+impl Default for PollLimit {
+    fn default() -> Self {
+        Self(1_000_000)
+    }
+}
+
+/// A remapping unit driver over a register file `R`.
+pub struct Unit<R: RegisterFile> {
+    pub(super) regs: R,
+    pub(super) cap: Cap,
+    pub(super) ecap: Ecap,
+    pub(super) poll: PollLimit,
+    pub(super) inval: InvalMode,
+    version: u32,
+    /// GSTS at bring-up: what firmware left enabled.
+    handoff: GlobalStatus,
+    /// Shadow of the last GCMD value written (GCMD reads are undefined).
+    gcmd: GlobalCommand,
+}
+
+impl<R: RegisterFile> Unit<R> {
+    /// Probe a unit: read VER, CAP, ECAP and GSTS, reject all-ones values
+    /// (nothing there), and check that the fault-recording and IOTLB
+    /// registers that CAP.FRO/NFR and ECAP.IRO point at are mapped (Linux
+    /// `map_iommu`). Changes nothing in the hardware.
+    pub fn new(regs: R, poll: PollLimit) -> Result<Self, UnitError> {
+        let version = regs::VER.read(&regs);
+        if version == u32::MAX {
+            return Err(UnitError::AllOnes { register: "VER" });
+        }
+        let cap = Cap(regs::CAP.read(&regs));
+        if cap.0 == u64::MAX {
+            return Err(UnitError::AllOnes { register: "CAP" });
+        }
+        let ecap = Ecap(regs::ECAP.read(&regs));
+        if ecap.0 == u64::MAX {
+            return Err(UnitError::AllOnes { register: "ECAP" });
+        }
+        let gsts = regs::GSTS.read(&regs);
+        if gsts == u32::MAX {
+            return Err(UnitError::AllOnes { register: "GSTS" });
+        }
+        let mapped = regs.size();
+        for (register, end) in [
+            ("FRCD", FaultRecordRegs::new(cap).end()),
+            ("IOTLB", IotlbRegs::new(ecap).end()),
+        ] {
+            if end > mapped {
+                return Err(UnitError::RegisterOutOfRange {
+                    register,
+                    end,
+                    mapped,
+                });
+            }
+        }
+        let handoff = GlobalStatus::from_bits_retain(gsts);
+        Ok(Self {
+            regs,
+            cap,
+            ecap,
+            poll,
+            inval: InvalMode::Register,
+            version,
+            handoff,
+            gcmd: GlobalCommand::from_bits_retain(gsts & GSTS_PERSISTENT_MASK),
+        })
+    }
+
+    pub fn cap(&self) -> Cap {
+        self.cap
+    }
+
+    pub fn ecap(&self) -> Ecap {
+        self.ecap
+    }
+
+    /// VER as (major, minor).
+    pub fn version(&self) -> (u8, u8) {
+        (
+            ((self.version >> 4) & 0xf) as u8,
+            (self.version & 0xf) as u8,
+        )
+    }
+
+    /// GSTS as found at [`Unit::new`] (TES or QIES set means firmware or a
+    /// previous kernel left the unit running).
+    pub fn handoff_status(&self) -> GlobalStatus {
+        self.handoff
+    }
+
+    /// GSTS now.
+    pub fn status(&self) -> GlobalStatus {
+        GlobalStatus::from_bits_retain(regs::GSTS.read(&self.regs))
+    }
+
+    /// The last value written to GCMD.
+    pub fn gcmd_shadow(&self) -> GlobalCommand {
+        self.gcmd
+    }
+
+    /// Poll until `done` holds, at most `PollLimit` reads.
+    pub(super) fn poll_until(
+        &self,
+        register: &'static str,
+        bit: &'static str,
+        mut done: impl FnMut(&R) -> bool,
+    ) -> Result<(), UnitError> {
+        for _ in 0..self.poll.0 {
+            if done(&self.regs) {
+                return Ok(());
+            }
+            core::hint::spin_loop();
+        }
+        Err(UnitError::Timeout {
+            register,
+            bit,
+            polls: self.poll.0,
+        })
+    }
+
+    /// Write GCMD as spec §11.4.4 requires: the persistent enables read back
+    /// from GSTS (masked with 0x96FF_FFFF so that no one-shot status is
+    /// replayed as a command), with `set` added and `clear` removed. Then
+    /// wait until GSTS shows `status` as `expect`.
+    fn global_command(
+        &mut self,
+        set: GlobalCommand,
+        clear: GlobalCommand,
+        status: GlobalStatus,
+        expect: bool,
+        bit: &'static str,
+    ) -> Result<(), UnitError> {
+        let persistent =
+            GlobalCommand::from_bits_retain(regs::GSTS.read(&self.regs) & GSTS_PERSISTENT_MASK);
+        let value = (persistent | set) - clear;
+        regs::GCMD.write(&mut self.regs, value.bits());
+        self.gcmd = value;
+        self.poll_until("GSTS", bit, |r| {
+            GlobalStatus::from_bits_retain(regs::GSTS.read(r)).contains(status) == expect
+        })
+    }
+
+    /// Set or clear a persistent enable (TE, QIE, IRE, ...) and wait for its
+    /// status bit.
+    pub(super) fn set_enable(
+        &mut self,
+        cmd: GlobalCommand,
+        status: GlobalStatus,
+        on: bool,
+        bit: &'static str,
+    ) -> Result<(), UnitError> {
+        if on {
+            self.global_command(cmd, GlobalCommand::empty(), status, true, bit)
+        } else {
+            self.global_command(GlobalCommand::empty(), cmd, status, false, bit)
+        }
+    }
+
+    /// Program RTADDR (legacy mode, TTM = 00) and latch it with GCMD.SRTP,
+    /// waiting for GSTS.RTPS; then invalidate the context cache and IOTLB
+    /// globally, as Linux `iommu_set_root_entry` does (spec §6.5: cached
+    /// entries may come from the previous table).
+    pub fn set_root_table<M: PhysMem>(
+        &mut self,
+        mm: &mut M,
+        root: &RootTable,
+    ) -> Result<(), UnitError> {
+        regs::RTADDR.write(&mut self.regs, root.phys());
+        self.global_command(
+            GlobalCommand::SRTP,
+            GlobalCommand::empty(),
+            GlobalStatus::RTPS,
+            true,
+            "RTPS",
+        )?;
+        self.invalidate_context(mm, ContextScope::Global)?;
+        self.invalidate_iotlb(mm, IotlbScope::Global)?;
+        Ok(())
+    }
+
+    /// Flush the write buffer when CAP.RWBF requires it (spec §6.8, Linux
+    /// `iommu_flush_write_buffer`): GCMD.WBF, then wait for GSTS.WBFS = 0.
+    pub fn flush_write_buffer(&mut self) -> Result<(), UnitError> {
+        if !self.cap.rwbf() {
+            return Ok(());
+        }
+        self.global_command(
+            GlobalCommand::WBF,
+            GlobalCommand::empty(),
+            GlobalStatus::WBFS,
+            false,
+            "WBFS",
+        )
+    }
+
+    /// GCMD.TE = 1, wait for GSTS.TES (Linux `iommu_enable_translation`).
+    /// Call after the root table is set and every device that must keep
+    /// DMA working has a context entry.
+    pub fn enable_translation(&mut self) -> Result<(), UnitError> {
+        self.flush_write_buffer()?;
+        self.set_enable(GlobalCommand::TE, GlobalStatus::TES, true, "TES")
+    }
+
+    /// GCMD.TE = 0, wait for GSTS.TES to clear.
+    pub fn disable_translation(&mut self) -> Result<(), UnitError> {
+        self.set_enable(GlobalCommand::TE, GlobalStatus::TES, false, "TES")
+    }
+}

@@ -1,0 +1,410 @@
+//! Depth-first enumeration in Linux's `device_add` order, keeping the bus
+//! numbers firmware assigned (drivers/pci/probe.c `pci_scan_child_bus_extend`,
+//! `pci_scan_slot`, `pci_scan_single_device`, `pci_setup_device`).
+//!
+//! Order: for each root bus in the order given, that bus's functions in
+//! devfn order, then each bridge's secondary bus in turn, depth first. The
+//! walk uses an explicit stack and scans each bus number at most once, so a
+//! malformed topology cannot make it loop or recurse deeply.
+
+use alloc::vec::Vec;
+use core::ops::RangeInclusive;
+
+use crate::caps::{PcieType, read_capabilities};
+use crate::config::{Bdf, ConfigSpace};
+use crate::devfn_mask::DevfnMask;
+use crate::dma_alias_fixups::apply_dma_alias_fixups;
+use crate::regs::*;
+use crate::topology::{BridgeBuses, Bus, DevFlags, EnumError, EnumErrorKind, Function, Topology};
+
+/// Who owns a bus number, for overlap checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Free,
+    Root,
+    Bridge(usize),
+}
+
+struct Scanner<'a> {
+    cfg: &'a mut dyn ConfigSpace,
+    topo: Topology,
+    range: RangeInclusive<u8>,
+    claims: [Claim; 256],
+    scanned: [bool; 256],
+}
+
+/// Enumerate segment `segment` from `root_buses` (ACPI order: the MCFG
+/// start bus, then each expander's `_BBN`), reading only buses inside
+/// `bus_range` (the ECAM window). Faults are collected in
+/// `Topology::errors`; enumeration always finishes.
+///
+/// Config writes: only ARI Forwarding Enable on a downstream port whose
+/// device 0 has an ARI capability (Linux `pci_configure_ari`). Bus numbers
+/// are never written.
+pub fn enumerate(
+    cfg: &mut dyn ConfigSpace,
+    segment: u16,
+    root_buses: &[u8],
+    bus_range: RangeInclusive<u8>,
+) -> Topology {
+    let mut s = Scanner {
+        cfg,
+        topo: Topology {
+            segment,
+            ..Topology::default()
+        },
+        range: bus_range,
+        claims: [Claim::Free; 256],
+        scanned: [false; 256],
+    };
+    for &root in root_buses {
+        if s.range.contains(&root) {
+            s.claims[usize::from(root)] = Claim::Root;
+        }
+    }
+    for &root in root_buses {
+        let bdf = Bdf::new(segment, root, 0, 0);
+        if !s.range.contains(&root) {
+            let (first, last) = (*s.range.start(), *s.range.end());
+            s.error(bdf, EnumErrorKind::RootBusOutsideRange { first, last });
+        } else if s.scanned[usize::from(root)] {
+            s.error(bdf, EnumErrorKind::RootBusRepeated);
+        } else {
+            s.scan_hierarchy(root);
+        }
+    }
+    s.topo
+}
+
+/// Fallback when firmware tables may be incomplete: every bus number in
+/// `bus_range` that no scanned root or followed bridge covers, and where
+/// some device answers at function 0.
+///
+/// Cost: up to 32 config reads per uncovered bus (8192 for a full segment),
+/// each a possible master abort. It can mislead on real hardware: a host
+/// bridge that ACPI hides may decode bus numbers it does not own in `_CRS`
+/// (so devices show up twice or belong to another segment's firmware), and
+/// some ECAM implementations alias unimplemented buses onto implemented
+/// ones, making one bus appear at several numbers. Prefer ACPI's list and
+/// treat what this returns as a report, not as truth.
+pub fn find_unreached_root_buses(
+    cfg: &mut dyn ConfigSpace,
+    segment: u16,
+    bus_range: RangeInclusive<u8>,
+    topo: &Topology,
+) -> Vec<u8> {
+    let mut covered = [false; 256];
+    for bus in &topo.buses {
+        covered[usize::from(bus.number)] = true;
+    }
+    for f in topo.functions.iter().filter(|f| f.secondary_scanned) {
+        if let Some(b) = f.bridge {
+            for n in b.secondary..=b.subordinate {
+                covered[usize::from(n)] = true;
+            }
+        }
+    }
+    bus_range
+        .filter(|&n| !covered[usize::from(n)])
+        .filter(|&n| {
+            (0..32)
+                .any(|dev| vendor_present(cfg.read32(Bdf::new(segment, n, dev, 0), PCI_VENDOR_ID)))
+        })
+        .collect()
+}
+
+/// Linux `pci_bus_generic_read_dev_vendor_id`: these reads mean "nothing
+/// here". A vendor of all ones or all zeros is treated as absent as well.
+fn vendor_present(id: u32) -> bool {
+    let vendor = (id & 0xffff) as u16;
+    !(id == u32::MAX || id == 0 || vendor == 0xffff || vendor == 0)
+}
+
+/// Linux `set_pcie_port_type`: some ports report the wrong direction; the
+/// parent's (already corrected) type tells which it must be.
+pub fn set_pcie_port_type(reported: PcieType, parent: Option<&Function>) -> PcieType {
+    let Some(parent) = parent else {
+        return reported;
+    };
+    // A conventional parent reads as type 0 (endpoint) in Linux.
+    let parent_type = parent.pcie_type.unwrap_or(PcieType::Endpoint);
+    match reported {
+        PcieType::Downstream if parent_type.is_downstream_port() => PcieType::Upstream,
+        PcieType::Upstream if parent_type == PcieType::Upstream => PcieType::Downstream,
+        other => other,
+    }
+}
+
+impl Scanner<'_> {
+    fn error(&mut self, bdf: Bdf, kind: EnumErrorKind) {
+        self.topo.errors.push(EnumError { bdf, kind });
+    }
+
+    /// One root bus and everything below it, depth first.
+    fn scan_hierarchy(&mut self, root: u8) {
+        let mut stack: Vec<(u8, Option<usize>)> = Vec::new();
+        stack.push((root, None));
+        while let Some((bus, parent)) = stack.pop() {
+            let added = self.scan_bus(bus, parent);
+            let mut children: Vec<(u8, Option<usize>)> = Vec::new();
+            for i in added {
+                if self.topo.functions[i].is_bridge()
+                    && let Some(sec) = self.accept_bridge(i)
+                {
+                    children.push((sec, Some(i)));
+                }
+            }
+            // Reversed so the first bridge's subtree comes out first.
+            stack.extend(children.into_iter().rev());
+        }
+    }
+
+    /// Linux `pci_scan_child_bus_extend`, first half: this bus's functions.
+    fn scan_bus(&mut self, bus: u8, parent: Option<usize>) -> core::ops::Range<usize> {
+        self.scanned[usize::from(bus)] = true;
+        self.topo.buses.push(Bus {
+            number: bus,
+            bridge: parent,
+        });
+        let start = self.topo.functions.len();
+        // Linux `only_one_child`: a PCIe downstream port's link leads to
+        // device 0 only (PCIe r3.1 §7.3.1).
+        let only_one_child = parent
+            .and_then(|p| self.topo.functions[p].pcie_type)
+            .is_some_and(PcieType::is_downstream_port);
+        let mut ari_enabled = false;
+        for slot in 0..32u8 {
+            if only_one_child && slot > 0 {
+                break;
+            }
+            self.scan_slot(bus, slot, parent, &mut ari_enabled);
+        }
+        start..self.topo.functions.len()
+    }
+
+    /// Linux `pci_scan_slot` with `next_fn`/`next_ari_fn`.
+    fn scan_slot(&mut self, bus: u8, slot: u8, parent: Option<usize>, ari_enabled: &mut bool) {
+        let mut func: u16 = 0;
+        loop {
+            let devfn = (u16::from(slot) << 3) + func;
+            let Ok(devfn) = u8::try_from(devfn) else {
+                return;
+            };
+            let dev = self.scan_single(bus, devfn, parent);
+            match dev {
+                Some(i) if func > 0 => self.topo.functions[i].multifunction = true,
+                Some(_) => {}
+                // Function 0 is required (no hypervisor passes single
+                // functions through here).
+                None if func == 0 => return,
+                None => {}
+            }
+            if devfn == 0
+                && let Some(i) = dev
+            {
+                *ari_enabled = self.configure_ari(i);
+            }
+            let next = if *ari_enabled {
+                self.next_ari_fn(dev, func)
+            } else if func >= 7 || dev.is_some_and(|i| !self.topo.functions[i].multifunction) {
+                None
+            } else {
+                Some(func + 1)
+            };
+            match next {
+                Some(n) => func = n,
+                None => return,
+            }
+        }
+    }
+
+    /// Linux `next_ari_fn`: follow the ARI chain; stop on a missing
+    /// function, a missing capability or a chain that does not increase.
+    fn next_ari_fn(&mut self, dev: Option<usize>, func: u16) -> Option<u16> {
+        let f = &self.topo.functions[dev?];
+        let next = f.caps.ari?.next_function;
+        if u16::from(next) <= func {
+            if next != 0 {
+                let bdf = f.bdf;
+                self.error(bdf, EnumErrorKind::AriChainNotIncreasing { next });
+            }
+            return None;
+        }
+        Some(u16::from(next))
+    }
+
+    /// Linux `pci_configure_ari` for devfn 0: enable ARI forwarding on the
+    /// parent port when both ends support it; returns whether it is on.
+    fn configure_ari(&mut self, dev: usize) -> bool {
+        let f = &self.topo.functions[dev];
+        let Some(parent) = f.parent else { return false };
+        if !f.is_pcie() {
+            return false;
+        }
+        let has_ari = f.caps.ari.is_some();
+        let p = &self.topo.functions[parent];
+        let Some(pcie) = p.caps.pcie.filter(|c| c.ari_forwarding_supported()) else {
+            return false;
+        };
+        let (bdf, reg) = (p.bdf, pcie.offset + PCI_EXP_DEVCTL2);
+        let ctl = self.cfg.read16(bdf, reg);
+        let wanted = if has_ari {
+            ctl | PCI_EXP_DEVCTL2_ARI
+        } else {
+            ctl & !PCI_EXP_DEVCTL2_ARI
+        };
+        if wanted != ctl {
+            self.cfg.write16(bdf, reg, wanted);
+        }
+        has_ari
+    }
+
+    /// Linux `pci_scan_device` + `pci_setup_device` + header fixups.
+    fn scan_single(&mut self, bus: u8, devfn: u8, parent: Option<usize>) -> Option<usize> {
+        let bdf = Bdf::from_devfn(self.topo.segment, bus, devfn);
+        let id = self.cfg.read32(bdf, PCI_VENDOR_ID);
+        if !vendor_present(id) {
+            return None;
+        }
+        if id & 0xffff == 0x0001 {
+            self.error(bdf, EnumErrorKind::NotReady);
+            return None;
+        }
+        let class_rev = self.cfg.read32(bdf, PCI_CLASS_REVISION);
+        let header = self.cfg.read8(bdf, PCI_HEADER_TYPE);
+        let header_type = header & PCI_HEADER_TYPE_MASK;
+        if header_type > PCI_HEADER_TYPE_CARDBUS {
+            self.error(bdf, EnumErrorKind::UnknownHeaderType(header_type));
+            return None;
+        }
+        let (caps, cap_errors) = read_capabilities(self.cfg, bdf, header_type);
+        for e in cap_errors {
+            self.error(bdf, EnumErrorKind::Capability(e));
+        }
+        let bridge = (header_type != PCI_HEADER_TYPE_NORMAL).then(|| BridgeBuses {
+            primary: self.cfg.read8(bdf, PCI_PRIMARY_BUS),
+            secondary: self.cfg.read8(bdf, PCI_SECONDARY_BUS),
+            subordinate: self.cfg.read8(bdf, PCI_SUBORDINATE_BUS),
+        });
+        let (subsystem_vendor, subsystem_device) = if header_type == PCI_HEADER_TYPE_NORMAL {
+            (
+                self.cfg.read16(bdf, PCI_SUBSYSTEM_VENDOR_ID),
+                self.cfg.read16(bdf, PCI_SUBSYSTEM_ID),
+            )
+        } else {
+            (0, 0)
+        };
+        let parent_fn = parent.map(|p| &self.topo.functions[p]);
+        let pcie_type = caps
+            .pcie
+            .map(|c| set_pcie_port_type(c.port_type, parent_fn));
+        let mut f = Function {
+            bdf,
+            vendor: (id & 0xffff) as u16,
+            device: (id >> 16) as u16,
+            class: class_rev >> 8,
+            revision: (class_rev & 0xff) as u8,
+            header_type,
+            multifunction: header & PCI_HEADER_TYPE_MFD != 0,
+            subsystem_vendor,
+            subsystem_device,
+            pcie_type,
+            caps,
+            bridge,
+            secondary_scanned: false,
+            parent,
+            is_root_bus: parent.is_none(),
+            dev_flags: DevFlags::empty(),
+            dma_alias_mask: DevfnMask::new(),
+            fixups: Vec::new(),
+        };
+        apply_dma_alias_fixups(&mut f, parent_fn);
+        self.topo.functions.push(f);
+        Some(self.topo.functions.len() - 1)
+    }
+
+    /// Check a bridge's firmware-assigned bus numbers; claim them and
+    /// return the secondary bus when sane.
+    fn accept_bridge(&mut self, i: usize) -> Option<u8> {
+        use EnumErrorKind::*;
+        let f = &self.topo.functions[i];
+        let (bdf, parent) = (f.bdf, f.parent);
+        let b = f.bridge?;
+        let (sec, sub) = (b.secondary, b.subordinate);
+        let fault = if sec == 0 && sub == 0 {
+            Some(BridgeNotConfigured)
+        } else if sec <= bdf.bus {
+            Some(SecondaryNotAbove { secondary: sec })
+        } else if sub < sec {
+            Some(SubordinateBelowSecondary {
+                secondary: sec,
+                subordinate: sub,
+            })
+        } else if !self.range.contains(&sec) || !self.range.contains(&sub) {
+            let (first, last) = (*self.range.start(), *self.range.end());
+            Some(OutsideBusRange {
+                secondary: sec,
+                subordinate: sub,
+                first,
+                last,
+            })
+        } else {
+            self.range_fault(parent, sec, sub)
+        };
+        if let Some(kind) = fault {
+            self.error(bdf, kind);
+            return None;
+        }
+        if b.primary != bdf.bus {
+            self.error(bdf, PrimaryMismatch { primary: b.primary });
+        }
+        for n in sec..=sub {
+            self.claims[usize::from(n)] = Claim::Bridge(i);
+        }
+        self.topo.functions[i].secondary_scanned = true;
+        Some(sec)
+    }
+
+    /// Whether `sec..=sub` fits inside the parent's range and collides with
+    /// no sibling's range and no root bus.
+    fn range_fault(&self, parent: Option<usize>, sec: u8, sub: u8) -> Option<EnumErrorKind> {
+        if let Some(p) = parent {
+            let pf = &self.topo.functions[p];
+            if let Some(pb) = pf.bridge
+                && (sec <= pb.secondary || sub > pb.subordinate)
+            {
+                return Some(EnumErrorKind::OutsideParentRange {
+                    secondary: sec,
+                    subordinate: sub,
+                    parent: pf.bdf,
+                });
+            }
+        }
+        let expected = parent.map_or(Claim::Free, Claim::Bridge);
+        for n in sec..=sub {
+            match self.claims[usize::from(n)] {
+                c if c == expected => {}
+                Claim::Root => {
+                    return Some(EnumErrorKind::OverlapsRootBus {
+                        secondary: sec,
+                        subordinate: sub,
+                        root: n,
+                    });
+                }
+                Claim::Bridge(o) => {
+                    let other = self.topo.functions[o].bdf;
+                    return Some(EnumErrorKind::OverlapsBridge {
+                        secondary: sec,
+                        subordinate: sub,
+                        other,
+                    });
+                }
+                Claim::Free => {}
+            }
+        }
+        if self.scanned[usize::from(sec)] {
+            return Some(EnumErrorKind::AlreadyScanned { bus: sec });
+        }
+        None
+    }
+}
