@@ -353,9 +353,15 @@ impl Report<'_> {
                 j.num("class", u64::from(f.class));
                 j.num("header_type", u64::from(f.header_type));
                 j.bool("multifunction", f.multifunction);
+                // Linux's view (after set_pcie_port_type) and the raw
+                // Device/Port Type field, as `lspci` shows it.
                 match f.pcie_type {
-                    Some(t) => j.str("port_type", &format!("{t:?}")),
+                    Some(t) => j.str("port_type", &format!("{t}")),
                     None => j.null("port_type"),
+                }
+                match f.caps.pcie {
+                    Some(p) => j.num("pcie_type", u64::from(p.port_type.raw())),
+                    None => j.null("pcie_type"),
                 }
                 match (f.caps.acs, acs_ctrl(seg, i)) {
                     (Some(cap), Some(ctrl)) => {

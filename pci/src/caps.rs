@@ -56,6 +56,22 @@ impl PcieType {
         }
     }
 
+    /// The 4-bit encoding (`PCI_EXP_FLAGS_TYPE >> 4`), inverse of [`Self::from_raw`].
+    pub const fn raw(self) -> u8 {
+        match self {
+            Self::Endpoint => PCI_EXP_TYPE_ENDPOINT,
+            Self::LegacyEndpoint => PCI_EXP_TYPE_LEG_END,
+            Self::RootPort => PCI_EXP_TYPE_ROOT_PORT,
+            Self::Upstream => PCI_EXP_TYPE_UPSTREAM,
+            Self::Downstream => PCI_EXP_TYPE_DOWNSTREAM,
+            Self::PciBridge => PCI_EXP_TYPE_PCI_BRIDGE,
+            Self::PcieBridge => PCI_EXP_TYPE_PCIE_BRIDGE,
+            Self::RcEnd => PCI_EXP_TYPE_RC_END,
+            Self::RcEc => PCI_EXP_TYPE_RC_EC,
+            Self::Reserved(v) => v,
+        }
+    }
+
     /// Linux `pcie_downstream_port()`: a port whose link leads away from
     /// the root (root port, switch downstream port, PCI-to-PCIe bridge).
     pub const fn is_downstream_port(self) -> bool {

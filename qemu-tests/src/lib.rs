@@ -53,3 +53,51 @@ pub fn run_qemu(args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// One `dev` line of an oracle `.linux-6.1.raw` file: what Linux enumerated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OracleDevice {
+    /// `SSSS:BB:DD.F` (the raw file omits the segment; it is always 0000).
+    pub bdf: String,
+    pub vendor: u64,
+    pub device: u64,
+    pub class: u64,
+    pub pcie_type: Option<u64>,
+    pub acs_cap: Option<u64>,
+    pub acs_ctrl: Option<u64>,
+}
+
+/// Parse the `dev` lines of a `.linux-6.1.raw` file.
+pub fn parse_oracle_raw(text: &str) -> Vec<OracleDevice> {
+    let hex = |v: &str| u64::from_str_radix(v, 16).ok();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("dev "))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let mut d = OracleDevice {
+                bdf: format!("0000:{}", words.next().unwrap_or("")),
+                vendor: 0,
+                device: 0,
+                class: 0,
+                pcie_type: None,
+                acs_cap: None,
+                acs_ctrl: None,
+            };
+            for w in words {
+                let Some((k, v)) = w.split_once('=') else {
+                    continue;
+                };
+                match k {
+                    "vid" => d.vendor = hex(v).unwrap_or(0),
+                    "did" => d.device = hex(v).unwrap_or(0),
+                    "class" => d.class = hex(v).unwrap_or(0),
+                    "pcie_type" => d.pcie_type = hex(v),
+                    "acs_cap" => d.acs_cap = hex(v),
+                    "acs_ctrl" => d.acs_ctrl = hex(v),
+                    _ => {}
+                }
+            }
+            d
+        })
+        .collect()
+}

@@ -4,7 +4,7 @@
 //! `NAME.linux-6.1.groups` beside it.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use qemu_tests::{Run, root, run_qemu};
+use qemu_tests::{OracleDevice, Run, parse_oracle_raw, root, run_qemu};
 
 fn ok(r: Result<(), String>) -> Result<(), Failed> {
     r.map_err(Failed::from)
@@ -133,6 +133,96 @@ fn scenario_trials() -> Vec<Trial> {
         .collect()
 }
 
+/// Every fixture with a raw Linux dump: the same functions (ids, class,
+/// PCIe type) and, after ACS enabling, the same ACS control words.
+fn enumeration_trials() -> Vec<Trial> {
+    fixture_names("linux-6.1.raw")
+        .into_iter()
+        .map(|name| {
+            Trial::test(
+                format!("enumeration_and_acs_match_linux::{name}"),
+                move || {
+                    let dir = root().join("fixtures");
+                    let raw = std::fs::read_to_string(dir.join(format!("{name}.linux-6.1.raw")))
+                        .map_err(|e| Failed::from(e.to_string()))?;
+                    let expected = parse_oracle_raw(&raw);
+                    let qemu = dir.join(format!("{name}.qemu"));
+                    let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--json"]);
+                    ok(run.check(run.status == 0, "scenario boot must pass"))?;
+                    ok(compare_functions(&run, &expected))
+                },
+            )
+        })
+        .collect()
+}
+
+fn compare_functions(run: &Run, expected: &[OracleDevice]) -> Result<(), String> {
+    let j = run.json()?;
+    let functions = j["functions"]
+        .as_array()
+        .ok_or("no functions in the report")?;
+    let hex = |v: &serde_json::Value| v.as_u64();
+    let got: Vec<OracleDevice> = functions
+        .iter()
+        .map(|f| OracleDevice {
+            bdf: f["bdf"].as_str().unwrap_or("").to_string(),
+            vendor: f["vendor"].as_u64().unwrap_or(0),
+            device: f["device"].as_u64().unwrap_or(0),
+            class: f["class"].as_u64().unwrap_or(0),
+            pcie_type: hex(&f["pcie_type"]),
+            acs_cap: hex(&f["acs"]["cap"]),
+            acs_ctrl: hex(&f["acs"]["ctrl"]),
+        })
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by(|a, b| a.bdf.cmp(&b.bdf));
+    let mut want = expected.to_vec();
+    want.sort_by(|a, b| a.bdf.cmp(&b.bdf));
+    if got_sorted == want {
+        return Ok(());
+    }
+    let diff: Vec<String> = want
+        .iter()
+        .filter(|w| !got_sorted.contains(w))
+        .map(|w| {
+            format!(
+                "linux: {w:?}\n  ours: {:?}",
+                got_sorted.iter().find(|g| g.bdf == w.bdf)
+            )
+        })
+        .chain(
+            got_sorted
+                .iter()
+                .filter(|g| !want.iter().any(|w| w.bdf == g.bdf))
+                .map(|g| format!("extra: {g:?}")),
+        )
+        .collect();
+    run.check(
+        false,
+        &format!("enumeration differs from Linux 6.1:\n{}", diff.join("\n")),
+    )
+}
+
+/// Fixture names that have a `NAME.qemu` and a `NAME.<suffix>` file.
+fn fixture_names(suffix: &str) -> Vec<String> {
+    let dir = root().join("fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(".qemu")
+                        .map(String::from)
+                })
+                .filter(|n| dir.join(format!("{n}.{suffix}")).exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 fn compare_groups(run: &Run, expected: &str) -> Result<(), String> {
     if run.stdout == expected {
         return Ok(());
@@ -184,5 +274,6 @@ fn main() {
         }),
     ];
     trials.extend(scenario_trials());
+    trials.extend(enumeration_trials());
     libtest_mimic::run(&args, trials).exit();
 }
