@@ -291,12 +291,12 @@ pub unsafe fn discover<H: AcpiHandler>(
         ));
     }
 
-    if valid(&facts, b"DMAR") {
-        if let Ok(dmar) = tables.find_table::<Dmar>() {
-            let len = dmar.header().length as usize;
-            // SAFETY: the audit checked `[address, address + len)` against `memory`.
-            facts.dmar = Some(unsafe { read_bytes(&handler, dmar.physical_start() as u64, len) });
-        }
+    if valid(&facts, b"DMAR")
+        && let Ok(dmar) = tables.find_table::<Dmar>()
+    {
+        let len = dmar.header().length as usize;
+        // SAFETY: the audit checked `[address, address + len)` against `memory`.
+        facts.dmar = Some(unsafe { read_bytes(&handler, dmar.physical_start() as u64, len) });
     }
 
     if valid(&facts, b"FACP") {

@@ -44,10 +44,10 @@ pub fn find_bbn(aml: &[u8]) -> Vec<u8> {
                     .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
                 _ => None,
             };
-            if let Some(bus) = value.and_then(|v| u8::try_from(v).ok()) {
-                if !found.contains(&bus) {
-                    found.push(bus);
-                }
+            if let Some(bus) = value.and_then(|v| u8::try_from(v).ok())
+                && !found.contains(&bus)
+            {
+                found.push(bus);
             }
             i += 5;
         } else {

@@ -161,7 +161,7 @@ impl<'a> FrameAllocator<'a> {
     }
 
     pub fn free(&mut self, addr: u64) -> Result<(), FrameError> {
-        if addr % FRAME_SIZE != 0 {
+        if !addr.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::Misaligned(addr));
         }
         let index = (addr / FRAME_SIZE) as usize;
@@ -217,7 +217,7 @@ mod tests {
         while let Ok(f) = a.alloc() {
             assert_eq!(f % FRAME_SIZE, 0);
             assert!(
-                f >= 2 * MIB + FRAME_SIZE && f < 8 * MIB,
+                (2 * MIB + FRAME_SIZE..8 * MIB).contains(&f),
                 "frame {f:#x} outside free RAM"
             );
             n += 1;

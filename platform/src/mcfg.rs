@@ -46,7 +46,7 @@ impl McfgRegion {
 
     /// A region whose end bus precedes its start bus is malformed.
     pub fn is_valid(&self) -> bool {
-        self.start_bus <= self.end_bus && self.base % (1 << 20) == 0
+        self.start_bus <= self.end_bus && self.base.is_multiple_of(1 << 20)
     }
 }
 
