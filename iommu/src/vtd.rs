@@ -32,6 +32,7 @@ pub mod dmar_scope;
 pub mod domain;
 pub mod error;
 pub mod fault;
+pub mod geometry;
 pub mod inval;
 pub mod mem;
 pub mod pagetable;

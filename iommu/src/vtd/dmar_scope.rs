@@ -72,6 +72,8 @@ pub struct DeviceScope {
 /// Why a scope path does not lead to a function.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ResolveError {
+    /// No path entries (the parser never produces this).
+    EmptyPath,
     /// Hop `hop` names a function that is not a bridge (or is absent): the
     /// path points nowhere.
     NotABridge { hop: usize, at: Bdf },
@@ -83,6 +85,7 @@ pub enum ResolveError {
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::EmptyPath => write!(f, "DMAR scope has an empty path"),
             Self::NotABridge { hop, at } => {
                 write!(f, "DMAR scope path hop {hop}: {at} is not a bridge")
             }
@@ -104,10 +107,7 @@ impl DeviceScope {
         mut secondary_bus_of: impl FnMut(Bdf) -> Option<u8>,
     ) -> Result<Bdf, ResolveError> {
         let mut bus = self.start_bus;
-        let (last, hops) = self
-            .path
-            .split_last()
-            .expect("a parsed scope has at least one path entry");
+        let (last, hops) = self.path.split_last().ok_or(ResolveError::EmptyPath)?;
         for (hop, e) in hops.iter().enumerate() {
             let at = Bdf::new(segment, bus, e.device, e.function);
             let secondary = secondary_bus_of(at).ok_or(ResolveError::NotABridge { hop, at })?;

@@ -150,10 +150,6 @@ impl Sim {
             .count()
     }
 
-    pub fn gsts(&self) -> u32 {
-        self.0.borrow().get(regs::GSTS.offset(), 4) as u32
-    }
-
     pub fn fsts(&self) -> u32 {
         self.0.borrow().get(regs::FSTS.offset(), 4) as u32
     }
@@ -455,7 +451,7 @@ impl Inner {
 
     fn frame(&self, pa: u64) -> (usize, usize) {
         assert!(
-            pa >= FRAME_BASE && pa % 8 == 0,
+            pa >= FRAME_BASE && pa.is_multiple_of(8),
             "bad physical address {pa:#x}"
         );
         let rel = pa - FRAME_BASE;

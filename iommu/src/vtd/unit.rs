@@ -224,6 +224,21 @@ impl<R: RegisterFile> Unit<R> {
         self.set_enable(GlobalCommand::TE, GlobalStatus::TES, true, "TES")
     }
 
+    /// Turn off firmware protected-memory regions once translation is on
+    /// (spec §11.4.11, Linux `iommu_disable_protect_mem_regions`): only when
+    /// CAP.PLMR or CAP.PHMR; clear PMEN.EPM (bit 31), wait for PMEN.PRS
+    /// (bit 0) to clear.
+    pub fn disable_protected_memory(&mut self) -> Result<(), UnitError> {
+        const EPM: u32 = 1 << 31;
+        const PRS: u32 = 1 << 0;
+        if !self.cap.plmr() && !self.cap.phmr() {
+            return Ok(());
+        }
+        let pmen = regs::PMEN.read(&self.regs);
+        regs::PMEN.write(&mut self.regs, pmen & !EPM);
+        self.poll_until("PMEN", "PRS", |r| regs::PMEN.read(r) & PRS == 0)
+    }
+
     /// GCMD.TE = 0, wait for GSTS.TES to clear.
     pub fn disable_translation(&mut self) -> Result<(), UnitError> {
         self.set_enable(GlobalCommand::TE, GlobalStatus::TES, false, "TES")

@@ -6,6 +6,7 @@ use std::format;
 use std::string::ToString;
 
 use super::super::error::UnitError;
+use super::super::regs::{self, RegisterFile};
 use super::super::regs::{GlobalCommand, GlobalStatus};
 use super::super::sim::{Event, QEMU_CAP, QEMU_ECAP, Sim};
 use super::super::tables::RootTable;
@@ -189,4 +190,17 @@ fn errors_display_one_line() {
         .to_string(),
         "VT-d timeout: CCMD.ICC did not change after 10 polls"
     );
+}
+
+#[test]
+fn protected_memory_is_disabled_only_when_cap_reports_it() {
+    let (mut unit, mut sim) = qemu_unit();
+    // QEMU has neither PLMR nor PHMR: PMEN is not touched.
+    sim.write32(regs::PMEN.offset(), 1 << 31);
+    unit.disable_protected_memory().unwrap();
+    assert_eq!(sim.read32(regs::PMEN.offset()), 1 << 31);
+    let (mut unit, mut sim) = unit_with(Sim::with_caps(QEMU_CAP | 1 << 5, QEMU_ECAP));
+    sim.write32(regs::PMEN.offset(), 1 << 31);
+    unit.disable_protected_memory().unwrap();
+    assert_eq!(sim.read32(regs::PMEN.offset()), 0);
 }
