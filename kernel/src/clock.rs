@@ -79,10 +79,7 @@ impl Clock {
     /// Record the end of a phase measured earlier at TSC `tsc`.
     pub fn mark_at(&mut self, name: &'static str, tsc: u64) {
         if self.len < MAX_MARKS {
-            self.marks[self.len] = Mark {
-                name,
-                tsc: tsc - self.start,
-            };
+            self.marks[self.len] = Mark { name, tsc: tsc - self.start };
             self.len += 1;
         }
     }
@@ -110,12 +107,26 @@ impl Clock {
             core::hint::spin_loop();
         }
         let (_, tsc1, ticks) = self.pm_last;
-        (ticks >= min_ticks)
-            .then(|| ((tsc1 - tsc0) as u128 * PM_TIMER_HZ as u128 / ticks as u128) as u64)
+        (ticks >= min_ticks).then(|| ((tsc1 - tsc0) as u128 * PM_TIMER_HZ as u128 / ticks as u128) as u64)
     }
 }
 
 /// Convert TSC cycles to microseconds.
 pub fn cycles_to_us(cycles: u64, hz: u64) -> u64 {
     (cycles as u128 * 1_000_000 / hz.max(1) as u128) as u64
+}
+
+/// A point in time after which a bounded wait gives up.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline(u64);
+
+impl Deadline {
+    /// `ms` milliseconds from now at `hz` TSC cycles per second.
+    pub fn after_ms(hz: u64, ms: u64) -> Self {
+        Self(rdtsc().saturating_add(hz / 1000 * ms))
+    }
+
+    pub fn passed(&self) -> bool {
+        rdtsc() > self.0
+    }
 }

@@ -33,14 +33,7 @@ impl Ecam {
                 ok.push(*r);
             }
         }
-        (
-            Self {
-                regions: ok,
-                reads: 0,
-                writes: 0,
-            },
-            problems,
-        )
+        (Self { regions: ok, reads: 0, writes: 0 }, problems)
     }
 
     pub fn regions(&self) -> &[McfgRegion] {
@@ -53,9 +46,7 @@ impl Ecam {
         if offset % size != 0 {
             return None;
         }
-        self.regions
-            .iter()
-            .find_map(|r| r.address(bdf.segment, bdf.bus, bdf.device, bdf.function, offset))
+        self.regions.iter().find_map(|r| r.address(bdf.segment, bdf.bus, bdf.device, bdf.function, offset))
     }
 
     fn read<T: Copy>(&mut self, bdf: Bdf, offset: u16, ones: T) -> T {

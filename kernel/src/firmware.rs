@@ -6,9 +6,7 @@ use acpi::{AcpiHandler, PhysicalMapping};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use platform::memmap::MemoryRegion;
-use platform::start_info::{
-    HVM_START_INFO_SIZE, MAX_MEMMAP_ENTRIES, StartInfo, StartInfoError, memmap_entries,
-};
+use platform::start_info::{HVM_START_INFO_SIZE, MAX_MEMMAP_ENTRIES, StartInfo, StartInfoError, memmap_entries};
 
 /// Longest command line read.
 const MAX_CMDLINE: usize = 1024;
@@ -27,16 +25,15 @@ pub fn read_start_info(paddr: u64) -> Result<Boot, StartInfoError> {
     }
     // SAFETY: the PVH ABI places the structure at `paddr`, in low RAM.
     let info = StartInfo::parse(unsafe { memory::read_phys(paddr, HVM_START_INFO_SIZE) })?;
-    let cmdline =
-        if info.cmdline_paddr != 0 && info.cmdline_paddr + (MAX_CMDLINE as u64) < IDENTITY_LIMIT {
-            // SAFETY: the loader wrote a NUL-terminated string there; at most
-            // MAX_CMDLINE bytes are read.
-            let bytes = unsafe { memory::read_phys(info.cmdline_paddr, MAX_CMDLINE) };
-            let len = bytes.iter().position(|&b| b == 0).unwrap_or(MAX_CMDLINE);
-            core::str::from_utf8(&bytes[..len]).unwrap_or("")
-        } else {
-            ""
-        };
+    let cmdline = if info.cmdline_paddr != 0 && info.cmdline_paddr + (MAX_CMDLINE as u64) < IDENTITY_LIMIT {
+        // SAFETY: the loader wrote a NUL-terminated string there; at most
+        // MAX_CMDLINE bytes are read.
+        let bytes = unsafe { memory::read_phys(info.cmdline_paddr, MAX_CMDLINE) };
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(MAX_CMDLINE);
+        core::str::from_utf8(&bytes[..len]).unwrap_or("")
+    } else {
+        ""
+    };
     Ok(Boot { info, cmdline })
 }
 
@@ -49,15 +46,8 @@ pub struct MemoryMap {
 
 impl MemoryMap {
     pub fn read(info: &StartInfo) -> Self {
-        let empty = MemoryRegion {
-            start: 0,
-            len: 0,
-            kind: platform::memmap::MemoryKind::Reserved,
-        };
-        let mut map = Self {
-            entries: [empty; MAX_MEMMAP_ENTRIES as usize],
-            len: 0,
-        };
+        let empty = MemoryRegion { start: 0, len: 0, kind: platform::memmap::MemoryKind::Reserved };
+        let mut map = Self { entries: [empty; MAX_MEMMAP_ENTRIES as usize], len: 0 };
         let len = info.memmap_len();
         if info.memmap_paddr != 0 && info.memmap_paddr + (len as u64) < IDENTITY_LIMIT {
             // SAFETY: the PVH loader wrote `memmap_entries` entries there
@@ -85,11 +75,7 @@ impl MemoryMap {
 pub struct IdentityMap;
 
 impl AcpiHandler for IdentityMap {
-    unsafe fn map_physical_region<T>(
-        &self,
-        physical_address: usize,
-        size: usize,
-    ) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
         // SAFETY: the caller (the acpi crate, or platform::acpi after its
         // range checks) asks only for firmware tables below IDENTITY_LIMIT,
         // which the boot page tables map one-to-one.

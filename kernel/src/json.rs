@@ -12,10 +12,7 @@ pub struct Json {
 
 impl Json {
     pub fn new() -> Self {
-        Self {
-            out: String::new(),
-            first: true,
-        }
+        Self { out: String::new(), first: true }
     }
 
     pub fn finish(self) -> String {

@@ -12,7 +12,9 @@ extern crate alloc;
 mod arch;
 mod clock;
 mod console;
+mod dmatest;
 mod ecam;
+mod edu;
 mod exit;
 mod firmware;
 mod json;
@@ -22,6 +24,7 @@ mod names;
 mod report;
 mod selftest;
 mod topology;
+mod vtd;
 
 use alloc::vec::Vec;
 use arch::cpu::{TrapFrame, exception_name};
@@ -61,10 +64,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // Memory: the frame allocator and the heap. Firmware data above 1 MiB
     // (it normally sits below) is kept out of the allocator.
     let map = firmware::MemoryMap::read(&boot.info);
-    let keep = |addr: u64, len: u64| Reserved {
-        start: addr,
-        end: addr + len,
-    };
+    let keep = |addr: u64, len: u64| Reserved { start: addr, end: addr + len };
     let firmware_data = [
         keep(start_info, platform::start_info::HVM_START_INFO_SIZE as u64),
         keep(boot.info.memmap_paddr, boot.info.memmap_len() as u64),
@@ -104,36 +104,64 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     };
     // SAFETY: `IdentityMap` maps all of [4 KiB, 4 GiB); q35 is a BIOS
     // platform, so the fallback scan of the BIOS area is sound.
-    let acpi: AcpiFacts = unsafe {
-        platform::acpi::discover(
-            firmware::IdentityMap,
-            source,
-            &(0x1000..memory::IDENTITY_LIMIT),
-        )
-    };
-    for p in &acpi.problems {
-        log::error!("{p}");
-    }
+    let acpi: AcpiFacts =
+        unsafe { platform::acpi::discover(firmware::IdentityMap, source, &(0x1000..memory::IDENTITY_LIMIT)) };
     if let Some(port) = acpi.pm_timer_port {
         clock.set_pm_timer(port);
     }
     clock.mark("acpi");
 
-    let (mut ecam, ecam_problems) = ecam::Ecam::new(&acpi.mcfg);
-    for p in &ecam_problems {
-        log::error!("{p}");
-    }
+    let (mut ecam, mut problems) = ecam::Ecam::new(&acpi.mcfg);
+    problems.extend(acpi.problems.iter().cloned());
 
-    // Enumeration, ACS and groups. Like Linux (detect_intel_iommu →
-    // pci_request_acs), ACS is enabled and groups formed only when there
-    // is a DMAR table.
-    let iommu_present = acpi.dmar.is_some();
-    let segments = topology::run(&mut ecam, &acpi, iommu_present, &mut clock);
+    // The DMAR table decides whether there is an IOMMU. Like Linux
+    // (detect_intel_iommu → pci_request_acs), ACS is enabled and groups are
+    // formed only when it has a usable DRHD.
+    let dmar = acpi.dmar.as_ref().and_then(|bytes| vtd::parse(bytes, &mut problems));
+    clock.mark("dmar");
+    let segments = topology::run(&mut ecam, &acpi, dmar.is_some(), &mut clock);
     for seg in &segments {
         for e in &seg.topology.errors {
             log::error!("PCI: {e}");
         }
     }
+
+    // VT-d: domains for every group, translation on, then the DMA proofs.
+    // One PCI segment (q35 has one); a DRHD of another segment is reported.
+    let mut vtd = match (&dmar, segments.first()) {
+        (Some(d), Some(seg)) => Some(vtd::Vtd::setup(d, seg, &mut ecam)),
+        _ => None,
+    };
+    clock.mark("vtd-tables");
+    if let Some(v) = vtd.as_mut() {
+        v.enable_translation();
+        v.collect_faults();
+    }
+    clock.mark("translation");
+    let tsc_hz = clock.tsc_hz();
+    let mut dma_cases = Vec::new();
+    if let (Some(v), Some(seg), true) = (vtd.as_mut(), segments.first(), options.dma_demos) {
+        if let (Some(groups), Some(hz)) = (&seg.groups, tsc_hz) {
+            let edus: Vec<usize> = seg
+                .topology
+                .functions
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.vendor == edu::EDU_VENDOR && f.device == edu::EDU_DEVICE)
+                .map(|(i, _)| i)
+                .collect();
+            let mut runner = dmatest::Runner { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups, tsc_hz: hz };
+            dma_cases = runner.run(&edus);
+        }
+        clock.mark("dma-proofs");
+    }
+    if let Some(v) = &vtd {
+        problems.extend(v.problems.iter().cloned());
+    }
+    for p in &problems {
+        log::error!("{p}");
+    }
+    let failed = dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)));
 
     let report = report::Report {
         options: &options,
@@ -142,28 +170,21 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         acpi: &acpi,
         ecam: &ecam,
         segments: &segments,
-        problems: acpi
-            .problems
-            .iter()
-            .chain(ecam_problems.iter())
-            .cloned()
-            .collect::<Vec<_>>(),
+        dmar: dmar.as_ref(),
+        vtd: vtd.as_ref(),
+        dma_cases: &dma_cases,
+        problems,
     };
     clock.mark("report");
     report.print(&mut clock);
-    exit(ExitCode::Pass)
+    exit(if failed { ExitCode::Fail } else { ExitCode::Pass })
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     console::force_unlock();
     match info.location() {
-        Some(l) => println!(
-            "KERNEL PANIC at {}:{}: {}",
-            l.file(),
-            l.line(),
-            info.message()
-        ),
+        Some(l) => println!("KERNEL PANIC at {}:{}: {}", l.file(), l.line(), info.message()),
         None => println!("KERNEL PANIC: {}", info.message()),
     }
     exit(ExitCode::Fail)
@@ -186,25 +207,10 @@ extern "C" fn exception_handler(frame: &TrapFrame) -> ! {
     if frame.vector == 14 && (guard..guard + 4096).contains(&cr2) {
         println!("  the address is the stack guard page: kernel stack overflow");
     }
-    println!(
-        "  RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}",
-        frame.rax, frame.rbx, frame.rcx, frame.rdx
-    );
-    println!(
-        "  RSI {:#018x} RDI {:#018x} RBP {:#018x} RSP {:#018x}",
-        frame.rsi, frame.rdi, frame.rbp, frame.rsp
-    );
-    println!(
-        "  R8  {:#018x} R9  {:#018x} R10 {:#018x} R11 {:#018x}",
-        frame.r8, frame.r9, frame.r10, frame.r11
-    );
-    println!(
-        "  R12 {:#018x} R13 {:#018x} R14 {:#018x} R15 {:#018x}",
-        frame.r12, frame.r13, frame.r14, frame.r15
-    );
-    println!(
-        "  CS {:#x} SS {:#x} RFLAGS {:#x}",
-        frame.cs, frame.ss, frame.rflags
-    );
+    println!("  RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}", frame.rax, frame.rbx, frame.rcx, frame.rdx);
+    println!("  RSI {:#018x} RDI {:#018x} RBP {:#018x} RSP {:#018x}", frame.rsi, frame.rdi, frame.rbp, frame.rsp);
+    println!("  R8  {:#018x} R9  {:#018x} R10 {:#018x} R11 {:#018x}", frame.r8, frame.r9, frame.r10, frame.r11);
+    println!("  R12 {:#018x} R13 {:#018x} R14 {:#018x} R15 {:#018x}", frame.r12, frame.r13, frame.r14, frame.r15);
+    println!("  CS {:#x} SS {:#x} RFLAGS {:#x}", frame.cs, frame.ss, frame.rflags);
     exit(ExitCode::Fail)
 }

@@ -41,15 +41,9 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[Reserved]) -> Result<MemoryF
     let mut reserved = [Reserved { start: 0, end: 0 }; 8];
     // The first MiB: real-mode structures, the EBDA and BIOS area (ACPI may
     // be searched there), and SeaBIOS's PVH start info.
-    reserved[0] = Reserved {
-        start: 0,
-        end: 1 << 20,
-    };
+    reserved[0] = Reserved { start: 0, end: 1 << 20 };
     // The kernel image, which holds its page tables, stacks and bitmap.
-    reserved[1] = Reserved {
-        start: kernel_start,
-        end: kernel_end,
-    };
+    reserved[1] = Reserved { start: kernel_start, end: kernel_end };
     let n = extra_reserved.len().min(reserved.len() - 2);
     reserved[2..2 + n].copy_from_slice(&extra_reserved[..n]);
 
@@ -60,9 +54,7 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[Reserved]) -> Result<MemoryF
 
     let mut heap = Err(FrameError::OutOfMemory { frames: 0 });
     for size in HEAP_SIZES {
-        heap = frames
-            .alloc_contiguous(size / FRAME_SIZE as usize, 1)
-            .map(|base| (base, size));
+        heap = frames.alloc_contiguous(size / FRAME_SIZE as usize, 1).map(|base| (base, size));
         if heap.is_ok() {
             break;
         }
@@ -71,34 +63,22 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[Reserved]) -> Result<MemoryF
     // SAFETY: the range was just taken from the frame allocator, is
     // identity-mapped RAM, and is handed to the heap alone.
     unsafe { HEAP.lock().init(heap_base as *mut u8, heap_size) };
-    let facts = MemoryFacts {
-        free_frames: frames.free_frames(),
-        heap_base,
-        heap_size,
-        uncovered_ram: frames.uncovered_ram,
-    };
+    let facts =
+        MemoryFacts { free_frames: frames.free_frames(), heap_base, heap_size, uncovered_ram: frames.uncovered_ram };
     *FRAMES.lock() = Some(frames);
     Ok(facts)
 }
 
 /// A zeroed 4 KiB frame; returns its physical address.
 pub fn alloc_zeroed_frame() -> Result<u64, FrameError> {
-    let frame = FRAMES
-        .lock()
-        .as_mut()
-        .ok_or(FrameError::OutOfMemory { frames: 1 })?
-        .alloc()?;
+    let frame = FRAMES.lock().as_mut().ok_or(FrameError::OutOfMemory { frames: 1 })?.alloc()?;
     // SAFETY: the frame is identity-mapped RAM just handed out to us alone.
     unsafe { core::ptr::write_bytes(frame as *mut u8, 0, FRAME_SIZE as usize) };
     Ok(frame)
 }
 
 pub fn free_frame(frame: u64) -> Result<(), FrameError> {
-    FRAMES
-        .lock()
-        .as_mut()
-        .ok_or(FrameError::NotAllocated(frame))?
-        .free(frame)
+    FRAMES.lock().as_mut().ok_or(FrameError::NotAllocated(frame))?.free(frame)
 }
 
 pub fn free_frames() -> usize {

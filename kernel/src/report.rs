@@ -3,15 +3,19 @@
 //! runner looks for.
 
 use crate::clock::{Clock, cycles_to_us};
+use crate::dmatest::{Case, Outcome};
 use crate::ecam::Ecam;
 use crate::json::Json;
 use crate::memory::MemoryFacts;
 use crate::names::{class_name, device_name};
 use crate::println;
 use crate::topology::Segment;
+use crate::vtd::Vtd;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use iommu::vtd::dmar::Dmar;
+use iommu::vtd::inval::InvalidationKind;
 use pci::Function;
 use pci::acs::AcsEnableOutcome;
 use platform::acpi::AcpiFacts;
@@ -28,17 +32,36 @@ pub struct Report<'a> {
     pub acpi: &'a AcpiFacts,
     pub ecam: &'a Ecam,
     pub segments: &'a [Segment],
+    pub dmar: Option<&'a Dmar>,
+    pub vtd: Option<&'a Vtd>,
+    pub dma_cases: &'a [Case],
     pub problems: Vec<String>,
+}
+
+fn outcome_word(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail(_) => "fail",
+        Outcome::Skipped(_) => "skipped",
+    }
+}
+
+fn perms_str(p: iommu::vtd::pagetable::Perms) -> String {
+    let mut s = String::new();
+    s.push(if p.contains(iommu::vtd::pagetable::Perms::READ) { 'r' } else { '-' });
+    s.push(if p.contains(iommu::vtd::pagetable::Perms::WRITE) { 'w' } else { '-' });
+    s
+}
+
+/// The domain id of group `id`, if VT-d gave it one.
+fn domain_of(vtd: Option<&Vtd>, id: u32) -> Option<u16> {
+    vtd?.domains.iter().find(|d| d.group == id).map(|d| d.domain.id().0)
 }
 
 /// The ACS control word a function was left with (after enabling).
 fn acs_ctrl(seg: &Segment, index: usize) -> Option<u16> {
     let cap = seg.topology.functions[index].caps.acs?;
-    let outcome = seg
-        .acs
-        .as_ref()
-        .and_then(|r| r.iter().find(|r| r.function == index))
-        .map(|r| r.outcome);
+    let outcome = seg.acs.as_ref().and_then(|r| r.iter().find(|r| r.function == index)).map(|r| r.outcome);
     Some(match outcome {
         Some(AcsEnableOutcome::Written { after, .. }) => after as u16,
         Some(AcsEnableOutcome::Unchanged { ctrl }) => ctrl as u16,
@@ -52,14 +75,7 @@ fn group_id(seg: &Segment, index: usize) -> Option<u32> {
 
 fn describe(f: &Function) -> String {
     let name = device_name(f.vendor, f.device).unwrap_or_else(|| class_name(f.class));
-    format!(
-        "{} {:04x}:{:04x} {} ({})",
-        f.bdf,
-        f.vendor,
-        f.device,
-        name,
-        f.kind()
-    )
+    format!("{} {:04x}:{:04x} {} ({})", f.bdf, f.vendor, f.device, name, f.kind())
 }
 
 /// A short ACS state for the tree.
@@ -91,13 +107,7 @@ impl Report<'_> {
     fn text(&self, clock: &Clock, hz: Option<u64>) {
         println!("== Memory");
         for r in self.memory_map {
-            println!(
-                "  {:#014x}-{:#014x} {:>8} KiB  {}",
-                r.start,
-                r.end(),
-                r.len / 1024,
-                r.kind
-            );
+            println!("  {:#014x}-{:#014x} {:>8} KiB  {}", r.start, r.end(), r.len / 1024, r.kind);
         }
         println!(
             "  RAM {} MiB; free frames {} ({} MiB); heap {} KiB at {:#x}",
@@ -108,23 +118,11 @@ impl Report<'_> {
             self.memory.heap_base
         );
         if self.memory.uncovered_ram > 0 {
-            println!(
-                "  RAM above 4 GiB not used: {} MiB",
-                self.memory.uncovered_ram >> 20
-            );
+            println!("  RAM above 4 GiB not used: {} MiB", self.memory.uncovered_ram >> 20);
         }
-        println!(
-            "== ACPI (revision {}, RSDP at {:#x})",
-            self.acpi.revision, self.acpi.rsdp_address
-        );
+        println!("== ACPI (revision {}, RSDP at {:#x})", self.acpi.revision, self.acpi.rsdp_address);
         for t in &self.acpi.tables {
-            println!(
-                "  {} at {:#010x}, {} bytes, {:?}",
-                t.name(),
-                t.address,
-                t.length,
-                t.status
-            );
+            println!("  {} at {:#010x}, {} bytes, {:?}", t.name(), t.address, t.length, t.status);
         }
         for r in self.ecam.regions() {
             println!(
@@ -132,16 +130,49 @@ impl Report<'_> {
                 r.segment, r.base, r.start_bus, r.end_bus
             );
         }
-        match &self.acpi.dmar {
-            Some(d) => println!("  DMAR: {} bytes", d.len()),
-            None => println!("  DMAR: none (no IOMMU)"),
+        match (&self.acpi.dmar, self.dmar) {
+            (None, _) => println!("  DMAR: none (no IOMMU)"),
+            (Some(b), None) => println!("  DMAR: {} bytes, unusable (see problems)", b.len()),
+            (Some(_), Some(d)) => {
+                println!("  DMAR: host address width {}, flags {:?}", d.host_address_width, d.flags);
+                for h in d.drhds() {
+                    println!(
+                        "  DRHD {:#x} segment {:04x} flags {:#x}{}, {} device scope(s)",
+                        h.register_base,
+                        h.segment,
+                        h.flags.bits(),
+                        if h.flags.contains(iommu::vtd::dmar::DrhdFlags::INCLUDE_PCI_ALL) {
+                            " (INCLUDE_PCI_ALL)"
+                        } else {
+                            ""
+                        },
+                        h.scopes.len()
+                    );
+                }
+                for r in d.rmrrs() {
+                    println!("  RMRR {:#x}-{:#x}, {} device scope(s)", r.base, r.limit, r.scopes.len());
+                }
+            }
         }
-        println!(
-            "  root buses declared by _BBN: {:02x?}",
-            self.acpi.host_bridge_buses
-        );
+        println!("  root buses declared by _BBN: {:02x?}", self.acpi.host_bridge_buses);
         for seg in self.segments {
             self.text_segment(seg, clock, hz);
+        }
+        if let Some(v) = self.vtd {
+            self.text_vtd(v);
+        }
+        if !self.dma_cases.is_empty() {
+            println!("== DMA isolation proofs (edu)");
+            for c in self.dma_cases {
+                let why = match &c.outcome {
+                    Outcome::Fail(e) | Outcome::Skipped(e) => format!(": {e}"),
+                    Outcome::Pass => String::new(),
+                };
+                println!("  [{}] {} ({}){why}", outcome_word(&c.outcome).to_uppercase(), c.name, c.device);
+                if !c.detail.is_empty() {
+                    println!("         {}", c.detail);
+                }
+            }
         }
         if !self.problems.is_empty() {
             println!("== Problems");
@@ -151,10 +182,7 @@ impl Report<'_> {
         }
         println!(
             "== Boot phases (TSC{})",
-            hz.map_or(String::from(", uncalibrated"), |h| format!(
-                " at {} MHz",
-                h / 1_000_000
-            ))
+            hz.map_or(String::from(", uncalibrated"), |h| format!(" at {} MHz", h / 1_000_000))
         );
         let mut prev = 0;
         for m in clock.marks() {
@@ -164,19 +192,12 @@ impl Report<'_> {
             }
             prev = m.tsc;
         }
-        println!(
-            "  config space: {} reads, {} writes",
-            self.ecam.reads, self.ecam.writes
-        );
+        println!("  config space: {} reads, {} writes", self.ecam.reads, self.ecam.writes);
     }
 
     fn text_segment(&self, seg: &Segment, clock: &Clock, hz: Option<u64>) {
         let topo = &seg.topology;
-        println!(
-            "== PCI segment {:04x}: {} functions",
-            seg.region.segment,
-            topo.functions.len()
-        );
+        println!("== PCI segment {:04x}: {} functions", seg.region.segment, topo.functions.len());
         for (bus, how) in &seg.roots {
             println!("  root bus {bus:02x} ({how})");
         }
@@ -225,24 +246,63 @@ impl Report<'_> {
             Some(marks[i].tsc - prev)
         };
         println!("== PCI figures");
-        for (name, t) in [
-            ("enumerate", seg.enumerate),
-            ("acs", seg.acs_traffic),
-            ("groups", seg.group_traffic),
-        ] {
+        for (name, t) in [("enumerate", seg.enumerate), ("acs", seg.acs_traffic), ("groups", seg.group_traffic)] {
             let time = match (phase(name), hz) {
-                (Some(c), Some(h)) => format!(
-                    "{} us, {} ns/function",
-                    cycles_to_us(c, h),
-                    cycles_to_us(c, h) * 1000 / n
-                ),
+                (Some(c), Some(h)) => {
+                    format!("{} us, {} ns/function", cycles_to_us(c, h), cycles_to_us(c, h) * 1000 / n)
+                }
                 (Some(c), None) => format!("{c} cycles"),
                 _ => String::new(),
             };
+            println!("  {name:<10} {:>6} config reads {:>4} writes  {time}", t.reads, t.writes);
+        }
+    }
+
+    fn text_vtd(&self, v: &Vtd) {
+        println!("== VT-d units");
+        for (i, u) in v.units.iter().enumerate() {
+            let (major, minor) = u.unit.version();
+            let cap = u.unit.cap();
             println!(
-                "  {name:<10} {:>6} config reads {:>4} writes  {time}",
-                t.reads, t.writes
+                "  unit {i}: DRHD {:#x}, VER {major}.{minor}, CAP {:#x}, ECAP {:#x}",
+                u.drhd.register_base,
+                cap.0,
+                u.unit.ecap().0
             );
+            println!(
+                "    SAGAW {:#07b} MGAW {} -> {}-bit, {} levels; invalidation {}; caching mode {}; {} of {} domain ids used; translation {}",
+                cap.sagaw(),
+                cap.mgaw(),
+                u.geometry.width.bits(),
+                u.geometry.width.levels(),
+                match u.inval {
+                    InvalidationKind::Queued => "queued",
+                    InvalidationKind::Register => "register-based",
+                },
+                if cap.cm() { "on" } else { "off" },
+                v.domains.iter().filter(|d| d.unit == i).count(),
+                cap.number_of_domains(),
+                if u.translation { "on" } else { "off" }
+            );
+        }
+        println!("  bus mastering cleared on {} function(s) until translation was on", v.bus_master_cleared);
+        println!("== Domains (one per IOMMU group)");
+        for d in &v.domains {
+            let attached: Vec<String> = d.attached.iter().map(|s| format!("{s}")).collect();
+            println!(
+                "  group {} -> domain {} on unit {}; context entries: {}",
+                d.group,
+                d.domain.id().0,
+                d.unit,
+                if attached.is_empty() { String::from("none (DMA blocked)") } else { attached.join(" ") }
+            );
+            for m in &d.mappings {
+                println!("    IOVA {:#x} -> {:#x} {:?} {}", m.iova, m.phys, m.size, perms_str(m.perms));
+            }
+        }
+        println!("== DMA remapping faults: {}{}", v.faults.len(), if v.lost_faults { " (some lost: PFO)" } else { "" });
+        for f in &v.faults {
+            println!("  unit {}: {}", f.unit, f.record);
         }
     }
 
@@ -251,11 +311,7 @@ impl Report<'_> {
         let mut lines: Vec<String> = Vec::new();
         for seg in self.segments {
             if let Some(g) = &seg.groups {
-                lines.extend(
-                    iommu::group::canonical(g, &seg.topology)
-                        .lines()
-                        .map(String::from),
-                );
+                lines.extend(iommu::group::canonical(g, &seg.topology).lines().map(String::from));
             }
         }
         lines.sort();
@@ -309,6 +365,7 @@ impl Report<'_> {
             None => j.null("dmar_bytes"),
         }
         j.end_object();
+        self.json_vtd(&mut j);
         self.json_pci(&mut j);
         j.begin_array(Some("problems"));
         for p in &self.problems {
@@ -396,12 +453,13 @@ impl Report<'_> {
                     j.item_str(&format!("{}", seg.topology.functions[m.function].bdf));
                 }
                 j.end_array();
+                match domain_of(self.vtd, g.id) {
+                    Some(d) => j.num("domain", u64::from(d)),
+                    None => j.null("domain"),
+                }
                 j.begin_array(Some("explanation"));
                 for m in &g.members {
-                    j.item_str(&format!(
-                        "{} {}",
-                        seg.topology.functions[m.function].bdf, m.reason
-                    ));
+                    j.item_str(&format!("{} {}", seg.topology.functions[m.function].bdf, m.reason));
                 }
                 j.end_array();
                 j.end_object();
@@ -413,6 +471,120 @@ impl Report<'_> {
             for e in &seg.topology.errors {
                 j.item_str(&format!("{e}"));
             }
+        }
+        j.end_array();
+    }
+}
+
+impl Report<'_> {
+    fn json_vtd(&self, j: &mut Json) {
+        let Some(d) = self.dmar else {
+            j.null("dmar");
+            return;
+        };
+        j.begin_object(Some("dmar"));
+        j.num("host_address_width", u64::from(d.host_address_width));
+        j.num("flags", u64::from(d.flags.bits()));
+        j.begin_array(Some("units"));
+        for h in d.drhds() {
+            j.begin_object(None);
+            j.num("register_base", h.register_base);
+            j.num("segment", u64::from(h.segment));
+            j.num("flags", u64::from(h.flags.bits()));
+            j.num("scopes", h.scopes.len() as u64);
+            let state = self
+                .vtd
+                .and_then(|v| v.units.iter().enumerate().find(|(_, u)| u.drhd.register_base == h.register_base));
+            if let (Some(v), Some((i, u))) = (self.vtd, state) {
+                let cap = u.unit.cap();
+                let (major, minor) = u.unit.version();
+                j.str("version", &format!("{major}.{minor}"));
+                j.num("cap", cap.0);
+                j.num("ecap", u.unit.ecap().0);
+                j.num("sagaw", u64::from(cap.sagaw()));
+                j.num("address_bits", u64::from(u.geometry.width.bits()));
+                j.num("levels", u64::from(u.geometry.width.levels()));
+                j.str(
+                    "invalidation",
+                    match u.inval {
+                        InvalidationKind::Queued => "queued",
+                        InvalidationKind::Register => "register",
+                    },
+                );
+                j.bool("caching_mode", cap.cm());
+                j.num("domains", v.domains.iter().filter(|d| d.unit == i).count() as u64);
+                j.bool("translation", u.translation);
+            } else {
+                j.bool("translation", false);
+            }
+            j.end_object();
+        }
+        j.end_array();
+        j.begin_array(Some("rmrr"));
+        for r in d.rmrrs() {
+            j.begin_object(None);
+            j.num("base", r.base);
+            j.num("limit", r.limit);
+            j.end_object();
+        }
+        j.end_array();
+        j.end_object();
+
+        j.begin_array(Some("domains"));
+        for gd in self.vtd.map(|v| v.domains.as_slice()).unwrap_or(&[]) {
+            j.begin_object(None);
+            j.num("group", u64::from(gd.group));
+            j.num("domain", u64::from(gd.domain.id().0));
+            j.num("unit", gd.unit as u64);
+            j.begin_array(Some("context_entries"));
+            for s in &gd.attached {
+                j.item_str(&format!("{s}"));
+            }
+            j.end_array();
+            j.begin_array(Some("mappings"));
+            for m in &gd.mappings {
+                j.begin_object(None);
+                j.num("iova", m.iova);
+                j.num("phys", m.phys);
+                j.str("perms", &perms_str(m.perms));
+                j.end_object();
+            }
+            j.end_array();
+            j.end_object();
+        }
+        j.end_array();
+
+        j.begin_array(Some("faults"));
+        for f in self.vtd.map(|v| v.faults.as_slice()).unwrap_or(&[]) {
+            j.begin_object(None);
+            j.num("unit", f.unit as u64);
+            j.str("source", &format!("{}", f.record.source));
+            j.num("reason", u64::from(f.record.reason.0));
+            j.str(
+                "access",
+                match f.record.access {
+                    iommu::vtd::fault::AccessKind::Read => "read",
+                    iommu::vtd::fault::AccessKind::Write => "write",
+                },
+            );
+            j.num("address", f.record.address);
+            j.str("text", &format!("{}", f.record));
+            j.end_object();
+        }
+        j.end_array();
+
+        j.begin_array(Some("dma_tests"));
+        for c in self.dma_cases {
+            j.begin_object(None);
+            j.str("name", c.name);
+            j.str("device", &c.device);
+            j.str("outcome", outcome_word(&c.outcome));
+            match &c.outcome {
+                Outcome::Fail(e) | Outcome::Skipped(e) => j.str("reason", e),
+                Outcome::Pass => j.null("reason"),
+            }
+            j.str("detail", &c.detail);
+            j.end_object();
         }
         j.end_array();
     }

@@ -24,9 +24,7 @@ pub fn run(name: &str) {
             log::error!("self-test alloc-fail: got {} bytes", v.capacity());
         }
         "hang" => {
-            log::info!(
-                "self-test hang: halting with interrupts off; the runner's timeout must end this"
-            );
+            log::info!("self-test hang: halting with interrupts off; the runner's timeout must end this");
             crate::arch::halt_forever();
         }
         other => log::error!("unknown self-test {other:?}; continuing"),
@@ -37,9 +35,5 @@ pub fn run(name: &str) {
 fn recurse(depth: u64) -> u64 {
     let pad = [depth; 64];
     core::hint::black_box(&pad);
-    if depth == u64::MAX {
-        depth
-    } else {
-        recurse(depth + 1) + 1
-    }
+    if depth == u64::MAX { depth } else { recurse(depth + 1) + 1 }
 }

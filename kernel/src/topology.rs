@@ -40,17 +40,11 @@ pub struct Segment {
 }
 
 fn traffic_since(ecam: &Ecam, before: Traffic) -> Traffic {
-    Traffic {
-        reads: ecam.reads - before.reads,
-        writes: ecam.writes - before.writes,
-    }
+    Traffic { reads: ecam.reads - before.reads, writes: ecam.writes - before.writes }
 }
 
 fn now(ecam: &Ecam) -> Traffic {
-    Traffic {
-        reads: ecam.reads,
-        writes: ecam.writes,
-    }
+    Traffic { reads: ecam.reads, writes: ecam.writes }
 }
 
 /// Root buses of a segment: the MCFG start bus (the main host bridge), then
@@ -67,12 +61,7 @@ fn declared_roots(region: &McfgRegion, acpi: &AcpiFacts) -> Vec<(u8, &'static st
 
 /// Enumerate, enable ACS (when an IOMMU is present) and form the groups for
 /// every ECAM segment.
-pub fn run(
-    ecam: &mut Ecam,
-    acpi: &AcpiFacts,
-    iommu_present: bool,
-    clock: &mut Clock,
-) -> Vec<Segment> {
+pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut Clock) -> Vec<Segment> {
     let regions: Vec<McfgRegion> = ecam.regions().to_vec();
     let mut segments = Vec::new();
     for region in regions {
@@ -88,9 +77,7 @@ pub fn run(
         let host_bridges = topology
             .functions
             .iter()
-            .filter(|f| {
-                f.is_root_bus && f.class >> 8 == CLASS_HOST_BRIDGE >> 8 && f.bdf.devfn() != 0
-            })
+            .filter(|f| f.is_root_bus && f.class >> 8 == CLASS_HOST_BRIDGE >> 8 && f.bdf.devfn() != 0)
             .count();
         if roots.len() < 1 + host_bridges {
             notes.push(format!(

@@ -30,8 +30,7 @@ static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
         // SAFETY: only the address is taken; the stacks are used by the CPU
         // alone, through the TSS.
         let base = unsafe { &raw mut IST_STACKS[i] } as u64;
-        tss.interrupt_stack_table[usize::from(slot - 1)] =
-            VirtAddr::new(base + IST_STACK_SIZE as u64);
+        tss.interrupt_stack_table[usize::from(slot - 1)] = VirtAddr::new(base + IST_STACK_SIZE as u64);
     }
     tss
 });
@@ -48,12 +47,7 @@ static GDT: Lazy<Gdt> = Lazy::new(|| {
     let code = table.append(Descriptor::kernel_code_segment());
     let data = table.append(Descriptor::kernel_data_segment());
     let tss = table.append(Descriptor::tss_segment(&TSS));
-    Gdt {
-        table,
-        code,
-        data,
-        tss,
-    }
+    Gdt { table, code, data, tss }
 });
 
 /// An interrupt gate (Intel SDM Vol. 3A §6.14.1), 16 bytes.
@@ -74,15 +68,8 @@ struct Gate {
 const _: () = assert!(size_of::<Gate>() == 16);
 
 impl Gate {
-    const MISSING: Gate = Gate {
-        offset_low: 0,
-        selector: 0,
-        ist: 0,
-        type_attr: 0,
-        offset_mid: 0,
-        offset_high: 0,
-        reserved: 0,
-    };
+    const MISSING: Gate =
+        Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, reserved: 0 };
 
     fn interrupt(handler: u64, selector: SegmentSelector, ist: u16) -> Gate {
         Gate {
@@ -132,10 +119,8 @@ pub fn init() {
         load_tss(GDT.tss);
     }
     let idt: &'static Idt = &IDT;
-    let pointer = DescriptorTablePointer {
-        limit: (size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::new(idt as *const Idt as u64),
-    };
+    let pointer =
+        DescriptorTablePointer { limit: (size_of::<Idt>() - 1) as u16, base: VirtAddr::new(idt as *const Idt as u64) };
     // SAFETY: the IDT is static, its gates point at the stubs in `traps.s`
     // with the kernel code selector.
     unsafe { lidt(&pointer) };

@@ -27,8 +27,5 @@ pub fn kernel_image() -> (u64, u64) {
         static __kernel_start: u8;
         static __kernel_end: u8;
     }
-    (
-        &raw const __kernel_start as u64,
-        &raw const __kernel_end as u64,
-    )
+    (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
 }

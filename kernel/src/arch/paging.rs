@@ -39,11 +39,7 @@ pub fn unmap_stack_guard() {
         let pt = &mut *(&raw mut GUARD_PT);
         for (i, e) in pt.0.iter_mut().enumerate() {
             let addr = base + (i as u64) * 4096;
-            *e = if addr == guard {
-                0
-            } else {
-                addr | PRESENT | WRITABLE
-            };
+            *e = if addr == guard { 0 } else { addr | PRESENT | WRITABLE };
         }
         let pd = &mut *(&raw mut boot_pd);
         debug_assert!(pd[pd_index] & HUGE != 0);

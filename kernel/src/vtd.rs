@@ -1,0 +1,495 @@
+//! The VT-d stage, glued to the hardware: each DRHD's registers over MMIO,
+//! table memory from the frame allocator, one domain per IOMMU group, RMRR
+//! identity maps, translation on. The programming rules live in
+//! `iommu::vtd`; this module decides which device goes where.
+//!
+//! Policy (issue "VT-d: one domain per group"):
+//! - bus mastering is off on every function until translation is on;
+//! - every group gets a domain on the unit that covers it;
+//! - a device has a present context entry only while a driver uses it (or
+//!   an RMRR names it): a device without a driver has its DMA blocked;
+//! - every requester id a device's DMA can carry (its own, quirk aliases,
+//!   bridge aliases) points at its group's domain.
+
+use crate::memory;
+use crate::mmio;
+use crate::topology::Segment;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use iommu::group::Groups;
+use iommu::vtd::dmar::{self, Dmar, Drhd};
+use iommu::vtd::dmar_scope::{DeviceScope, ScopeType};
+use iommu::vtd::fault::FaultRecord;
+use iommu::vtd::geometry::{Geometry, PageSize};
+use iommu::vtd::inval::InvalidationKind;
+use iommu::vtd::pagetable::Perms;
+use iommu::vtd::tables::{RootTable, SourceId};
+use iommu::vtd::{Domain, DomainIdAllocator, FrameAlloc, PhysMem, PollLimit, RegisterFile, Unit, UnitError};
+use pci::alias::dma_requester_ids;
+use pci::{ConfigSpace, Topology};
+
+/// A DRHD's register page(s), identity-mapped uncached (`boot.s`).
+pub struct Mmio {
+    base: u64,
+    size: usize,
+}
+
+impl Mmio {
+    /// Accept a register block only inside the uncached 2-4 GiB window.
+    fn new(drhd: &Drhd) -> Result<Self, String> {
+        let size = drhd.register_size();
+        let end = drhd.register_base.checked_add(size as u64);
+        if drhd.register_base < (2 << 30)
+            || end.is_none_or(|e| e > memory::IDENTITY_LIMIT)
+            || drhd.register_base % 4096 != 0
+        {
+            return Err(format!(
+                "DRHD register base {:#x} (+{size:#x}) is not a page in the uncached 2-4 GiB window; unit not used",
+                drhd.register_base
+            ));
+        }
+        Ok(Self { base: drhd.register_base, size })
+    }
+
+    fn addr(&self, offset: usize, width: usize) -> Option<u64> {
+        (offset % width == 0 && offset + width <= self.size).then(|| self.base + offset as u64)
+    }
+}
+
+impl RegisterFile for Mmio {
+    fn read32(&self, offset: usize) -> u32 {
+        match self.addr(offset, 4) {
+            // SAFETY: inside the DRHD's register pages, checked in `new`
+            // and `addr`; uncached identity mapping.
+            Some(a) => unsafe { mmio::read(a) },
+            None => u32::MAX,
+        }
+    }
+    fn read64(&self, offset: usize) -> u64 {
+        match self.addr(offset, 8) {
+            // SAFETY: as `read32`.
+            Some(a) => unsafe { mmio::read(a) },
+            None => u64::MAX,
+        }
+    }
+    fn write32(&mut self, offset: usize, value: u32) {
+        if let Some(a) = self.addr(offset, 4) {
+            // SAFETY: as `read32`; the iommu crate writes only registers
+            // whose effect it intends.
+            unsafe { mmio::write(a, value) }
+        }
+    }
+    fn write64(&mut self, offset: usize, value: u64) {
+        if let Some(a) = self.addr(offset, 8) {
+            // SAFETY: as `write32`.
+            unsafe { mmio::write(a, value) }
+        }
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// Physical memory for tables and queues: identity-mapped RAM from the
+/// frame allocator. QEMU's unit and the CPU see the same memory coherently
+/// (ECAP.C = 0 on real hardware would need `clflush` in `flush_for_device`).
+pub struct KernelMemory;
+
+impl PhysMem for KernelMemory {
+    fn read_u64(&self, pa: u64) -> u64 {
+        if pa % 8 != 0 || pa >= memory::IDENTITY_LIMIT {
+            return u64::MAX;
+        }
+        // SAFETY: table frames come from the frame allocator: RAM below
+        // 4 GiB, identity-mapped; volatile so the unit's view is honoured.
+        unsafe { core::ptr::read_volatile(pa as *const u64) }
+    }
+    fn write_u64(&mut self, pa: u64, value: u64) {
+        if pa % 8 != 0 || pa >= memory::IDENTITY_LIMIT {
+            return;
+        }
+        // SAFETY: as `read_u64`; the frame belongs to the iommu crate.
+        unsafe { core::ptr::write_volatile(pa as *mut u64, value) };
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl FrameAlloc for KernelMemory {
+    fn alloc_zeroed(&mut self) -> Option<u64> {
+        memory::alloc_zeroed_frame().ok()
+    }
+    fn free(&mut self, pa: u64) {
+        if let Err(e) = memory::free_frame(pa) {
+            log::error!("VT-d: {e}");
+        }
+    }
+}
+
+/// One remapping unit in use.
+pub struct UnitState {
+    pub drhd: Drhd,
+    pub unit: Unit<Mmio>,
+    pub root: RootTable,
+    pub ids: DomainIdAllocator,
+    pub inval: InvalidationKind,
+    pub geometry: Geometry,
+    pub translation: bool,
+}
+
+/// A mapping as the report shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Mapping {
+    pub iova: u64,
+    pub phys: u64,
+    pub size: PageSize,
+    pub perms: Perms,
+}
+
+/// The domain of one IOMMU group on one unit.
+pub struct GroupDomain {
+    pub group: u32,
+    pub unit: usize,
+    pub domain: Domain,
+    pub mappings: Vec<Mapping>,
+    /// Requester ids whose context entries point here.
+    pub attached: Vec<SourceId>,
+}
+
+/// A fault record with the unit it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    pub unit: usize,
+    pub record: FaultRecord,
+}
+
+pub struct Vtd {
+    pub units: Vec<UnitState>,
+    /// For each function of the segment, the unit covering it.
+    pub unit_of: Vec<Option<usize>>,
+    pub domains: Vec<GroupDomain>,
+    pub faults: Vec<Fault>,
+    pub lost_faults: bool,
+    pub problems: Vec<String>,
+    /// Functions whose Bus Master Enable firmware had left on.
+    pub bus_master_cleared: usize,
+}
+
+/// Parse the DMAR table and report what is wrong with it. A table with no
+/// DRHD is unusable: Linux then requests no ACS and forms no groups.
+pub fn parse(bytes: &[u8], problems: &mut Vec<String>) -> Option<Dmar> {
+    match dmar::parse(bytes) {
+        Ok(d) => {
+            for e in &d.errors {
+                problems.push(format!("DMAR: {e}"));
+            }
+            if d.drhds().next().is_none() {
+                problems.push(String::from("DMAR: no DRHD unit; DMA remapping is off"));
+                return None;
+            }
+            Some(d)
+        }
+        Err(e) => {
+            problems.push(format!("DMAR: {e}; DMA remapping is off"));
+            None
+        }
+    }
+}
+
+const PCI_COMMAND: u16 = 0x04;
+const PCI_COMMAND_MASTER: u16 = 1 << 2;
+
+/// Whether `index` is `bridge` or below it.
+fn is_at_or_below(topo: &Topology, mut index: usize, bridge: usize) -> bool {
+    for _ in 0..topo.functions.len() {
+        if index == bridge {
+            return true;
+        }
+        match topo.functions[index].parent {
+            Some(p) => index = p,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Resolve a scope path to a function of the topology.
+fn resolve(scope: &DeviceScope, segment: u16, topo: &Topology) -> Option<usize> {
+    let bdf = scope.resolve(segment, |b| topo.find(b).and_then(|i| topo.functions[i].secondary_bus())).ok()?;
+    topo.find(bdf)
+}
+
+/// Which unit covers each function (Linux `dmar_find_matched_drhd_unit`):
+/// a PCI endpoint scope names the function; a sub-hierarchy scope names a
+/// bridge and covers everything below it; an INCLUDE_PCI_ALL unit takes
+/// the rest of its segment.
+fn assign_units(units: &[UnitState], seg: &Segment) -> Vec<Option<usize>> {
+    let topo = &seg.topology;
+    let mut unit_of = alloc::vec![None; topo.functions.len()];
+    for (u, state) in units.iter().enumerate() {
+        if state.drhd.segment != topo.segment {
+            continue;
+        }
+        for scope in &state.drhd.scopes {
+            let Some(target) = resolve(scope, topo.segment, topo) else { continue };
+            for (i, slot) in unit_of.iter_mut().enumerate() {
+                let hit = match scope.kind {
+                    ScopeType::Endpoint => i == target,
+                    ScopeType::SubHierarchy => is_at_or_below(topo, i, target),
+                    _ => false,
+                };
+                if hit && slot.is_none() {
+                    *slot = Some(u);
+                }
+            }
+        }
+    }
+    if let Some(all) = units
+        .iter()
+        .position(|s| s.drhd.segment == topo.segment && s.drhd.flags.contains(dmar::DrhdFlags::INCLUDE_PCI_ALL))
+    {
+        for slot in unit_of.iter_mut().filter(|s| s.is_none()) {
+            *slot = Some(all);
+        }
+    }
+    unit_of
+}
+
+impl Vtd {
+    /// Bring up every DRHD of the segment, give every group a domain, clear
+    /// bus mastering, and identity-map RMRRs; translation stays off.
+    pub fn setup(dmar: &Dmar, seg: &Segment, ecam: &mut dyn ConfigSpace) -> Self {
+        let mut problems = Vec::new();
+        let topo = &seg.topology;
+        let mut mm = KernelMemory;
+
+        // Bus mastering off everywhere until translation is on.
+        let mut bus_master_cleared = 0;
+        for f in &topo.functions {
+            let cmd = ecam.read16(f.bdf, PCI_COMMAND);
+            if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
+                ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
+                bus_master_cleared += 1;
+            }
+        }
+
+        let mut units = Vec::new();
+        for drhd in dmar.drhds() {
+            match bring_up(drhd, &mut mm) {
+                Ok(state) => units.push(state),
+                Err(e) => problems.push(format!("DRHD {:#x}: {e}", drhd.register_base)),
+            }
+        }
+        if units.is_empty() {
+            problems.push(String::from("VT-d: no usable DRHD unit; devices keep running untranslated"));
+        }
+        let unit_of = assign_units(&units, seg);
+        for (i, f) in topo.functions.iter().enumerate() {
+            if unit_of[i].is_none() && !units.is_empty() {
+                problems.push(format!("VT-d: no DRHD covers {}; its DMA is not remapped", f.bdf));
+            }
+        }
+
+        let mut vtd = Self {
+            units,
+            unit_of,
+            domains: Vec::new(),
+            faults: Vec::new(),
+            lost_faults: false,
+            problems,
+            bus_master_cleared,
+        };
+        if let Some(groups) = &seg.groups {
+            vtd.create_domains(groups);
+        }
+        vtd.map_rmrrs(dmar, seg);
+        vtd
+    }
+
+    /// One domain per (group, unit).
+    fn create_domains(&mut self, groups: &Groups) {
+        let mut mm = KernelMemory;
+        for g in &groups.groups {
+            let mut units: Vec<usize> = g.members.iter().filter_map(|m| self.unit_of[m.function]).collect();
+            units.sort_unstable();
+            units.dedup();
+            for u in units {
+                let state = &mut self.units[u];
+                let Some(id) = state.ids.alloc() else {
+                    self.problems.push(format!("VT-d: out of domain ids (CAP.ND) for group {}", g.id));
+                    continue;
+                };
+                match Domain::new(&mut mm, id, state.geometry) {
+                    Ok(domain) => self.domains.push(GroupDomain {
+                        group: g.id,
+                        unit: u,
+                        domain,
+                        mappings: Vec::new(),
+                        attached: Vec::new(),
+                    }),
+                    Err(e) => self.problems.push(format!("VT-d: domain for group {}: {e}", g.id)),
+                }
+            }
+        }
+    }
+
+    /// RMRR regions (VT-d spec §8.4): identity-mapped in the domain of each
+    /// scoped device, which is attached now because firmware keeps doing
+    /// that DMA before any driver runs.
+    fn map_rmrrs(&mut self, dmar: &Dmar, seg: &Segment) {
+        let Some(groups) = &seg.groups else { return };
+        for rmrr in dmar.rmrrs() {
+            for scope in &rmrr.scopes {
+                let Some(i) = resolve(scope, seg.topology.segment, &seg.topology) else {
+                    self.problems
+                        .push(format!("RMRR {:#x}-{:#x}: a scope names no enumerated device", rmrr.base, rmrr.limit));
+                    continue;
+                };
+                let Some(group) = groups.group_of(i).map(|g| g.id) else { continue };
+                let mut page = rmrr.base & !0xfff;
+                while page <= rmrr.limit {
+                    if page != 0
+                        && let Err(e) = self.map(group, i, page, page, Perms::READ | Perms::WRITE)
+                    {
+                        self.problems.push(format!("RMRR identity map of {page:#x}: {e}"));
+                        break;
+                    }
+                    page += 4096;
+                }
+                if let Err(e) = self.attach(&seg.topology, groups, i) {
+                    self.problems.push(format!("RMRR device {}: {e}", seg.topology.functions[i].bdf));
+                }
+            }
+        }
+    }
+
+    /// The domain of `group` on the unit covering function `index`.
+    pub fn domain_index(&self, group: u32, index: usize) -> Option<usize> {
+        let unit = self.unit_of.get(index).copied().flatten()?;
+        self.domains.iter().position(|d| d.group == group && d.unit == unit)
+    }
+
+    /// Point every requester id of function `index` at its group's domain.
+    pub fn attach(&mut self, topo: &Topology, groups: &Groups, index: usize) -> Result<(), String> {
+        let group = groups.group_of(index).ok_or("device has no group")?.id;
+        let d = self.domain_index(group, index).ok_or("no domain for the device's group")?;
+        let unit = self.domains[d].unit;
+        let mut mm = KernelMemory;
+        for alias in dma_requester_ids(topo, index) {
+            let r = alias.requester_id;
+            let sid = SourceId::new(r.bus, r.device, r.function);
+            let (units, domains) = (&mut self.units, &mut self.domains);
+            let state = &mut units[unit];
+            state.unit.attach_device(&mut mm, &mut state.root, sid, &domains[d].domain).map_err(|e| format!("{e}"))?;
+            if !domains[d].attached.contains(&sid) {
+                domains[d].attached.push(sid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Clear the context entries of function `index`'s requester ids: its
+    /// DMA is blocked again. Ids shared with another attached device of the
+    /// same group (a bridge alias) stay while that device is attached.
+    pub fn detach(&mut self, topo: &Topology, index: usize, still_attached: &[usize]) -> Result<(), String> {
+        let mut keep: Vec<SourceId> = Vec::new();
+        for &other in still_attached.iter().filter(|&&o| o != index) {
+            keep.extend(
+                dma_requester_ids(topo, other)
+                    .iter()
+                    .map(|a| SourceId::new(a.requester_id.bus, a.requester_id.device, a.requester_id.function)),
+            );
+        }
+        let Some(unit) = self.unit_of.get(index).copied().flatten() else { return Ok(()) };
+        let mut mm = KernelMemory;
+        for alias in dma_requester_ids(topo, index) {
+            let r = alias.requester_id;
+            let sid = SourceId::new(r.bus, r.device, r.function);
+            if keep.contains(&sid) {
+                continue;
+            }
+            let state = &mut self.units[unit];
+            state.unit.detach_device(&mut mm, &mut state.root, sid).map_err(|e| format!("{e}"))?;
+            for d in &mut self.domains {
+                d.attached.retain(|s| *s != sid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Map one 4 KiB page in the domain of `group` (on `index`'s unit).
+    pub fn map(&mut self, group: u32, index: usize, iova: u64, phys: u64, perms: Perms) -> Result<(), UnitError> {
+        let d = self.domain_index(group, index).ok_or(UnitError::Unsupported { feature: "a domain for this group" })?;
+        let mut mm = KernelMemory;
+        let (units, domains) = (&mut self.units, &mut self.domains);
+        let gd = &mut domains[d];
+        units[gd.unit].unit.map(&mut mm, &mut gd.domain, iova, phys, PageSize::Size4K, perms)?;
+        gd.mappings.push(Mapping { iova, phys, size: PageSize::Size4K, perms });
+        Ok(())
+    }
+
+    /// Unmap one 4 KiB page; when this returns the IOTLB has forgotten it.
+    pub fn unmap(&mut self, group: u32, index: usize, iova: u64) -> Result<(), UnitError> {
+        let d = self.domain_index(group, index).ok_or(UnitError::Unsupported { feature: "a domain for this group" })?;
+        let mut mm = KernelMemory;
+        let (units, domains) = (&mut self.units, &mut self.domains);
+        let gd = &mut domains[d];
+        units[gd.unit].unit.unmap(&mut mm, &mut gd.domain, iova, PageSize::Size4K)?;
+        gd.mappings.retain(|m| m.iova != iova);
+        Ok(())
+    }
+
+    /// GCMD.TE on every unit, then PMEN off (VT-d spec §10.4.4, §11.4.16).
+    pub fn enable_translation(&mut self) {
+        for state in &mut self.units {
+            match state.unit.enable_translation().and_then(|_| state.unit.disable_protected_memory()) {
+                Ok(()) => state.translation = true,
+                Err(e) => {
+                    self.problems.push(format!("DRHD {:#x}: enabling translation: {e}", state.drhd.register_base))
+                }
+            }
+        }
+    }
+
+    /// Read and clear every unit's fault records; returns how many were new.
+    pub fn collect_faults(&mut self) -> usize {
+        let before = self.faults.len();
+        for (u, state) in self.units.iter_mut().enumerate() {
+            let log = state.unit.drain_faults();
+            self.lost_faults |= log.overflow;
+            for record in log.records {
+                log::info!("DMAR: {record}");
+                self.faults.push(Fault { unit: u, record });
+            }
+        }
+        self.faults.len() - before
+    }
+}
+
+/// Probe one DRHD: registers, invalidation interface, root table.
+fn bring_up(drhd: &Drhd, mm: &mut KernelMemory) -> Result<UnitState, String> {
+    let regs = Mmio::new(drhd)?;
+    let mut unit = Unit::new(regs, PollLimit::default()).map_err(|e| format!("{e}"))?;
+    let inval = unit.setup_invalidation(mm).map_err(|e| format!("invalidation: {e}"))?;
+    let root = RootTable::new(mm).map_err(|e| format!("root table: {e}"))?;
+    unit.set_root_table(mm, &root).map_err(|e| format!("root table: {e}"))?;
+    let geometry =
+        Geometry::for_unit(unit.cap(), unit.ecap(), Geometry::DEFAULT_NEED_BITS).map_err(|e| format!("{e}"))?;
+    let ids = DomainIdAllocator::new(unit.cap());
+    Ok(UnitState { drhd: drhd.clone(), unit, root, ids, inval, geometry, translation: false })
+}
+
+/// Set Bus Master Enable on `index` and every bridge above it (Linux
+/// `pci_set_master` with `pci_enable_bridge` on the way up).
+pub fn enable_bus_master(ecam: &mut dyn ConfigSpace, topo: &Topology, index: usize) {
+    let mut at = Some(index);
+    for _ in 0..topo.functions.len() {
+        let Some(i) = at else { break };
+        let bdf = topo.functions[i].bdf;
+        let cmd = ecam.read16(bdf, PCI_COMMAND);
+        if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER == 0 {
+            ecam.write16(bdf, PCI_COMMAND, cmd | PCI_COMMAND_MASTER);
+        }
+        at = topo.functions[i].parent;
+    }
+}
