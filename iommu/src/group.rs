@@ -50,20 +50,12 @@ pub struct Groups {
 impl Groups {
     /// No groups yet, for a topology of `topo.functions.len()` functions.
     pub fn new(topo: &Topology) -> Self {
-        Self {
-            groups: Vec::new(),
-            group_of: alloc::vec![None; topo.functions.len()],
-            ida: Ida::new(),
-        }
+        Self { groups: Vec::new(), group_of: alloc::vec![None; topo.functions.len()], ida: Ida::new() }
     }
 
     /// The group of function `index`, if it was probed.
     pub fn group_of(&self, index: usize) -> Option<&Group> {
-        self.group_of
-            .get(index)
-            .copied()
-            .flatten()
-            .map(|g| &self.groups[g])
+        self.group_of.get(index).copied().flatten().map(|g| &self.groups[g])
     }
 
     /// Position in `groups` of function `index`'s group.
@@ -79,12 +71,7 @@ impl Groups {
 
     /// Linux `iommu_group_get_for_dev` for PCI function `index`: its
     /// existing group, or `pci_device_group` and add. Returns the group id.
-    pub fn probe_device(
-        &mut self,
-        cfg: &mut dyn ConfigSpace,
-        topo: &Topology,
-        index: usize,
-    ) -> u32 {
+    pub fn probe_device(&mut self, cfg: &mut dyn ConfigSpace, topo: &Topology, index: usize) -> u32 {
         if let Some(g) = self.position_of(index) {
             return self.groups[g].id;
         }
@@ -93,17 +80,11 @@ impl Groups {
             Some(g) => g,
             None => {
                 let id = self.ida.alloc();
-                self.groups.push(Group {
-                    id,
-                    members: Vec::new(),
-                });
+                self.groups.push(Group { id, members: Vec::new() });
                 self.groups.len() - 1
             }
         };
-        self.groups[g].members.push(Member {
-            function: index,
-            reason,
-        });
+        self.groups[g].members.push(Member { function: index, reason });
         self.group_of[index] = Some(g);
         self.groups[g].id
     }

@@ -21,20 +21,11 @@ fn check(mut sim: SimConfig, roots: &[u8]) {
         match f.caps.acs {
             Some(acs) => {
                 assert_eq!(f.pcie_type, Some(PcieType::RootPort), "{}", f.bdf);
-                assert_eq!(
-                    sim.peek16(f.bdf, acs.offset + PCI_ACS_CTRL),
-                    0x001d,
-                    "{}",
-                    f.bdf
-                );
+                assert_eq!(sim.peek16(f.bdf, acs.offset + PCI_ACS_CTRL), 0x001d, "{}", f.bdf);
                 assert_eq!(acs.offset, 0x148);
                 written += 1;
             }
-            None => assert!(
-                sim.writes.iter().all(|w| w.bdf != f.bdf),
-                "write to {} without ACS",
-                f.bdf
-            ),
+            None => assert!(sim.writes.iter().all(|w| w.bdf != f.bdf), "write to {} without ACS", f.bdf),
         }
     }
     assert_eq!(sim.writes.len(), written, "one write per ACS capability");
@@ -60,11 +51,5 @@ fn enable_never_clears_firmware_bits() {
     sim.at(0, 2, 0, root_port(false, 1, 1).acs(0x5f, 0x40));
     let topo = enumerate(&mut sim, 0, &[0], 0..=255);
     let outcome = pci_std_enable_acs(&mut sim, &topo.functions[0]);
-    assert_eq!(
-        outcome,
-        AcsEnableOutcome::Written {
-            before: 0x40,
-            after: 0x5d
-        }
-    );
+    assert_eq!(outcome, AcsEnableOutcome::Written { before: 0x40, after: 0x5d });
 }

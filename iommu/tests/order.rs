@@ -21,9 +21,7 @@ fn orders(topo: &pci::Topology, count: usize) -> Vec<Vec<usize>> {
             let ready: Vec<usize> = (0..topo.functions.len())
                 .filter(|&i| !done[i] && topo.functions[i].parent.is_none_or(|p| done[p]))
                 .collect();
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let pick = ready[(seed >> 33) as usize % ready.len()];
             done[pick] = true;
             order.push(pick);

@@ -14,20 +14,12 @@ use pci::sim::{SimConfig, SimFn};
 use pci::topology::DevFlags;
 
 fn rids(topo: &pci::Topology, i: usize) -> Vec<String> {
-    dma_requester_ids(topo, i)
-        .iter()
-        .map(|a| format!("{}", a.requester_id))
-        .collect()
+    dma_requester_ids(topo, i).iter().map(|a| format!("{}", a.requester_id)).collect()
 }
 
 fn reason(_topo: &pci::Topology, groups: &iommu::group::Groups, i: usize) -> Reason {
     let g = groups.group_of(i).expect("grouped");
-    g.members
-        .iter()
-        .find(|m| m.function == i)
-        .expect("member")
-        .reason
-        .clone()
+    g.members.iter().find(|m| m.function == i).expect("member").reason.clone()
 }
 
 #[test]
@@ -37,14 +29,8 @@ fn alias_through_pcie_to_pci_bridge() {
     assert_eq!(rids(&topo, edu), ["0000:02:01.0", "0000:02:00.0"]);
     assert_eq!(gid(&topo, &groups, 2, 1, 0), gid(&topo, &groups, 1, 0, 0));
     let r = reason(&topo, &groups, edu);
-    assert!(
-        matches!(r, Reason::BehindBridge { requester_id, .. } if requester_id == bdf(2, 0, 0)),
-        "{r:?}"
-    );
-    assert_eq!(
-        r.to_string(),
-        "behind PCIe-to-PCI bridge 0000:01:00.0, requester id 0000:02:00.0"
-    );
+    assert!(matches!(r, Reason::BehindBridge { requester_id, .. } if requester_id == bdf(2, 0, 0)), "{r:?}");
+    assert_eq!(r.to_string(), "behind PCIe-to-PCI bridge 0000:01:00.0, requester id 0000:02:00.0");
 }
 
 fn conventional_bridge_machine() -> SimConfig {
@@ -62,10 +48,7 @@ fn conventional_bridge_forwards_as_itself() {
     let (topo, groups) = run(&mut conventional_bridge_machine(), &[0]);
     let edu = idx(&topo, 1, 2, 0);
     assert_eq!(rids(&topo, edu), ["0000:01:02.0", "0000:00:1e.0"]);
-    assert_eq!(
-        gid(&topo, &groups, 1, 2, 0),
-        gid(&topo, &groups, 0, 0x1e, 0)
-    );
+    assert_eq!(gid(&topo, &groups, 1, 2, 0), gid(&topo, &groups, 0, 0x1e, 0));
     assert_eq!(
         reason(&topo, &groups, edu).to_string(),
         "conventional PCI bridge 0000:00:1e.0 forwards its requests as its own"
@@ -86,18 +69,10 @@ fn nested_conventional_bridges_topmost_wins() {
     assert_eq!(last.map(|a| a.requester_id), Some(bdf(0, 0x1e, 0)));
     // Probed before its bridges, the device's "P" is the top-most bridge.
     let groups = pci_device_groups(&mut sim, &topo, &[deep]);
-    assert_eq!(
-        reason(&topo, &groups, deep),
-        Reason::OwnBelowUngrouped {
-            top: bdf(0, 0x1e, 0)
-        }
-    );
+    assert_eq!(reason(&topo, &groups, deep), Reason::OwnBelowUngrouped { top: bdf(0, 0x1e, 0) });
     // In device_add order everything below 00:1e.0 is one group.
     let groups = group_all(&mut sim, &topo);
-    assert_eq!(
-        canonical(&groups, &topo),
-        "0000:00:00.0\n0000:00:1e.0 0000:01:01.0 0000:01:02.0 0000:02:01.0\n"
-    );
+    assert_eq!(canonical(&groups, &topo), "0000:00:00.0\n0000:00:1e.0 0000:01:01.0 0000:01:02.0 0000:02:01.0\n");
 }
 
 #[test]
@@ -111,21 +86,14 @@ fn acs_climb_stops_at_dsp_without_acs_and_absorbs_subtree() {
             if joined == bdf(2, 0, 0) && failed_at == bdf(2, 0, 0)),
         "{r:?}"
     );
-    assert_eq!(
-        r.to_string(),
-        "downstream port 0000:02:00.0 above it has no ACS capability"
-    );
+    assert_eq!(r.to_string(), "downstream port 0000:02:00.0 above it has no ACS capability");
 }
 
 #[test]
 fn switch_dsps_without_acs_are_not_merged() {
     let (topo, groups) = run(&mut switch(), &[0]);
     let usp = gid(&topo, &groups, 1, 0, 0);
-    let d = [
-        gid(&topo, &groups, 2, 0, 0),
-        gid(&topo, &groups, 2, 1, 0),
-        gid(&topo, &groups, 2, 2, 0),
-    ];
+    let d = [gid(&topo, &groups, 2, 0, 0), gid(&topo, &groups, 2, 1, 0), gid(&topo, &groups, 2, 2, 0)];
     assert!(d[0] != d[1] && d[1] != d[2] && d[0] != d[2]);
     assert!(!d.contains(&usp));
 }
@@ -136,15 +104,9 @@ fn switch_dsps_without_acs_are_not_merged() {
 #[test]
 fn own_acs_never_checked() {
     let (topo, groups) = run(&mut switch(), &[0]);
-    assert_eq!(
-        reason(&topo, &groups, idx(&topo, 2, 0, 0)),
-        Reason::OwnAcsPathComplete
-    );
+    assert_eq!(reason(&topo, &groups, idx(&topo, 2, 0, 0)), Reason::OwnAcsPathComplete);
     let (topo, groups) = run(&mut no_acs_multifunction(), &[0]);
-    assert_eq!(
-        reason(&topo, &groups, idx(&topo, 0, 3, 0)),
-        Reason::OwnRootBus
-    );
+    assert_eq!(reason(&topo, &groups, idx(&topo, 0, 3, 0)), Reason::OwnRootBus);
 }
 
 #[test]
@@ -152,10 +114,7 @@ fn multifunction_root_port_slot_without_acs_merges() {
     let (topo, groups) = run(&mut no_acs_multifunction(), &[0]);
     assert_eq!(gid(&topo, &groups, 0, 2, 0), gid(&topo, &groups, 0, 2, 1));
     let r = reason(&topo, &groups, idx(&topo, 0, 2, 1));
-    assert_eq!(
-        r.to_string(),
-        "shares slot 00:02 with 0000:00:02.0; no ACS (no ACS capability)"
-    );
+    assert_eq!(r.to_string(), "shares slot 00:02 with 0000:00:02.0; no ACS (no ACS capability)");
 }
 
 #[test]
@@ -183,10 +142,7 @@ fn root_port_acs_not_enabled_fails_until_enable_acs() {
     assert_eq!(gid(&topo, &before, 1, 0, 0), gid(&topo, &before, 0, 2, 0));
     assert_eq!(gid(&topo, &before, 0, 2, 1), gid(&topo, &before, 0, 2, 0));
     let r = reason(&topo, &before, idx(&topo, 1, 0, 0));
-    assert_eq!(
-        r.to_string(),
-        "root port 0000:00:02.0 above it lacks ACS SV/RR/CR/UF (cap 0x005f, ctrl 0x0000)"
-    );
+    assert_eq!(r.to_string(), "root port 0000:00:02.0 above it lacks ACS SV/RR/CR/UF (cap 0x005f, ctrl 0x0000)");
     pci::acs::enable_acs(&mut sim, &mut topo);
     let after = group_all(&mut sim, &topo);
     assert_eq!(canonical(&after, &topo), BASIC_GROUPS);
@@ -206,11 +162,7 @@ fn function_grouping_per_8_function_block_with_ari() {
         s.add(pci::Bdf::from_devfn(0, 1, func), f);
     }
     let (topo, groups) = run(&mut s, &[0]);
-    assert_eq!(
-        topo.functions.len(),
-        17,
-        "ARI chain followed past function 7"
-    );
+    assert_eq!(topo.functions.len(), 17, "ARI chain followed past function 7");
     assert_eq!(
         canonical(&groups, &topo),
         "0000:00:02.0\n\
@@ -223,20 +175,8 @@ fn function_grouping_per_8_function_block_with_ari() {
 fn quirk_mf_endpoint_isolates_functions() {
     let mut s = SimConfig::new();
     s.at(0, 2, 0, root_port(true, 1, 1));
-    s.at(
-        1,
-        0,
-        0,
-        SimFn::new(0x8086, 0x10c9)
-            .pcie(PCI_EXP_TYPE_ENDPOINT)
-            .multifunction(),
-    );
-    s.at(
-        1,
-        0,
-        1,
-        SimFn::new(0x8086, 0x10c9).pcie(PCI_EXP_TYPE_ENDPOINT),
-    );
+    s.at(1, 0, 0, SimFn::new(0x8086, 0x10c9).pcie(PCI_EXP_TYPE_ENDPOINT).multifunction());
+    s.at(1, 0, 1, SimFn::new(0x8086, 0x10c9).pcie(PCI_EXP_TYPE_ENDPOINT));
     let (topo, groups) = run(&mut s, &[0]);
     assert_ne!(gid(&topo, &groups, 1, 0, 0), gid(&topo, &groups, 1, 0, 1));
 }
@@ -244,39 +184,12 @@ fn quirk_mf_endpoint_isolates_functions() {
 #[test]
 fn quirk_rciep_isolates_intel_rc_endpoints_only() {
     let mut s = SimConfig::new();
-    s.at(
-        0,
-        5,
-        0,
-        SimFn::new(0x8086, 0x1234)
-            .pcie(PCI_EXP_TYPE_RC_END)
-            .multifunction(),
-    );
-    s.at(
-        0,
-        5,
-        1,
-        SimFn::new(0x8086, 0x1235).pcie(PCI_EXP_TYPE_RC_END),
-    );
-    s.at(
-        0,
-        6,
-        0,
-        SimFn::new(0x1b36, 0x1234)
-            .pcie(PCI_EXP_TYPE_RC_END)
-            .multifunction(),
-    );
-    s.at(
-        0,
-        6,
-        1,
-        SimFn::new(0x1b36, 0x1235).pcie(PCI_EXP_TYPE_RC_END),
-    );
+    s.at(0, 5, 0, SimFn::new(0x8086, 0x1234).pcie(PCI_EXP_TYPE_RC_END).multifunction());
+    s.at(0, 5, 1, SimFn::new(0x8086, 0x1235).pcie(PCI_EXP_TYPE_RC_END));
+    s.at(0, 6, 0, SimFn::new(0x1b36, 0x1234).pcie(PCI_EXP_TYPE_RC_END).multifunction());
+    s.at(0, 6, 1, SimFn::new(0x1b36, 0x1235).pcie(PCI_EXP_TYPE_RC_END));
     let (topo, groups) = run(&mut s, &[0]);
-    assert_eq!(
-        canonical(&groups, &topo),
-        "0000:00:05.0\n0000:00:05.1\n0000:00:06.0 0000:00:06.1\n"
-    );
+    assert_eq!(canonical(&groups, &topo), "0000:00:05.0\n0000:00:05.1\n0000:00:06.0 0000:00:06.1\n");
 }
 
 /// Zhaoxin ports outside the known id ranges are "not isolated" even with
@@ -285,9 +198,7 @@ fn quirk_rciep_isolates_intel_rc_endpoints_only() {
 #[test]
 fn quirk_zhaoxin_outside_range_not_isolated() {
     let port = |dev: u16, acs: bool| {
-        let f = SimFn::new(0x1d17, dev)
-            .class(0x060400)
-            .pcie(PCI_EXP_TYPE_ROOT_PORT);
+        let f = SimFn::new(0x1d17, dev).class(0x060400).pcie(PCI_EXP_TYPE_ROOT_PORT);
         if acs { f.acs(QEMU_ACS_CAP, 0) } else { f }
     };
     let mut s = SimConfig::new();
@@ -296,22 +207,14 @@ fn quirk_zhaoxin_outside_range_not_isolated() {
     s.at(1, 0, 0, e1000e());
     s.at(2, 0, 0, e1000e());
     let (topo, groups) = run(&mut s, &[0]);
-    assert_eq!(
-        canonical(&groups, &topo),
-        "0000:00:02.0 0000:01:00.0\n0000:00:03.0\n0000:02:00.0\n"
-    );
+    assert_eq!(canonical(&groups, &topo), "0000:00:02.0 0000:01:00.0\n0000:00:03.0\n0000:02:00.0\n");
 }
 
 #[test]
 fn quirk_func1_alias_ghost_function() {
     let mut s = SimConfig::new();
     s.at(0, 2, 0, root_port(true, 1, 1));
-    s.at(
-        1,
-        0,
-        0,
-        SimFn::new(0x1b4b, 0x9123).pcie(PCI_EXP_TYPE_ENDPOINT),
-    );
+    s.at(1, 0, 0, SimFn::new(0x1b4b, 0x9123).pcie(PCI_EXP_TYPE_ENDPOINT));
     let (topo, _) = run(&mut s, &[0]);
     let marvell = idx(&topo, 1, 0, 0);
     assert_eq!(topo.functions.len(), 2, "function 1 does not exist");
@@ -322,23 +225,8 @@ fn quirk_func1_alias_ghost_function() {
 fn quirk_func1_alias_merges_with_present_function() {
     let mut s = SimConfig::new();
     s.at(0, 2, 0, root_port(true, 1, 1));
-    s.at(
-        1,
-        0,
-        0,
-        SimFn::new(0x1b4b, 0x9123)
-            .pcie(PCI_EXP_TYPE_ENDPOINT)
-            .acs(0, 0)
-            .multifunction(),
-    );
-    s.at(
-        1,
-        0,
-        1,
-        SimFn::new(0x1b4b, 0x91a4)
-            .pcie(PCI_EXP_TYPE_ENDPOINT)
-            .acs(0, 0),
-    );
+    s.at(1, 0, 0, SimFn::new(0x1b4b, 0x9123).pcie(PCI_EXP_TYPE_ENDPOINT).acs(0, 0).multifunction());
+    s.at(1, 0, 1, SimFn::new(0x1b4b, 0x91a4).pcie(PCI_EXP_TYPE_ENDPOINT).acs(0, 0));
     let (topo, groups) = run(&mut s, &[0]);
     assert_eq!(gid(&topo, &groups, 1, 0, 0), gid(&topo, &groups, 1, 0, 1));
     let r = reason(&topo, &groups, idx(&topo, 1, 0, 1));
@@ -356,24 +244,10 @@ fn quirk_pcie_bridge_alias_for_82801_below_root_port_not_on_root_bus() {
     let (topo, groups) = run(&mut s, &[0]);
     let below_rp = idx(&topo, 1, 0, 0);
     let on_root = idx(&topo, 0, 0x1e, 0);
-    assert!(
-        topo.functions[below_rp]
-            .dev_flags
-            .contains(DevFlags::PCIE_BRIDGE_ALIAS)
-    );
-    assert!(
-        !topo.functions[on_root]
-            .dev_flags
-            .contains(DevFlags::PCIE_BRIDGE_ALIAS)
-    );
-    assert_eq!(
-        rids(&topo, idx(&topo, 2, 1, 0)),
-        ["0000:02:01.0", "0000:02:00.0"]
-    );
-    assert_eq!(
-        rids(&topo, idx(&topo, 3, 1, 0)),
-        ["0000:03:01.0", "0000:00:1e.0"]
-    );
+    assert!(topo.functions[below_rp].dev_flags.contains(DevFlags::PCIE_BRIDGE_ALIAS));
+    assert!(!topo.functions[on_root].dev_flags.contains(DevFlags::PCIE_BRIDGE_ALIAS));
+    assert_eq!(rids(&topo, idx(&topo, 2, 1, 0)), ["0000:02:01.0", "0000:02:00.0"]);
+    assert_eq!(rids(&topo, idx(&topo, 3, 1, 0)), ["0000:03:01.0", "0000:00:1e.0"]);
     assert_eq!(gid(&topo, &groups, 2, 1, 0), gid(&topo, &groups, 1, 0, 0));
 }
 
@@ -381,40 +255,20 @@ fn quirk_pcie_bridge_alias_for_82801_below_root_port_not_on_root_bus() {
 fn quirk_bridge_xlate_root_stops_alias_walk() {
     let mut s = SimConfig::new();
     s.at(0, 1, 0, pci_bridge(0, 1, 2));
-    s.at(
-        1,
-        0,
-        0,
-        SimFn::new(0x14e4, 0x9000)
-            .class(0x060400)
-            .bridge(1, 2, 2)
-            .pcie(PCI_EXP_TYPE_DOWNSTREAM),
-    );
+    s.at(1, 0, 0, SimFn::new(0x14e4, 0x9000).class(0x060400).bridge(1, 2, 2).pcie(PCI_EXP_TYPE_DOWNSTREAM));
     s.at(2, 0, 0, edu());
     let (topo, _) = run(&mut s, &[0]);
-    assert!(
-        topo.functions[idx(&topo, 1, 0, 0)]
-            .dev_flags
-            .contains(DevFlags::BRIDGE_XLATE_ROOT)
-    );
+    assert!(topo.functions[idx(&topo, 1, 0, 0)].dev_flags.contains(DevFlags::BRIDGE_XLATE_ROOT));
     assert_eq!(rids(&topo, idx(&topo, 2, 0, 0)), ["0000:02:00.0"]);
     // Without the quirk the conventional bridge above would be visited.
-    assert_eq!(
-        rids(&topo, idx(&topo, 1, 0, 0)),
-        ["0000:01:00.0", "0000:00:01.0"]
-    );
+    assert_eq!(rids(&topo, idx(&topo, 1, 0, 0)), ["0000:01:00.0", "0000:00:01.0"]);
 }
 
 #[test]
 fn quirk_plx_ntb_aliases_all_devfns() {
     let mut s = SimConfig::new();
     s.at(0, 2, 0, root_port(true, 1, 1));
-    s.at(
-        1,
-        0,
-        0,
-        SimFn::new(0x10b5, 0x87b0).pcie(PCI_EXP_TYPE_ENDPOINT),
-    );
+    s.at(1, 0, 0, SimFn::new(0x10b5, 0x87b0).pcie(PCI_EXP_TYPE_ENDPOINT));
     let (topo, _) = run(&mut s, &[0]);
     assert_eq!(dma_requester_ids(&topo, idx(&topo, 1, 0, 0)).len(), 256);
 }

@@ -9,11 +9,7 @@ use iommu::group::canonical;
 
 fn check(mut sim: pci::sim::SimConfig, roots: &[u8], expected: &str) {
     let (topo, groups) = run(&mut sim, roots);
-    assert!(
-        topo.errors.is_empty(),
-        "enumeration errors: {:?}",
-        topo.errors
-    );
+    assert!(topo.errors.is_empty(), "enumeration errors: {:?}", topo.errors);
     assert_eq!(canonical(&groups, &topo), expected);
 }
 
@@ -46,16 +42,8 @@ fn switch_matches_linux() {
 #[test]
 fn group_ids_follow_device_add_order() {
     let (topo, groups) = run(&mut basic(), &[0]);
-    let ids: Vec<(String, u32)> = groups
-        .groups
-        .iter()
-        .map(|g| {
-            (
-                format!("{}", topo.functions[g.members[0].function].bdf),
-                g.id,
-            )
-        })
-        .collect();
+    let ids: Vec<(String, u32)> =
+        groups.groups.iter().map(|g| (format!("{}", topo.functions[g.members[0].function].bdf), g.id)).collect();
     assert_eq!(ids[0], ("0000:00:00.0".into(), 0));
     assert_eq!(ids[1], ("0000:00:02.0".into(), 1));
     assert!(ids.iter().enumerate().all(|(i, (_, id))| *id == i as u32));
@@ -68,10 +56,7 @@ fn unreached_root_bus_is_found_by_fallback() {
     let mut sim = expander();
     let topo = pci::enumerate(&mut sim, 0, &[0], 0..=255);
     assert!(topo.find(bdf(0x40, 0, 0)).is_none());
-    assert_eq!(
-        pci::find_unreached_root_buses(&mut sim, 0, 0..=255, &topo),
-        vec![0x40, 0x41]
-    );
+    assert_eq!(pci::find_unreached_root_buses(&mut sim, 0, 0..=255, &topo), vec![0x40, 0x41]);
     let topo = pci::enumerate(&mut sim, 0, EXPANDER_ROOTS, 0..=255);
     assert!(pci::find_unreached_root_buses(&mut sim, 0, 0..=255, &topo).is_empty());
 }

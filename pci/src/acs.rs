@@ -9,9 +9,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::acs_quirks::{
-    AcsQuirk, intel_pch_acs_match, intel_spt_pch_acs_match, pci_dev_specific_acs_enabled,
-};
+use crate::acs_quirks::{AcsQuirk, intel_pch_acs_match, intel_spt_pch_acs_match, pci_dev_specific_acs_enabled};
 use crate::caps::PcieType;
 use crate::config::ConfigSpace;
 use crate::regs::{AcsFlags, INTEL_SPT_ACS_CTRL, PCI_ACS_CAP, PCI_ACS_CTRL};
@@ -72,11 +70,7 @@ impl fmt::Display for AcsFail {
             Self::NeverAcs(t) => write!(f, "ACS never applies to a {t}"),
             Self::NoAcsCap => f.write_str("no ACS capability"),
             Self::Missing { missing, cap, ctrl } => {
-                write!(
-                    f,
-                    "lacks ACS {} (cap {cap:#06x}, ctrl {ctrl:#06x})",
-                    FlagNames(missing)
-                )
+                write!(f, "lacks ACS {} (cap {cap:#06x}, ctrl {ctrl:#06x})", FlagNames(missing))
             }
             Self::EndNotOnPath => f.write_str("end device not on the path to the root"),
         }
@@ -96,21 +90,13 @@ impl fmt::Display for AcsPass {
 
 /// Linux `pci_acs_flags_enabled`: flags the capability does not implement
 /// count as enabled (except EC), so an ACS capability reading 0 passes.
-pub fn pci_acs_flags_check(
-    cfg: &mut dyn ConfigSpace,
-    f: &Function,
-    flags: AcsFlags,
-) -> Result<(), AcsFail> {
+pub fn pci_acs_flags_check(cfg: &mut dyn ConfigSpace, f: &Function, flags: AcsFlags) -> Result<(), AcsFail> {
     let acs = f.caps.acs.ok_or(AcsFail::NoAcsCap)?;
     let cap = cfg.read16(f.bdf, acs.offset + PCI_ACS_CAP);
     let wanted = flags & AcsFlags::from_bits_truncate(cap | AcsFlags::EC.bits());
     let ctrl = cfg.read16(f.bdf, acs.offset + PCI_ACS_CTRL);
     let missing = wanted - AcsFlags::from_bits_truncate(ctrl);
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(AcsFail::Missing { missing, cap, ctrl })
-    }
+    if missing.is_empty() { Ok(()) } else { Err(AcsFail::Missing { missing, cap, ctrl }) }
 }
 
 /// Linux `pci_acs_flags_enabled`.
@@ -128,19 +114,13 @@ pub fn pci_acs_check(
 ) -> Result<AcsPass, AcsFail> {
     let f = &topo.functions[index];
     if let Some((quirk, answer)) = pci_dev_specific_acs_enabled(cfg, f, flags) {
-        return if answer {
-            Ok(AcsPass::Quirk(quirk))
-        } else {
-            Err(AcsFail::Quirk(quirk))
-        };
+        return if answer { Ok(AcsPass::Quirk(quirk)) } else { Err(AcsFail::Quirk(quirk)) };
     }
     let t = f.pcie_type.ok_or(AcsFail::NotPcie)?;
     match t {
         PcieType::PcieBridge | PcieType::PciBridge | PcieType::RcEc => Err(AcsFail::NeverAcs(t)),
         // PCIe 3.0 §6.12.1.1: downstream and root ports, multifunction or not.
-        PcieType::Downstream | PcieType::RootPort => {
-            pci_acs_flags_check(cfg, f, flags).map(|()| AcsPass::FlagsEnabled)
-        }
+        PcieType::Downstream | PcieType::RootPort => pci_acs_flags_check(cfg, f, flags).map(|()| AcsPass::FlagsEnabled),
         // PCIe 3.0 §6.12.1.2: only multifunction devices must implement ACS.
         PcieType::Endpoint | PcieType::Upstream | PcieType::LegacyEndpoint | PcieType::RcEnd => {
             if f.multifunction {
@@ -154,12 +134,7 @@ pub fn pci_acs_check(
 }
 
 /// Linux `pci_acs_enabled`.
-pub fn pci_acs_enabled(
-    cfg: &mut dyn ConfigSpace,
-    topo: &Topology,
-    index: usize,
-    flags: AcsFlags,
-) -> bool {
+pub fn pci_acs_enabled(cfg: &mut dyn ConfigSpace, topo: &Topology, index: usize, flags: AcsFlags) -> bool {
     pci_acs_check(cfg, topo, index, flags).is_ok()
 }
 
@@ -188,10 +163,7 @@ pub fn pci_acs_path_check(
         let Some(parent) = topo.functions[pdev].parent else {
             return match end {
                 None => Ok(()),
-                Some(_) => Err(AcsPathBreak {
-                    at: pdev,
-                    why: AcsFail::EndNotOnPath,
-                }),
+                Some(_) => Err(AcsPathBreak { at: pdev, why: AcsFail::EndNotOnPath }),
             };
         };
         if Some(pdev) == end {
@@ -199,10 +171,7 @@ pub fn pci_acs_path_check(
         }
         pdev = parent;
     }
-    Err(AcsPathBreak {
-        at: pdev,
-        why: AcsFail::EndNotOnPath,
-    })
+    Err(AcsPathBreak { at: pdev, why: AcsFail::EndNotOnPath })
 }
 
 /// Linux `pci_acs_path_enabled`.
@@ -246,8 +215,7 @@ pub struct AcsEnableRecord {
 /// The bits Linux enables: SV, RR, CR, UF where implemented. TB is added
 /// only for `pci=noats`, external-facing or untrusted ports, which this
 /// kernel never marks; EC and DT are never enabled.
-const ENABLE_BITS: u16 =
-    AcsFlags::SV.bits() | AcsFlags::RR.bits() | AcsFlags::CR.bits() | AcsFlags::UF.bits();
+const ENABLE_BITS: u16 = AcsFlags::SV.bits() | AcsFlags::RR.bits() | AcsFlags::CR.bits() | AcsFlags::UF.bits();
 
 /// Linux `pci_std_enable_acs`: OR the implemented SV/RR/CR/UF bits into
 /// control; never clear a bit; write only if something changes.
@@ -259,24 +227,15 @@ pub fn pci_std_enable_acs(cfg: &mut dyn ConfigSpace, f: &Function) -> AcsEnableO
     let before = cfg.read16(f.bdf, acs.offset + PCI_ACS_CTRL);
     let after = before | (cap & ENABLE_BITS);
     if after == before {
-        return AcsEnableOutcome::Unchanged {
-            ctrl: u32::from(before),
-        };
+        return AcsEnableOutcome::Unchanged { ctrl: u32::from(before) };
     }
     cfg.write16(f.bdf, acs.offset + PCI_ACS_CTRL, after);
-    AcsEnableOutcome::Written {
-        before: u32::from(before),
-        after: u32::from(after),
-    }
+    AcsEnableOutcome::Written { before: u32::from(before), after: u32::from(after) }
 }
 
 /// `pci_quirk_enable_intel_spt_pch_acs`: the standard policy on the dword
 /// registers of the Sunrise Point erratum.
-fn enable_intel_spt_pch_acs(
-    cfg: &mut dyn ConfigSpace,
-    f: &Function,
-    offset: u16,
-) -> AcsEnableOutcome {
+fn enable_intel_spt_pch_acs(cfg: &mut dyn ConfigSpace, f: &Function, offset: u16) -> AcsEnableOutcome {
     let cap = cfg.read32(f.bdf, offset + PCI_ACS_CAP);
     let before = cfg.read32(f.bdf, offset + INTEL_SPT_ACS_CTRL);
     let after = before | (cap & u32::from(ENABLE_BITS));
@@ -315,9 +274,6 @@ pub fn pci_enable_acs(cfg: &mut dyn ConfigSpace, f: &Function) -> AcsEnableOutco
 /// each device in `pci_acs_init` before `device_add`. Call before grouping.
 pub fn enable_acs(cfg: &mut dyn ConfigSpace, topo: &mut Topology) -> Vec<AcsEnableRecord> {
     (0..topo.functions.len())
-        .map(|function| AcsEnableRecord {
-            function,
-            outcome: pci_enable_acs(cfg, &topo.functions[function]),
-        })
+        .map(|function| AcsEnableRecord { function, outcome: pci_enable_acs(cfg, &topo.functions[function]) })
         .collect()
 }

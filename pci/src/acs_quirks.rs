@@ -70,11 +70,7 @@ pub struct AcsQuirkEntry {
 }
 
 const fn e(vendor: u16, device: u16, quirk: AcsQuirk) -> AcsQuirkEntry {
-    AcsQuirkEntry {
-        vendor,
-        device,
-        quirk,
-    }
+    AcsQuirkEntry { vendor, device, quirk }
 }
 
 const ATI: u16 = 0x1002;
@@ -250,10 +246,7 @@ pub fn pci_acs_ctrl_enabled(req: AcsFlags, ena: AcsFlags) -> bool {
     ena.contains(req)
 }
 
-const SV_RR_CR_UF: AcsFlags = AcsFlags::SV
-    .union(AcsFlags::RR)
-    .union(AcsFlags::CR)
-    .union(AcsFlags::UF);
+const SV_RR_CR_UF: AcsFlags = AcsFlags::SV.union(AcsFlags::RR).union(AcsFlags::CR).union(AcsFlags::UF);
 
 /// Linux `pci_dev_specific_acs_enabled`: the first quirk that answers, with
 /// its answer; `None` means "use the generic rules" (-ENOTTY).
@@ -265,19 +258,13 @@ pub fn pci_dev_specific_acs_enabled(
     PCI_DEV_ACS_ENABLED
         .iter()
         .filter(|q| {
-            (q.vendor == f.vendor || q.vendor == PCI_ANY_ID)
-                && (q.device == f.device || q.device == PCI_ANY_ID)
+            (q.vendor == f.vendor || q.vendor == PCI_ANY_ID) && (q.device == f.device || q.device == PCI_ANY_ID)
         })
         .find_map(|q| evaluate(cfg, f, q.quirk, flags).map(|answer| (q.quirk, answer)))
 }
 
 /// One quirk function; `None` is Linux's negative return.
-fn evaluate(
-    cfg: &mut dyn ConfigSpace,
-    f: &Function,
-    quirk: AcsQuirk,
-    flags: AcsFlags,
-) -> Option<bool> {
+fn evaluate(cfg: &mut dyn ConfigSpace, f: &Function, quirk: AcsQuirk, flags: AcsFlags) -> Option<bool> {
     let port = f.pcie_type;
     match quirk {
         // Needs the ACPI IVRS table of an AMD IOMMU. This crate serves an
@@ -290,11 +277,7 @@ fn evaluate(
         Rciep => (port == Some(PcieType::RcEnd)).then(|| pci_acs_ctrl_enabled(flags, SV_RR_CR_UF)),
         QcomRp | Xgene | Brcm | NxpRp => Some(pci_acs_ctrl_enabled(flags, SV_RR_CR_UF)),
         IntelPch => intel_pch_acs_match(f).then(|| {
-            let ena = if f.dev_flags.contains(DevFlags::ACS_ENABLED_QUIRK) {
-                SV_RR_CR_UF
-            } else {
-                AcsFlags::empty()
-            };
+            let ena = if f.dev_flags.contains(DevFlags::ACS_ENABLED_QUIRK) { SV_RR_CR_UF } else { AcsFlags::empty() };
             pci_acs_ctrl_enabled(flags, ena)
         }),
         IntelSptPch => {
@@ -302,15 +285,11 @@ fn evaluate(
             let cap = cfg.read32(f.bdf, acs.offset + PCI_ACS_CAP);
             let req = flags & AcsFlags::from_bits_truncate((cap as u16) | AcsFlags::EC.bits());
             let ctrl = cfg.read32(f.bdf, acs.offset + INTEL_SPT_ACS_CTRL);
-            Some(pci_acs_ctrl_enabled(
-                req,
-                AcsFlags::from_bits_truncate(ctrl as u16),
-            ))
+            Some(pci_acs_ctrl_enabled(req, AcsFlags::from_bits_truncate(ctrl as u16)))
         }
         Cavium => {
             let id_match = matches!(f.device, 0xa000..=0xa7ff | 0xaf84 | 0xb884);
-            (port == Some(PcieType::RootPort) && id_match)
-                .then(|| pci_acs_ctrl_enabled(flags, SV_RR_CR_UF))
+            (port == Some(PcieType::RootPort) && id_match).then(|| pci_acs_ctrl_enabled(flags, SV_RR_CR_UF))
         }
         // Linux reads pci_pcie_type() without a PCIe check: a conventional
         // function reads as type 0 and is not a root port.

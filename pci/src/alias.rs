@@ -28,24 +28,14 @@ pub struct DmaAlias {
 ///
 /// `pci_real_dma_dev` is the identity here: Intel VMD domains are not
 /// modelled.
-pub fn pci_for_each_dma_alias(
-    topo: &Topology,
-    index: usize,
-    mut visit: impl FnMut(DmaAlias) -> bool,
-) -> bool {
+pub fn pci_for_each_dma_alias(topo: &Topology, index: usize, mut visit: impl FnMut(DmaAlias) -> bool) -> bool {
     let dev = &topo.functions[index];
     let seg = dev.bdf.segment;
-    if visit(DmaAlias {
-        device: index,
-        requester_id: dev.bdf,
-    }) {
+    if visit(DmaAlias { device: index, requester_id: dev.bdf }) {
         return true;
     }
     for devfn in dev.dma_alias_mask.iter() {
-        if visit(DmaAlias {
-            device: index,
-            requester_id: Bdf::from_devfn(seg, dev.bdf.bus, devfn),
-        }) {
+        if visit(DmaAlias { device: index, requester_id: Bdf::from_devfn(seg, dev.bdf.bus, devfn) }) {
             return true;
         }
     }
@@ -72,10 +62,7 @@ pub fn pci_for_each_dma_alias(
             None => Some(tmp.bdf),
         };
         if let Some(requester_id) = rid
-            && visit(DmaAlias {
-                device: t,
-                requester_id,
-            })
+            && visit(DmaAlias { device: t, requester_id })
         {
             return true;
         }

@@ -127,10 +127,7 @@ impl PcieCap {
     }
     /// Link Capabilities: max link speed code and width.
     pub const fn max_link(&self) -> (u8, u8) {
-        (
-            (self.link_cap & PCI_EXP_LNKCAP_SLS) as u8,
-            ((self.link_cap & PCI_EXP_LNKCAP_MLW) >> 4) as u8,
-        )
+        ((self.link_cap & PCI_EXP_LNKCAP_SLS) as u8, ((self.link_cap & PCI_EXP_LNKCAP_MLW) >> 4) as u8)
     }
 }
 
@@ -184,17 +181,11 @@ pub struct Capabilities {
 impl Capabilities {
     /// Linux `pci_find_capability`: first standard capability with `id`.
     pub fn find(&self, id: u8) -> Option<u16> {
-        self.standard
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, o)| *o)
+        self.standard.iter().find(|(i, _)| *i == id).map(|(_, o)| *o)
     }
     /// Linux `pci_find_ext_capability`: first extended capability with `id`.
     pub fn find_ext(&self, id: u16) -> Option<u16> {
-        self.extended
-            .iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, o)| *o)
+        self.extended.iter().find(|(i, _)| *i == id).map(|(_, o)| *o)
     }
 }
 
@@ -222,40 +213,21 @@ impl fmt::Display for CapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::PointerIntoHeader { at, pointer } => {
-                write!(
-                    f,
-                    "capability at {at:#x} points to {pointer:#x}, inside the header; list cut there"
-                )
+                write!(f, "capability at {at:#x} points to {pointer:#x}, inside the header; list cut there")
             }
-            Self::Loop { offset } => write!(
-                f,
-                "capability list loops back to {offset:#x}; list cut there"
-            ),
-            Self::TooLong => write!(
-                f,
-                "capability list longer than {PCI_FIND_CAP_TTL} entries; list cut"
-            ),
-            Self::ExtPointerIntoLegacy { at, pointer } => write!(
-                f,
-                "extended capability at {at:#x} points to {pointer:#x}, below 0x100; list cut there"
-            ),
+            Self::Loop { offset } => write!(f, "capability list loops back to {offset:#x}; list cut there"),
+            Self::TooLong => write!(f, "capability list longer than {PCI_FIND_CAP_TTL} entries; list cut"),
+            Self::ExtPointerIntoLegacy { at, pointer } => {
+                write!(f, "extended capability at {at:#x} points to {pointer:#x}, below 0x100; list cut there")
+            }
             Self::ExtLoop { offset } => {
-                write!(
-                    f,
-                    "extended capability list loops back to {offset:#x}; list cut there"
-                )
+                write!(f, "extended capability list loops back to {offset:#x}; list cut there")
             }
             Self::ExtTooLong => {
-                write!(
-                    f,
-                    "extended capability list longer than {PCI_EXT_CAP_TTL} entries; list cut"
-                )
+                write!(f, "extended capability list longer than {PCI_EXT_CAP_TTL} entries; list cut")
             }
             Self::ExtAllOnes { offset } => {
-                write!(
-                    f,
-                    "extended capability header at {offset:#x} reads all ones; list cut there"
-                )
+                write!(f, "extended capability header at {offset:#x} reads all ones; list cut there")
             }
         }
     }
@@ -284,11 +256,7 @@ impl Visited {
 /// ends it, as a vanished device would) and `pci_find_next_ext_capability`
 /// (extended list; only for PCIe functions with ECAM access whose header at
 /// 0x100 is neither 0 nor all ones, as `pci_cfg_space_size_ext` decides).
-pub fn read_capabilities(
-    cfg: &mut dyn ConfigSpace,
-    bdf: Bdf,
-    header_type: u8,
-) -> (Capabilities, Vec<CapError>) {
+pub fn read_capabilities(cfg: &mut dyn ConfigSpace, bdf: Bdf, header_type: u8) -> (Capabilities, Vec<CapError>) {
     let mut caps = Capabilities::default();
     let mut errors = Vec::new();
     walk_standard(cfg, bdf, header_type, &mut caps, &mut errors);
@@ -310,11 +278,7 @@ fn walk_standard(
     if cfg.read16(bdf, PCI_STATUS) & PCI_STATUS_CAP_LIST == 0 {
         return;
     }
-    let pointer_reg = if header_type == PCI_HEADER_TYPE_CARDBUS {
-        PCI_CB_CAPABILITY_LIST
-    } else {
-        PCI_CAPABILITY_LIST
-    };
+    let pointer_reg = if header_type == PCI_HEADER_TYPE_CARDBUS { PCI_CB_CAPABILITY_LIST } else { PCI_CAPABILITY_LIST };
     let mut at = pointer_reg;
     let mut pos = cfg.read8(bdf, pointer_reg);
     let mut visited = Visited::new();
@@ -351,14 +315,9 @@ fn decode_standard(cfg: &mut dyn ConfigSpace, bdf: Bdf, caps: &mut Capabilities)
     caps.pcie = caps.find(PCI_CAP_ID_EXP).map(|offset| {
         let flags = cfg.read16(bdf, offset + PCI_EXP_FLAGS);
         let port_type = PcieType::from_raw(((flags & PCI_EXP_FLAGS_TYPE) >> 4) as u8);
-        let slot_cap =
-            (flags & PCI_EXP_FLAGS_SLOT != 0).then(|| cfg.read32(bdf, offset + PCI_EXP_SLTCAP));
+        let slot_cap = (flags & PCI_EXP_FLAGS_SLOT != 0).then(|| cfg.read32(bdf, offset + PCI_EXP_SLTCAP));
         // DEVCAP2 exists from capability version 2 on (PCIe 2.0).
-        let devcap2 = if flags & PCI_EXP_FLAGS_VERS >= 2 {
-            cfg.read32(bdf, offset + PCI_EXP_DEVCAP2)
-        } else {
-            0
-        };
+        let devcap2 = if flags & PCI_EXP_FLAGS_VERS >= 2 { cfg.read32(bdf, offset + PCI_EXP_DEVCAP2) } else { 0 };
         PcieCap {
             offset,
             flags,
@@ -371,12 +330,7 @@ fn decode_standard(cfg: &mut dyn ConfigSpace, bdf: Bdf, caps: &mut Capabilities)
     });
 }
 
-fn walk_extended(
-    cfg: &mut dyn ConfigSpace,
-    bdf: Bdf,
-    caps: &mut Capabilities,
-    errors: &mut Vec<CapError>,
-) {
+fn walk_extended(cfg: &mut dyn ConfigSpace, bdf: Bdf, caps: &mut Capabilities, errors: &mut Vec<CapError>) {
     let mut pos = PCI_CFG_SPACE_SIZE;
     let mut header = cfg.read32(bdf, pos);
     // pci_cfg_space_size_ext: all ones at 0x100 means no extended space;
@@ -399,10 +353,7 @@ fn walk_extended(
             return;
         }
         if next < PCI_CFG_SPACE_SIZE {
-            errors.push(CapError::ExtPointerIntoLegacy {
-                at: pos,
-                pointer: next,
-            });
+            errors.push(CapError::ExtPointerIntoLegacy { at: pos, pointer: next });
             return;
         }
         pos = next;
@@ -423,10 +374,9 @@ fn decode_extended(cfg: &mut dyn ConfigSpace, bdf: Bdf, caps: &mut Capabilities)
         cap: cfg.read16(bdf, offset + PCI_ACS_CAP),
         ctrl: cfg.read16(bdf, offset + PCI_ACS_CTRL),
     });
-    caps.ari = caps.find_ext(PCI_EXT_CAP_ID_ARI).map(|offset| AriCap {
-        offset,
-        next_function: pci_ari_cap_nfn(cfg.read16(bdf, offset + PCI_ARI_CAP)),
-    });
+    caps.ari = caps
+        .find_ext(PCI_EXT_CAP_ID_ARI)
+        .map(|offset| AriCap { offset, next_function: pci_ari_cap_nfn(cfg.read16(bdf, offset + PCI_ARI_CAP)) });
     caps.sriov = caps.find_ext(PCI_EXT_CAP_ID_SRIOV).map(|offset| SriovCap {
         offset,
         total_vfs: cfg.read16(bdf, offset + PCI_SRIOV_TOTAL_VF),

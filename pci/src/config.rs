@@ -19,22 +19,12 @@ pub struct Bdf {
 
 impl Bdf {
     pub const fn new(segment: u16, bus: u8, device: u8, function: u8) -> Self {
-        Self {
-            segment,
-            bus,
-            device,
-            function,
-        }
+        Self { segment, bus, device, function }
     }
 
     /// Build from a bus and an 8-bit devfn (`PCI_DEVFN`: device << 3 | function).
     pub const fn from_devfn(segment: u16, bus: u8, devfn: u8) -> Self {
-        Self {
-            segment,
-            bus,
-            device: devfn >> 3,
-            function: devfn & 7,
-        }
+        Self { segment, bus, device: devfn >> 3, function: devfn & 7 }
     }
 
     /// `PCI_DEVFN(slot, func)`.
@@ -50,11 +40,7 @@ impl Bdf {
 
 impl fmt::Display for Bdf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04x}:{:02x}:{:02x}.{}",
-            self.segment, self.bus, self.device, self.function
-        )
+        write!(f, "{:04x}:{:02x}:{:02x}.{}", self.segment, self.bus, self.device, self.function)
     }
 }
 

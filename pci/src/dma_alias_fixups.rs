@@ -59,11 +59,7 @@ pub struct DmaAliasFixupEntry {
 }
 
 const fn e(vendor: u16, device: u16, fixup: DmaAliasFixup) -> DmaAliasFixupEntry {
-    DmaAliasFixupEntry {
-        vendor,
-        device,
-        fixup,
-    }
+    DmaAliasFixupEntry { vendor, device, fixup }
 }
 
 const RICOH: u16 = 0x1180;
@@ -121,10 +117,8 @@ pub const DMA_ALIAS_HEADER_FIXUPS: &[DmaAliasFixupEntry] = &[
 
 /// `fixed_dma_alias_tbl`: (subsystem vendor, subsystem device, alias devfn)
 /// for Adaptec 0x0285 (3405 and 3805: private DMA engine at 01.0).
-const FIXED_DMA_ALIAS_TBL: &[(u16, u16, u8)] = &[
-    (ADAPTEC2, 0x02bb, pci_devfn(1, 0)),
-    (ADAPTEC2, 0x02bc, pci_devfn(1, 0)),
-];
+const FIXED_DMA_ALIAS_TBL: &[(u16, u16, u8)] =
+    &[(ADAPTEC2, 0x02bb, pci_devfn(1, 0)), (ADAPTEC2, 0x02bc, pci_devfn(1, 0))];
 
 /// Run every matching fixup on `f`, which sits below `parent` (or on a root
 /// bus). Returns nothing; effects land in `f.dma_alias_mask`, `f.dev_flags`
@@ -146,21 +140,19 @@ fn apply_one(f: &mut Function, parent: Option<&Function>, fixup: DmaAliasFixup) 
     match fixup {
         Func0 if pci_func(devfn) != 0 => f.dma_alias_mask.insert(pci_devfn(pci_slot(devfn), 0)),
         Func1 if pci_func(devfn) != 1 => f.dma_alias_mask.insert(pci_devfn(pci_slot(devfn), 1)),
-        Fixed => match FIXED_DMA_ALIAS_TBL
-            .iter()
-            .find(|(sv, sd, _)| *sv == f.subsystem_vendor && *sd == f.subsystem_device)
-        {
-            Some(&(_, _, alias)) => f.dma_alias_mask.insert(alias),
-            None => return false,
-        },
+        Fixed => {
+            match FIXED_DMA_ALIAS_TBL.iter().find(|(sv, sd, _)| *sv == f.subsystem_vendor && *sd == f.subsystem_device)
+            {
+                Some(&(_, _, alias)) => f.dma_alias_mask.insert(alias),
+                None => return false,
+            }
+        }
         // A conventional bridge below a PCIe port that is not itself a
         // PCIe-to-PCI bridge must really be one (its PCIe capability is
         // missing), so it aliases like one.
         UsePcieBridgeDmaAlias => {
-            let parent_ok =
-                parent.is_some_and(|p| p.pcie_type.is_some_and(|t| t != PcieType::PciBridge));
-            if f.is_root_bus || f.header_type != PCI_HEADER_TYPE_BRIDGE || f.is_pcie() || !parent_ok
-            {
+            let parent_ok = parent.is_some_and(|p| p.pcie_type.is_some_and(|t| t != PcieType::PciBridge));
+            if f.is_root_bus || f.header_type != PCI_HEADER_TYPE_BRIDGE || f.is_pcie() || !parent_ok {
                 return false;
             }
             f.dev_flags |= DevFlags::PCIE_BRIDGE_ALIAS;

@@ -49,10 +49,7 @@ pub fn enumerate(
 ) -> Topology {
     let mut s = Scanner {
         cfg,
-        topo: Topology {
-            segment,
-            ..Topology::default()
-        },
+        topo: Topology { segment, ..Topology::default() },
         range: bus_range,
         claims: [Claim::Free; 256],
         scanned: [false; 256],
@@ -106,10 +103,7 @@ pub fn find_unreached_root_buses(
     }
     bus_range
         .filter(|&n| !covered[usize::from(n)])
-        .filter(|&n| {
-            (0..32)
-                .any(|dev| vendor_present(cfg.read32(Bdf::new(segment, n, dev, 0), PCI_VENDOR_ID)))
-        })
+        .filter(|&n| (0..32).any(|dev| vendor_present(cfg.read32(Bdf::new(segment, n, dev, 0), PCI_VENDOR_ID))))
         .collect()
 }
 
@@ -162,16 +156,12 @@ impl Scanner<'_> {
     /// Linux `pci_scan_child_bus_extend`, first half: this bus's functions.
     fn scan_bus(&mut self, bus: u8, parent: Option<usize>) -> core::ops::Range<usize> {
         self.scanned[usize::from(bus)] = true;
-        self.topo.buses.push(Bus {
-            number: bus,
-            bridge: parent,
-        });
+        self.topo.buses.push(Bus { number: bus, bridge: parent });
         let start = self.topo.functions.len();
         // Linux `only_one_child`: a PCIe downstream port's link leads to
         // device 0 only (PCIe r3.1 §7.3.1).
-        let only_one_child = parent
-            .and_then(|p| self.topo.functions[p].pcie_type)
-            .is_some_and(PcieType::is_downstream_port);
+        let only_one_child =
+            parent.and_then(|p| self.topo.functions[p].pcie_type).is_some_and(PcieType::is_downstream_port);
         let mut ari_enabled = false;
         for slot in 0..32u8 {
             if only_one_child && slot > 0 {
@@ -248,11 +238,7 @@ impl Scanner<'_> {
         };
         let (bdf, reg) = (p.bdf, pcie.offset + PCI_EXP_DEVCTL2);
         let ctl = self.cfg.read16(bdf, reg);
-        let wanted = if has_ari {
-            ctl | PCI_EXP_DEVCTL2_ARI
-        } else {
-            ctl & !PCI_EXP_DEVCTL2_ARI
-        };
+        let wanted = if has_ari { ctl | PCI_EXP_DEVCTL2_ARI } else { ctl & !PCI_EXP_DEVCTL2_ARI };
         if wanted != ctl {
             self.cfg.write16(bdf, reg, wanted);
         }
@@ -287,17 +273,12 @@ impl Scanner<'_> {
             subordinate: self.cfg.read8(bdf, PCI_SUBORDINATE_BUS),
         });
         let (subsystem_vendor, subsystem_device) = if header_type == PCI_HEADER_TYPE_NORMAL {
-            (
-                self.cfg.read16(bdf, PCI_SUBSYSTEM_VENDOR_ID),
-                self.cfg.read16(bdf, PCI_SUBSYSTEM_ID),
-            )
+            (self.cfg.read16(bdf, PCI_SUBSYSTEM_VENDOR_ID), self.cfg.read16(bdf, PCI_SUBSYSTEM_ID))
         } else {
             (0, 0)
         };
         let parent_fn = parent.map(|p| &self.topo.functions[p]);
-        let pcie_type = caps
-            .pcie
-            .map(|c| set_pcie_port_type(c.port_type, parent_fn));
+        let pcie_type = caps.pcie.map(|c| set_pcie_port_type(c.port_type, parent_fn));
         let mut f = Function {
             bdf,
             vendor: (id & 0xffff) as u16,
@@ -336,18 +317,10 @@ impl Scanner<'_> {
         } else if sec <= bdf.bus {
             Some(SecondaryNotAbove { secondary: sec })
         } else if sub < sec {
-            Some(SubordinateBelowSecondary {
-                secondary: sec,
-                subordinate: sub,
-            })
+            Some(SubordinateBelowSecondary { secondary: sec, subordinate: sub })
         } else if !self.range.contains(&sec) || !self.range.contains(&sub) {
             let (first, last) = (*self.range.start(), *self.range.end());
-            Some(OutsideBusRange {
-                secondary: sec,
-                subordinate: sub,
-                first,
-                last,
-            })
+            Some(OutsideBusRange { secondary: sec, subordinate: sub, first, last })
         } else {
             self.range_fault(parent, sec, sub)
         };
@@ -373,11 +346,7 @@ impl Scanner<'_> {
             if let Some(pb) = pf.bridge
                 && (sec <= pb.secondary || sub > pb.subordinate)
             {
-                return Some(EnumErrorKind::OutsideParentRange {
-                    secondary: sec,
-                    subordinate: sub,
-                    parent: pf.bdf,
-                });
+                return Some(EnumErrorKind::OutsideParentRange { secondary: sec, subordinate: sub, parent: pf.bdf });
             }
         }
         let expected = parent.map_or(Claim::Free, Claim::Bridge);
@@ -385,19 +354,11 @@ impl Scanner<'_> {
             match self.claims[usize::from(n)] {
                 c if c == expected => {}
                 Claim::Root => {
-                    return Some(EnumErrorKind::OverlapsRootBus {
-                        secondary: sec,
-                        subordinate: sub,
-                        root: n,
-                    });
+                    return Some(EnumErrorKind::OverlapsRootBus { secondary: sec, subordinate: sub, root: n });
                 }
                 Claim::Bridge(o) => {
                     let other = self.topo.functions[o].bdf;
-                    return Some(EnumErrorKind::OverlapsBridge {
-                        secondary: sec,
-                        subordinate: sub,
-                        other,
-                    });
+                    return Some(EnumErrorKind::OverlapsBridge { secondary: sec, subordinate: sub, other });
                 }
                 Claim::Free => {}
             }

@@ -128,10 +128,7 @@ bitflags! {
 /// Linux `REQ_ACS_FLAGS` (drivers/iommu/iommu.c): what a bridge must provide
 /// for the devices below it to be isolated from their peers. TB, EC and DT
 /// are not required.
-pub const REQ_ACS_FLAGS: AcsFlags = AcsFlags::SV
-    .union(AcsFlags::RR)
-    .union(AcsFlags::CR)
-    .union(AcsFlags::UF);
+pub const REQ_ACS_FLAGS: AcsFlags = AcsFlags::SV.union(AcsFlags::RR).union(AcsFlags::CR).union(AcsFlags::UF);
 
 // --- ARI extended capability (PCIe Base 5.0 §7.8.7) ---
 pub const PCI_ARI_CAP: u16 = 0x04;

@@ -45,14 +45,7 @@ impl SimConfig {
     /// Place a function at `bdf` (replacing any there).
     pub fn add(&mut self, bdf: Bdf, f: SimFn) -> &mut Self {
         let (data, wmask) = f.layout();
-        self.spaces.insert(
-            bdf,
-            SimSpace {
-                data,
-                wmask,
-                extended: f.extended,
-            },
-        );
+        self.spaces.insert(bdf, SimSpace { data, wmask, extended: f.extended });
         self
     }
 
@@ -79,12 +72,7 @@ impl SimConfig {
     }
 
     fn put(&mut self, bdf: Bdf, offset: u16, size: usize, value: u32) {
-        self.writes.push(SimWrite {
-            bdf,
-            offset,
-            size: size as u8,
-            value,
-        });
+        self.writes.push(SimWrite { bdf, offset, size: size as u8, value });
         let Some(s) = self.spaces.get_mut(&bdf) else {
             return;
         };
@@ -131,11 +119,7 @@ enum StdCap {
     Msi,
     Msix,
     Ssvid,
-    Pcie {
-        port_type: u8,
-        slot_hpc: Option<bool>,
-        ari_fwd: bool,
-    },
+    Pcie { port_type: u8, slot_hpc: Option<bool>, ari_fwd: bool },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -185,10 +169,7 @@ impl SimFn {
     }
     /// Every byte reads 0xff (a vanished device; vendor 0xffff = absent).
     pub fn all_ones() -> Self {
-        Self {
-            fill: 0xff,
-            ..Self::new(0xffff, 0xffff)
-        }
+        Self { fill: 0xff, ..Self::new(0xffff, 0xffff) }
     }
     pub fn class(mut self, class: u32) -> Self {
         self.class = class;
@@ -219,11 +200,7 @@ impl SimFn {
     }
     /// PCIe capability (version 2) with this `PCI_EXP_TYPE_*`.
     pub fn pcie(mut self, port_type: u8) -> Self {
-        self.std_caps.push(StdCap::Pcie {
-            port_type,
-            slot_hpc: None,
-            ari_fwd: false,
-        });
+        self.std_caps.push(StdCap::Pcie { port_type, slot_hpc: None, ari_fwd: false });
         self
     }
     /// Adds Slot Implemented (with Hot-Plug Capable as given) to the PCIe cap.
@@ -271,16 +248,11 @@ impl SimFn {
         self
     }
     pub fn ari(mut self, next_function: u8) -> Self {
-        self.ext_caps.push(ExtCap::Ari {
-            next: next_function,
-        });
+        self.ext_caps.push(ExtCap::Ari { next: next_function });
         self
     }
     pub fn sriov(mut self, total_vfs: u16, initial_vfs: u16) -> Self {
-        self.ext_caps.push(ExtCap::Sriov {
-            total: total_vfs,
-            initial: initial_vfs,
-        });
+        self.ext_caps.push(ExtCap::Sriov { total: total_vfs, initial: initial_vfs });
         self
     }
     pub fn dpc(mut self) -> Self {
@@ -298,12 +270,10 @@ impl SimFn {
         self
     }
     pub fn poke16(self, offset: u16, value: u16) -> Self {
-        self.poke8(offset, value as u8)
-            .poke8(offset + 1, (value >> 8) as u8)
+        self.poke8(offset, value as u8).poke8(offset + 1, (value >> 8) as u8)
     }
     pub fn poke32(self, offset: u16, value: u32) -> Self {
-        self.poke16(offset, value as u16)
-            .poke16(offset + 2, (value >> 16) as u16)
+        self.poke16(offset, value as u16).poke16(offset + 2, (value >> 16) as u16)
     }
 
     fn layout(&self) -> (Vec<u8>, Vec<u8>) {
@@ -325,16 +295,8 @@ impl SimFn {
     fn layout_header(&self, d: &mut [u8]) {
         put16(d, PCI_VENDOR_ID, self.vendor);
         put16(d, PCI_DEVICE_ID, self.device);
-        put32(
-            d,
-            PCI_CLASS_REVISION,
-            (self.class << 8) | u32::from(self.revision),
-        );
-        let mfd = if self.multifunction {
-            PCI_HEADER_TYPE_MFD
-        } else {
-            0
-        };
+        put32(d, PCI_CLASS_REVISION, (self.class << 8) | u32::from(self.revision));
+        let mfd = if self.multifunction { PCI_HEADER_TYPE_MFD } else { 0 };
         d[usize::from(PCI_HEADER_TYPE)] = self.header_type | mfd;
         if let Some((p, s, sub)) = self.bus_numbers {
             d[usize::from(PCI_PRIMARY_BUS)] = p;
@@ -348,11 +310,8 @@ impl SimFn {
 
     fn layout_std_caps(&self, d: &mut [u8], w: &mut [u8]) {
         let mut pos: u16 = PCI_STD_HEADER_SIZEOF;
-        let mut link = if self.header_type == PCI_HEADER_TYPE_CARDBUS {
-            PCI_CB_CAPABILITY_LIST
-        } else {
-            PCI_CAPABILITY_LIST
-        };
+        let mut link =
+            if self.header_type == PCI_HEADER_TYPE_CARDBUS { PCI_CB_CAPABILITY_LIST } else { PCI_CAPABILITY_LIST };
         for cap in &self.std_caps {
             let (id, len) = match cap {
                 StdCap::Pm => (PCI_CAP_ID_PM, 8),
@@ -366,22 +325,9 @@ impl SimFn {
             }
             d[usize::from(link)] = pos as u8;
             d[usize::from(pos)] = id;
-            if let StdCap::Pcie {
-                port_type,
-                slot_hpc,
-                ari_fwd,
-            } = *cap
-            {
-                let slot = if slot_hpc.is_some() {
-                    PCI_EXP_FLAGS_SLOT
-                } else {
-                    0
-                };
-                put16(
-                    d,
-                    pos + PCI_EXP_FLAGS,
-                    2 | (u16::from(port_type) << 4) | slot,
-                );
+            if let StdCap::Pcie { port_type, slot_hpc, ari_fwd } = *cap {
+                let slot = if slot_hpc.is_some() { PCI_EXP_FLAGS_SLOT } else { 0 };
+                put16(d, pos + PCI_EXP_FLAGS, 2 | (u16::from(port_type) << 4) | slot);
                 put32(d, pos + PCI_EXP_LNKCAP, 0x0000_0011); // 2.5 GT/s x1
                 if slot_hpc == Some(true) {
                     put32(d, pos + PCI_EXP_SLTCAP, PCI_EXP_SLTCAP_HPC);
@@ -514,17 +460,11 @@ pub mod qemu {
     }
     /// `pci-bridge` (1b36:0001): conventional, with SHPC in QEMU (not modelled).
     pub fn pci_bridge(primary: u8, secondary: u8, subordinate: u8) -> SimFn {
-        SimFn::new(0x1b36, 0x0001)
-            .class(0x060400)
-            .bridge(primary, secondary, subordinate)
-            .msi()
+        SimFn::new(0x1b36, 0x0001).class(0x060400).bridge(primary, secondary, subordinate).msi()
     }
     /// `i82801b11-bridge` (8086:244e): conventional DMI-to-PCI bridge.
     pub fn i82801b11(primary: u8, secondary: u8, subordinate: u8) -> SimFn {
-        SimFn::new(0x8086, 0x244e)
-            .class(0x060401)
-            .bridge(primary, secondary, subordinate)
-            .ssvid()
+        SimFn::new(0x8086, 0x244e).class(0x060401).bridge(primary, secondary, subordinate).ssvid()
     }
     /// `pxb-pcie` (1b36:000b): a host-bridge function on bus 0; the bus it
     /// opens is a separate root bus.
@@ -541,21 +481,11 @@ pub mod qemu {
     }
     /// `e1000e` (8086:10d3): PCIe endpoint without ACS.
     pub fn e1000e() -> SimFn {
-        SimFn::new(0x8086, 0x10d3)
-            .class(0x020000)
-            .pm()
-            .pcie(PCI_EXP_TYPE_ENDPOINT)
-            .msi()
-            .msix()
-            .aer()
+        SimFn::new(0x8086, 0x10d3).class(0x020000).pm().pcie(PCI_EXP_TYPE_ENDPOINT).msi().msix().aer()
     }
     /// `nvme` (1b36:0010): PCIe endpoint.
     pub fn nvme() -> SimFn {
-        SimFn::new(0x1b36, 0x0010)
-            .class(0x010802)
-            .pm()
-            .msix()
-            .pcie(PCI_EXP_TYPE_ENDPOINT)
+        SimFn::new(0x1b36, 0x0010).class(0x010802).pm().msix().pcie(PCI_EXP_TYPE_ENDPOINT)
     }
     /// ICH9 LPC 00:1f.0 (8086:2918), function 0 of a multifunction device.
     pub fn ich9_lpc() -> SimFn {

@@ -173,87 +173,47 @@ impl fmt::Display for EnumError {
         let b = self.bdf;
         match &self.kind {
             RootBusOutsideRange { first, last } => {
-                write!(
-                    f,
-                    "root bus {:02x}: outside the ECAM bus range {first:02x}-{last:02x}; not scanned",
-                    b.bus
-                )
+                write!(f, "root bus {:02x}: outside the ECAM bus range {first:02x}-{last:02x}; not scanned", b.bus)
             }
             RootBusRepeated => write!(f, "root bus {:02x}: listed twice; scanned once", b.bus),
-            NotReady => write!(
-                f,
-                "{b}: answered Configuration Request Retry (not ready); skipped"
-            ),
-            UnknownHeaderType(t) => write!(
-                f,
-                "{b}: unknown header type {t:#04x}; ignored as Linux does"
-            ),
+            NotReady => write!(f, "{b}: answered Configuration Request Retry (not ready); skipped"),
+            UnknownHeaderType(t) => write!(f, "{b}: unknown header type {t:#04x}; ignored as Linux does"),
             Capability(e) => write!(f, "{b}: {e}"),
             BridgeNotConfigured => {
-                write!(
-                    f,
-                    "{b}: bridge has no bus numbers from firmware; not scanned (we never reprogram)"
-                )
+                write!(f, "{b}: bridge has no bus numbers from firmware; not scanned (we never reprogram)")
             }
             SecondaryNotAbove { secondary } => write!(
                 f,
                 "{b}: bridge secondary bus {secondary:02x} is not above its own bus {:02x}; not scanned",
                 b.bus
             ),
-            SubordinateBelowSecondary {
-                secondary,
-                subordinate,
-            } => write!(
+            SubordinateBelowSecondary { secondary, subordinate } => write!(
                 f,
                 "{b}: bridge subordinate bus {subordinate:02x} is below its secondary bus {secondary:02x}; not scanned"
             ),
-            OutsideBusRange {
-                secondary,
-                subordinate,
-                first,
-                last,
-            } => write!(
+            OutsideBusRange { secondary, subordinate, first, last } => write!(
                 f,
                 "{b}: bridge buses {secondary:02x}-{subordinate:02x} leave the ECAM range {first:02x}-{last:02x}; not scanned"
             ),
-            OutsideParentRange {
-                secondary,
-                subordinate,
-                parent,
-            } => write!(
+            OutsideParentRange { secondary, subordinate, parent } => write!(
                 f,
                 "{b}: bridge buses {secondary:02x}-{subordinate:02x} are not inside those of its parent {parent}; not scanned"
             ),
-            OverlapsBridge {
-                secondary,
-                subordinate,
-                other,
-            } => write!(
-                f,
-                "{b}: bridge buses {secondary:02x}-{subordinate:02x} overlap those of {other}; not scanned"
-            ),
-            OverlapsRootBus {
-                secondary,
-                subordinate,
-                root,
-            } => write!(
+            OverlapsBridge { secondary, subordinate, other } => {
+                write!(f, "{b}: bridge buses {secondary:02x}-{subordinate:02x} overlap those of {other}; not scanned")
+            }
+            OverlapsRootBus { secondary, subordinate, root } => write!(
                 f,
                 "{b}: bridge buses {secondary:02x}-{subordinate:02x} include root bus {root:02x}; not scanned"
             ),
-            AlreadyScanned { bus } => write!(
-                f,
-                "{b}: bridge leads to bus {bus:02x}, already scanned; not followed"
-            ),
+            AlreadyScanned { bus } => write!(f, "{b}: bridge leads to bus {bus:02x}, already scanned; not followed"),
             PrimaryMismatch { primary } => write!(
                 f,
                 "{b}: bridge primary bus register {primary:02x} differs from its bus {:02x}; followed anyway",
                 b.bus
             ),
             AriChainNotIncreasing { next } => {
-                write!(
-                    f,
-                    "{b}: ARI next function {next} does not increase; chain cut (as Linux)"
-                )
+                write!(f, "{b}: ARI next function {next} does not increase; chain cut (as Linux)")
             }
         }
     }

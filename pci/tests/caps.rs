@@ -28,24 +28,11 @@ fn qemu_root_port_capabilities() {
 #[test]
 fn ari_sriov_dpc_decoded() {
     let mut s = SimConfig::new();
-    s.at(
-        0,
-        2,
-        0,
-        SimFn::new(0x8086, 0x1572)
-            .pcie(PCI_EXP_TYPE_RC_END)
-            .msix()
-            .ari(0)
-            .sriov(64, 32)
-            .dpc(),
-    );
+    s.at(0, 2, 0, SimFn::new(0x8086, 0x1572).pcie(PCI_EXP_TYPE_RC_END).msix().ari(0).sriov(64, 32).dpc());
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
     let c = &topo.functions[0].caps;
     assert_eq!(c.ari.map(|a| a.next_function), Some(0));
-    assert_eq!(
-        c.sriov.map(|v| (v.total_vfs, v.initial_vfs)),
-        Some((64, 32))
-    );
+    assert_eq!(c.sriov.map(|v| (v.total_vfs, v.initial_vfs)), Some((64, 32)));
     assert!(c.dpc.is_some() && c.msix.is_some());
 }
 
@@ -56,26 +43,14 @@ fn no_extended_walk_without_ecam_or_pcie() {
     s.at(0, 3, 0, SimFn::new(0x1234, 1).aer());
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
     assert!(topo.functions[0].caps.extended.is_empty());
-    assert!(
-        topo.functions[1].caps.extended.is_empty(),
-        "conventional: 256-byte space"
-    );
+    assert!(topo.functions[1].caps.extended.is_empty(), "conventional: 256-byte space");
 }
 
 #[test]
 fn capability_walk_is_bounded() {
     // 0xfc points to itself: a one-entry loop.
     let mut s = SimConfig::new();
-    s.at(
-        0,
-        3,
-        0,
-        SimFn::new(0x1234, 1)
-            .pm()
-            .poke8(0x34, 0xfc)
-            .poke8(0xfc, 0x09)
-            .poke8(0xfd, 0xfc),
-    );
+    s.at(0, 3, 0, SimFn::new(0x1234, 1).pm().poke8(0x34, 0xfc).poke8(0xfc, 0x09).poke8(0xfd, 0xfc));
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
     assert_eq!(topo.functions[0].caps.standard.len(), 1);
     assert_eq!(topo.errors.len(), 1);

@@ -18,14 +18,8 @@ fn capability_loop_is_cut() {
     s.at(0, 3, 0, SimFn::new(0x1234, 1).pm().msi().poke8(0x49, 0x40));
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
     assert_eq!(topo.functions.len(), 1);
-    assert_eq!(
-        topo.functions[0].caps.standard,
-        [(PCI_CAP_ID_PM, 0x40), (PCI_CAP_ID_MSI, 0x48)]
-    );
-    assert_eq!(
-        lines(&topo),
-        ["0000:00:03.0: capability list loops back to 0x40; list cut there"]
-    );
+    assert_eq!(topo.functions[0].caps.standard, [(PCI_CAP_ID_PM, 0x40), (PCI_CAP_ID_MSI, 0x48)]);
+    assert_eq!(lines(&topo), ["0000:00:03.0: capability list loops back to 0x40; list cut there"]);
 }
 
 #[test]
@@ -35,10 +29,7 @@ fn extended_capability_loop_is_cut() {
     s.at(0, 2, 0, root_port(true, 1, 1).poke8(0x14b, 0x10));
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
     assert!(topo.functions[0].caps.acs.is_some());
-    assert_eq!(
-        lines(&topo),
-        ["0000:00:02.0: extended capability list loops back to 0x100; list cut there"]
-    );
+    assert_eq!(lines(&topo), ["0000:00:02.0: extended capability list loops back to 0x100; list cut there"]);
 }
 
 #[test]
@@ -54,18 +45,10 @@ fn capability_pointer_into_header() {
 fn all_ones_function_is_absent_and_garbage_header_is_reported() {
     let mut s = SimConfig::new();
     s.at(0, 3, 0, SimFn::all_ones());
-    s.at(
-        0,
-        4,
-        0,
-        SimFn::all_ones().poke16(0, 0x8086).poke16(2, 0x1234),
-    );
+    s.at(0, 4, 0, SimFn::all_ones().poke16(0, 0x8086).poke16(2, 0x1234));
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
     assert!(topo.functions.is_empty());
-    assert_eq!(
-        lines(&topo),
-        ["0000:00:04.0: unknown header type 0x7f; ignored as Linux does"]
-    );
+    assert_eq!(lines(&topo), ["0000:00:04.0: unknown header type 0x7f; ignored as Linux does"]);
 }
 
 fn bridge_error(primary_bus: u8, secondary: u8, subordinate: u8) -> Vec<String> {
@@ -74,11 +57,7 @@ fn bridge_error(primary_bus: u8, secondary: u8, subordinate: u8) -> Vec<String> 
     s.at(1, 0, 0, pci_bridge(primary_bus, secondary, subordinate));
     s.at(2, 0, 0, edu());
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
-    assert_eq!(
-        topo.functions.len(),
-        2,
-        "nothing followed below the bad bridge"
-    );
+    assert_eq!(topo.functions.len(), 2, "nothing followed below the bad bridge");
     lines(&topo)
 }
 
@@ -104,9 +83,7 @@ fn subordinate_below_secondary() {
 fn child_range_outside_parent_range() {
     assert_eq!(
         bridge_error(1, 2, 7),
-        [
-            "0000:01:00.0: bridge buses 02-07 are not inside those of its parent 0000:00:02.0; not scanned"
-        ]
+        ["0000:01:00.0: bridge buses 02-07 are not inside those of its parent 0000:00:02.0; not scanned"]
     );
 }
 
@@ -118,10 +95,7 @@ fn overlapping_sibling_ranges() {
     s.at(1, 0, 0, edu());
     s.at(2, 0, 0, edu());
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
-    assert_eq!(
-        lines(&topo),
-        ["0000:00:03.0: bridge buses 02-02 overlap those of 0000:00:02.0; not scanned"]
-    );
+    assert_eq!(lines(&topo), ["0000:00:03.0: bridge buses 02-02 overlap those of 0000:00:02.0; not scanned"]);
     // 00:02.0 leads only to its secondary bus 1; nothing leads to bus 2.
     assert!(topo.find(Bdf::new(0, 2, 0, 0)).is_none());
 }
@@ -132,10 +106,7 @@ fn bridge_range_covering_a_root_bus() {
     s.at(0, 2, 0, root_port(true, 0x40, 0x40));
     s.at(0x40, 0, 0, edu());
     let topo = enumerate(&mut s, 0, &[0, 0x40], 0..=255);
-    assert!(matches!(
-        topo.errors[0].kind,
-        EnumErrorKind::OverlapsRootBus { root: 0x40, .. }
-    ));
+    assert!(matches!(topo.errors[0].kind, EnumErrorKind::OverlapsRootBus { root: 0x40, .. }));
     assert_eq!(topo.functions.len(), 2, "bus 0x40 scanned once, as a root");
 }
 
@@ -173,19 +144,8 @@ fn functions_above_0_need_multifunction_but_are_then_forced_multifunction() {
     s.at(0, 4, 0, edu().multifunction());
     s.at(0, 4, 2, edu());
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
-    let found: Vec<String> = topo
-        .functions
-        .iter()
-        .map(|f| format!("{} {}", f.bdf, f.multifunction))
-        .collect();
-    assert_eq!(
-        found,
-        [
-            "0000:00:03.0 false",
-            "0000:00:04.0 true",
-            "0000:00:04.2 true"
-        ]
-    );
+    let found: Vec<String> = topo.functions.iter().map(|f| format!("{} {}", f.bdf, f.multifunction)).collect();
+    assert_eq!(found, ["0000:00:03.0 false", "0000:00:04.0 true", "0000:00:04.2 true"]);
 }
 
 #[test]

@@ -127,49 +127,29 @@ fn checksum_ok(bytes: &[u8]) -> bool {
 ///
 /// # Safety
 /// As [`discover`].
-unsafe fn audit<H: AcpiHandler>(
-    handler: &H,
-    root: u64,
-    entry_size: usize,
-    memory: &Range<u64>,
-    facts: &mut AcpiFacts,
-) {
+unsafe fn audit<H: AcpiHandler>(handler: &H, root: u64, entry_size: usize, memory: &Range<u64>, facts: &mut AcpiFacts) {
     let root_name = if entry_size == 4 { "RSDT" } else { "XSDT" };
     if !fits(memory, root, u64::from(HEADER_LEN)) {
-        facts
-            .problems
-            .push(format!("ACPI: {root_name} at {root:#x} is outside memory"));
+        facts.problems.push(format!("ACPI: {root_name} at {root:#x} is outside memory"));
         return;
     }
     // SAFETY: checked above against `memory`.
     let header = unsafe { read_bytes(handler, root, HEADER_LEN as usize) };
     let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if !(HEADER_LEN..=MAX_TABLE_LEN).contains(&len) || !fits(memory, root, u64::from(len)) {
-        facts
-            .problems
-            .push(format!("ACPI: {root_name} length {len} is invalid"));
+        facts.problems.push(format!("ACPI: {root_name} length {len} is invalid"));
         return;
     }
     // SAFETY: length checked against `memory`.
     let bytes = unsafe { read_bytes(handler, root, len as usize) };
     if !checksum_ok(&bytes) {
-        facts.problems.push(format!(
-            "ACPI: {root_name} checksum is wrong; its entries are used anyway"
-        ));
+        facts.problems.push(format!("ACPI: {root_name} checksum is wrong; its entries are used anyway"));
     }
-    for chunk in bytes[HEADER_LEN as usize..]
-        .chunks_exact(entry_size)
-        .take(MAX_ROOT_ENTRIES)
-    {
+    for chunk in bytes[HEADER_LEN as usize..].chunks_exact(entry_size).take(MAX_ROOT_ENTRIES) {
         let mut a = [0u8; 8];
         a[..entry_size].copy_from_slice(chunk);
         let address = u64::from_le_bytes(a);
-        let mut entry = TableEntry {
-            signature: *b"????",
-            address,
-            length: 0,
-            status: TableStatus::Unreachable,
-        };
+        let mut entry = TableEntry { signature: *b"????", address, length: 0, status: TableStatus::Unreachable };
         if address != 0 && fits(memory, address, u64::from(HEADER_LEN)) {
             // SAFETY: checked against `memory`.
             let h = unsafe { read_bytes(handler, address, HEADER_LEN as usize) };
@@ -182,11 +162,7 @@ unsafe fn audit<H: AcpiHandler>(
             } else {
                 // SAFETY: checked against `memory`.
                 let t = unsafe { read_bytes(handler, address, entry.length as usize) };
-                if checksum_ok(&t) {
-                    TableStatus::Valid
-                } else {
-                    TableStatus::BadChecksum
-                }
+                if checksum_ok(&t) { TableStatus::Valid } else { TableStatus::BadChecksum }
             };
         }
         match entry.status {
@@ -202,9 +178,9 @@ unsafe fn audit<H: AcpiHandler>(
                 entry.address,
                 entry.length
             )),
-            TableStatus::Unreachable => facts.problems.push(format!(
-                "ACPI: {root_name} entry {address:#x} points outside memory; ignored"
-            )),
+            TableStatus::Unreachable => {
+                facts.problems.push(format!("ACPI: {root_name} entry {address:#x} points outside memory; ignored"))
+            }
         }
         facts.tables.push(entry);
     }
@@ -215,11 +191,7 @@ unsafe fn audit<H: AcpiHandler>(
 /// # Safety
 /// `handler` must map every physical address in `memory` readable, and
 /// the RSDP source must be a BIOS platform when it is [`RsdpSource::BiosScan`].
-pub unsafe fn discover<H: AcpiHandler>(
-    handler: H,
-    source: RsdpSource,
-    memory: &Range<u64>,
-) -> AcpiFacts {
+pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &Range<u64>) -> AcpiFacts {
     let mut facts = AcpiFacts::default();
     let tables = match source {
         // SAFETY: the caller guarantees the address is readable memory;
@@ -228,9 +200,7 @@ pub unsafe fn discover<H: AcpiHandler>(
             AcpiTables::from_rsdp(handler.clone(), addr as usize)
         },
         RsdpSource::StartInfo(addr) => {
-            facts.problems.push(format!(
-                "ACPI: RSDP address {addr:#x} from the start info is unusable"
-            ));
+            facts.problems.push(format!("ACPI: RSDP address {addr:#x} from the start info is unusable"));
             return facts;
         }
         // SAFETY: the caller guarantees a BIOS platform.
@@ -239,9 +209,7 @@ pub unsafe fn discover<H: AcpiHandler>(
     let tables = match tables {
         Ok(t) => t,
         Err(e) => {
-            facts
-                .problems
-                .push(format!("ACPI: no valid RSDP/RSDT ({e:?}); no ACPI facts"));
+            facts.problems.push(format!("ACPI: no valid RSDP/RSDT ({e:?}); no ACPI facts"));
             return facts;
         }
     };
@@ -257,11 +225,7 @@ pub unsafe fn discover<H: AcpiHandler>(
         // SAFETY: the caller's `memory` contract.
         unsafe { audit(&handler, root, entry_size, memory, &mut facts) };
     }
-    let valid = |facts: &AcpiFacts, sig: &[u8; 4]| {
-        facts
-            .table(sig)
-            .is_some_and(|t| t.status == TableStatus::Valid)
-    };
+    let valid = |facts: &AcpiFacts, sig: &[u8; 4]| facts.table(sig).is_some_and(|t| t.status == TableStatus::Valid);
 
     if valid(&facts, b"MCFG") {
         match tables.find_table::<Mcfg>() {
@@ -286,9 +250,7 @@ pub unsafe fn discover<H: AcpiHandler>(
             Err(e) => facts.problems.push(format!("ACPI: MCFG unusable: {e:?}")),
         }
     } else if facts.table(b"MCFG").is_none() {
-        facts.problems.push(String::from(
-            "ACPI: no MCFG table; PCI enumeration is skipped",
-        ));
+        facts.problems.push(String::from("ACPI: no MCFG table; PCI enumeration is skipped"));
     }
 
     if valid(&facts, b"DMAR")
@@ -340,9 +302,7 @@ fn root_table_address<H: AcpiHandler>(handler: &H, source: &RsdpSource) -> Optio
     if r[15] == 0 {
         Some(u64::from(u32::from_le_bytes([r[16], r[17], r[18], r[19]])))
     } else {
-        Some(u64::from_le_bytes([
-            r[24], r[25], r[26], r[27], r[28], r[29], r[30], r[31],
-        ]))
+        Some(u64::from_le_bytes([r[24], r[25], r[26], r[27], r[28], r[29], r[30], r[31]]))
     }
 }
 
@@ -350,34 +310,22 @@ fn root_table_address<H: AcpiHandler>(handler: &H, source: &RsdpSource) -> Optio
 ///
 /// # Safety
 /// As [`discover`].
-unsafe fn scan_aml<H: AcpiHandler>(
-    handler: &H,
-    addr: u64,
-    memory: &Range<u64>,
-    name: &str,
-    facts: &mut AcpiFacts,
-) {
+unsafe fn scan_aml<H: AcpiHandler>(handler: &H, addr: u64, memory: &Range<u64>, name: &str, facts: &mut AcpiFacts) {
     if !fits(memory, addr, u64::from(HEADER_LEN)) {
-        facts
-            .problems
-            .push(format!("ACPI: {name} at {addr:#x} is outside memory"));
+        facts.problems.push(format!("ACPI: {name} at {addr:#x} is outside memory"));
         return;
     }
     // SAFETY: checked against `memory`.
     let h = unsafe { read_bytes(handler, addr, HEADER_LEN as usize) };
     let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     if !(HEADER_LEN..=MAX_TABLE_LEN).contains(&len) || !fits(memory, addr, u64::from(len)) {
-        facts.problems.push(format!(
-            "ACPI: {name} at {addr:#x} has an invalid length {len}"
-        ));
+        facts.problems.push(format!("ACPI: {name} at {addr:#x} has an invalid length {len}"));
         return;
     }
     // SAFETY: checked against `memory`.
     let t = unsafe { read_bytes(handler, addr, len as usize) };
     if !checksum_ok(&t) {
-        facts.problems.push(format!(
-            "ACPI: {name} at {addr:#x} has a bad checksum; not scanned"
-        ));
+        facts.problems.push(format!("ACPI: {name} at {addr:#x} has a bad checksum; not scanned"));
         return;
     }
     for bus in aml::find_bbn(&t[HEADER_LEN as usize..]) {

@@ -12,11 +12,7 @@ use core::ptr::NonNull;
 struct Identity;
 
 impl AcpiHandler for Identity {
-    unsafe fn map_physical_region<T>(
-        &self,
-        physical_address: usize,
-        size: usize,
-    ) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
         // SAFETY: test memory is identity-"mapped"; callers stay inside it.
         unsafe {
             PhysicalMapping::new(
@@ -67,9 +63,7 @@ impl Tables {
     }
     fn fix_checksum(&mut self, off: usize, len: usize, at: usize) {
         self.mem[off + at] = 0;
-        let sum = self.mem[off..off + len]
-            .iter()
-            .fold(0u8, |s, b| s.wrapping_add(*b));
+        let sum = self.mem[off..off + len].iter().fold(0u8, |s, b| s.wrapping_add(*b));
         self.mem[off + at] = 0u8.wrapping_sub(sum);
     }
     fn table_len(&self, off: usize) -> usize {
@@ -133,13 +127,7 @@ impl Tables {
     fn discover(&self) -> AcpiFacts {
         // SAFETY: every address the tables hold lies in `self.mem`, which
         // `memory()` describes and `Identity` maps.
-        unsafe {
-            discover(
-                Identity,
-                RsdpSource::StartInfo(self.addr(RSDP)),
-                &self.memory(),
-            )
-        }
+        unsafe { discover(Identity, RsdpSource::StartInfo(self.addr(RSDP)), &self.memory()) }
     }
 }
 
@@ -149,15 +137,7 @@ fn finds_everything_in_valid_tables() {
     let f = t.discover();
     assert!(f.problems.is_empty(), "{:?}", f.problems);
     assert_eq!(f.revision, 2);
-    assert_eq!(
-        f.mcfg,
-        vec![McfgRegion {
-            base: 0xb000_0000,
-            segment: 0,
-            start_bus: 0,
-            end_bus: 0xff
-        }]
-    );
+    assert_eq!(f.mcfg, vec![McfgRegion { base: 0xb000_0000, segment: 0, start_bus: 0, end_bus: 0xff }]);
     assert_eq!(f.pm_timer_port, Some(0x608));
     assert_eq!(f.host_bridge_buses, vec![0, 0x40]);
     let dmar = f.dmar.expect("DMAR found");
@@ -175,13 +155,7 @@ fn bad_checksum_is_reported_by_name_and_table_ignored() {
     let f = t.discover();
     assert!(f.mcfg.is_empty());
     assert_eq!(f.table(b"MCFG").unwrap().status, TableStatus::BadChecksum);
-    assert!(
-        f.problems
-            .iter()
-            .any(|p| p.contains("MCFG") && p.contains("checksum")),
-        "{:?}",
-        f.problems
-    );
+    assert!(f.problems.iter().any(|p| p.contains("MCFG") && p.contains("checksum")), "{:?}", f.problems);
     assert!(f.dmar.is_some(), "other tables still used");
 }
 
@@ -192,13 +166,7 @@ fn absurd_length_is_rejected_before_reading_it() {
     let f = t.discover();
     assert!(f.dmar.is_none());
     assert_eq!(f.table(b"DMAR").unwrap().status, TableStatus::BadLength);
-    assert!(
-        f.problems
-            .iter()
-            .any(|p| p.contains("DMAR") && p.contains("length")),
-        "{:?}",
-        f.problems
-    );
+    assert!(f.problems.iter().any(|p| p.contains("DMAR") && p.contains("length")), "{:?}", f.problems);
     assert_eq!(f.mcfg.len(), 1);
 }
 
@@ -209,16 +177,8 @@ fn entry_pointing_outside_memory_is_reported() {
     t.put(XSDT + 36 + 8 * 3, &outside.to_le_bytes());
     t.seal(XSDT);
     let f = t.discover();
-    assert!(
-        f.problems.iter().any(|p| p.contains("outside memory")),
-        "{:?}",
-        f.problems
-    );
-    assert_eq!(
-        f.host_bridge_buses,
-        vec![0],
-        "the SSDT is gone, the DSDT still scanned"
-    );
+    assert!(f.problems.iter().any(|p| p.contains("outside memory")), "{:?}", f.problems);
+    assert_eq!(f.host_bridge_buses, vec![0], "the SSDT is gone, the DSDT still scanned");
 }
 
 #[test]
@@ -230,11 +190,7 @@ fn missing_mcfg_and_dmar() {
     t.seal(XSDT);
     let f = t.discover();
     assert!(f.mcfg.is_empty() && f.dmar.is_none());
-    assert!(
-        f.problems.iter().any(|p| p.contains("no MCFG")),
-        "{:?}",
-        f.problems
-    );
+    assert!(f.problems.iter().any(|p| p.contains("no MCFG")), "{:?}", f.problems);
 }
 
 #[test]
@@ -257,9 +213,5 @@ fn malformed_mcfg_entry_skipped() {
     t.seal(MCFG);
     let f = t.discover();
     assert!(f.mcfg.is_empty());
-    assert!(
-        f.problems.iter().any(|p| p.contains("MCFG entry")),
-        "{:?}",
-        f.problems
-    );
+    assert!(f.problems.iter().any(|p| p.contains("MCFG entry")), "{:?}", f.problems);
 }

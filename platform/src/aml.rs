@@ -36,12 +36,8 @@ pub fn find_bbn(aml: &[u8]) -> Vec<u8> {
                 ZERO_OP => Some(0),
                 ONE_OP => Some(1),
                 BYTE_PREFIX => aml.get(i + 6).map(|&b| u32::from(b)),
-                WORD_PREFIX => aml
-                    .get(i + 6..i + 8)
-                    .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]]))),
-                DWORD_PREFIX => aml
-                    .get(i + 6..i + 10)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                WORD_PREFIX => aml.get(i + 6..i + 8).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]]))),
+                DWORD_PREFIX => aml.get(i + 6..i + 10).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
                 _ => None,
             };
             if let Some(bus) = value.and_then(|v| u8::try_from(v).ok())
@@ -70,32 +66,14 @@ mod tests {
         aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', WORD_PREFIX, 0x80, 0x00]);
         aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', BYTE_PREFIX, 0x40]);
         aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', DWORD_PREFIX, 0, 1, 0, 0]);
-        assert_eq!(
-            find_bbn(&aml),
-            vec![0, 0x40, 0x80],
-            "duplicates and values > 255 dropped"
-        );
+        assert_eq!(find_bbn(&aml), vec![0, 0x40, 0x80], "duplicates and values > 255 dropped");
     }
 
     #[test]
     fn method_bbn_and_truncation_are_ignored() {
         // `Method (_BBN) { Return (0x40) }`: MethodOp, PkgLength, name, flags,
         // ReturnOp 0x40. Not a constant declaration: not found.
-        assert!(
-            find_bbn(&[
-                0x14,
-                0x0a,
-                b'_',
-                b'B',
-                b'B',
-                b'N',
-                0x00,
-                0xa4,
-                BYTE_PREFIX,
-                0x40
-            ])
-            .is_empty()
-        );
+        assert!(find_bbn(&[0x14, 0x0a, b'_', b'B', b'B', b'N', 0x00, 0xa4, BYTE_PREFIX, 0x40]).is_empty());
         assert!(find_bbn(&[NAME_OP, b'_', b'B', b'B', b'N', BYTE_PREFIX]).is_empty());
         assert!(find_bbn(&[NAME_OP, b'_', b'B', b'B']).is_empty());
     }

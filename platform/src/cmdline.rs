@@ -101,9 +101,7 @@ impl<'a> Options<'a> {
                     }
                 }
                 "assign" => o.assign.extend(value.split(',').filter(|s| !s.is_empty())),
-                "bind-shpc" => o
-                    .bind_shpc
-                    .extend(value.split(',').filter(|s| !s.is_empty())),
+                "bind-shpc" => o.bind_shpc.extend(value.split(',').filter(|s| !s.is_empty())),
                 "dma" => {
                     o.dma_demos = match value {
                         "on" => true,
@@ -143,13 +141,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        assert_eq!(
-            Options::parse("log=loud"),
-            Err(BadValue {
-                key: "log",
-                value: "loud"
-            })
-        );
+        assert_eq!(Options::parse("log=loud"), Err(BadValue { key: "log", value: "loud" }));
         assert_eq!(Options::parse("report=xml").unwrap_err().key, "report");
         assert!(Options::parse("test=").is_err());
         assert!(Options::parse("exit=late").is_err());

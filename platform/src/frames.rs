@@ -61,19 +61,13 @@ impl<'a> FrameAllocator<'a> {
         bitmap.fill(u64::MAX);
         let frames = bitmap.len() as u64 * 64;
         let covered = frames * FRAME_SIZE;
-        let mut a = Self {
-            bitmap,
-            hint: 0,
-            free: 0,
-            uncovered_ram: 0,
-        };
+        let mut a = Self { bitmap, hint: 0, free: 0, uncovered_ram: 0 };
         for r in map.iter().filter(|r| r.kind == MemoryKind::Ram) {
             // Only whole frames inside the region are usable.
             let start = r.start.div_ceil(FRAME_SIZE);
             let end = r.end() / FRAME_SIZE;
             if end * FRAME_SIZE > covered {
-                a.uncovered_ram +=
-                    (end * FRAME_SIZE).saturating_sub((start * FRAME_SIZE).max(covered));
+                a.uncovered_ram += (end * FRAME_SIZE).saturating_sub((start * FRAME_SIZE).max(covered));
             }
             a.release_range(start, end.min(frames));
         }
@@ -96,11 +90,7 @@ impl<'a> FrameAllocator<'a> {
         while first < end {
             let (w, b) = ((first / 64) as usize, first % 64);
             let n = (64 - b).min(end - first);
-            let mask = if n == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << n) - 1) << b
-            };
+            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << b };
             self.free += (self.bitmap[w] & mask).count_ones() as usize;
             self.bitmap[w] &= !mask;
             first += n;
@@ -135,11 +125,7 @@ impl<'a> FrameAllocator<'a> {
 
     /// `count` physically contiguous frames, the first aligned to
     /// `align_frames` frames (a power of two).
-    pub fn alloc_contiguous(
-        &mut self,
-        count: usize,
-        align_frames: usize,
-    ) -> Result<u64, FrameError> {
+    pub fn alloc_contiguous(&mut self, count: usize, align_frames: usize) -> Result<u64, FrameError> {
         let align = align_frames.max(1);
         let mut start = self.hint.div_ceil(align) * align;
         while start + count <= self.frames() {
@@ -184,31 +170,16 @@ mod tests {
 
     fn map() -> [MemoryRegion; 3] {
         [
-            MemoryRegion {
-                start: 0,
-                len: 0x9fc00,
-                kind: MemoryKind::Ram,
-            },
-            MemoryRegion {
-                start: MIB,
-                len: 7 * MIB,
-                kind: MemoryKind::Ram,
-            },
-            MemoryRegion {
-                start: 8 * MIB,
-                len: MIB,
-                kind: MemoryKind::AcpiReclaimable,
-            },
+            MemoryRegion { start: 0, len: 0x9fc00, kind: MemoryKind::Ram },
+            MemoryRegion { start: MIB, len: 7 * MIB, kind: MemoryKind::Ram },
+            MemoryRegion { start: 8 * MIB, len: MIB, kind: MemoryKind::AcpiReclaimable },
         ]
     }
 
     #[test]
     fn never_hands_out_reserved_or_non_ram() {
         let mut bits = vec![0u64; 64]; // covers 16 MiB
-        let kernel = Reserved {
-            start: MIB,
-            end: 2 * MIB + 123,
-        };
+        let kernel = Reserved { start: MIB, end: 2 * MIB + 123 };
         let low = Reserved { start: 0, end: MIB };
         let mut a = FrameAllocator::new(&mut bits, &map(), &[low, kernel]);
         // 8 MiB - 2 MiB - the partial frame covering the kernel's last byte.
@@ -216,10 +187,7 @@ mod tests {
         let mut n = 0;
         while let Ok(f) = a.alloc() {
             assert_eq!(f % FRAME_SIZE, 0);
-            assert!(
-                (2 * MIB + FRAME_SIZE..8 * MIB).contains(&f),
-                "frame {f:#x} outside free RAM"
-            );
+            assert!((2 * MIB + FRAME_SIZE..8 * MIB).contains(&f), "frame {f:#x} outside free RAM");
             n += 1;
         }
         assert_eq!(n, ((6 * MIB) / FRAME_SIZE) as usize - 1);
@@ -229,11 +197,7 @@ mod tests {
     #[test]
     fn partial_frames_at_region_edges_are_not_used() {
         let mut bits = vec![0u64; 1];
-        let m = [MemoryRegion {
-            start: 0x1800,
-            len: 0x2000,
-            kind: MemoryKind::Ram,
-        }];
+        let m = [MemoryRegion { start: 0x1800, len: 0x2000, kind: MemoryKind::Ram }];
         let mut a = FrameAllocator::new(&mut bits, &m, &[]);
         assert_eq!(a.free_frames(), 1);
         assert_eq!(a.alloc(), Ok(0x2000));
@@ -242,28 +206,13 @@ mod tests {
     #[test]
     fn contiguous_aligned_and_free() {
         let mut bits = vec![0u64; 64];
-        let mut a = FrameAllocator::new(
-            &mut bits,
-            &map(),
-            &[Reserved {
-                start: 0,
-                end: MIB + FRAME_SIZE,
-            }],
-        );
+        let mut a = FrameAllocator::new(&mut bits, &map(), &[Reserved { start: 0, end: MIB + FRAME_SIZE }]);
         let run = a.alloc_contiguous(512, 512).unwrap();
         assert_eq!(run % (2 * MIB), 0);
         let f = a.alloc().unwrap();
-        assert_eq!(
-            f,
-            MIB + FRAME_SIZE,
-            "single frames fill the hole before the aligned run"
-        );
+        assert_eq!(f, MIB + FRAME_SIZE, "single frames fill the hole before the aligned run");
         a.free(f).unwrap();
-        assert_eq!(
-            a.free(f),
-            Err(FrameError::NotAllocated(f)),
-            "double free detected"
-        );
+        assert_eq!(a.free(f), Err(FrameError::NotAllocated(f)), "double free detected");
         assert_eq!(a.free(f + 1), Err(FrameError::Misaligned(f + 1)));
         assert_eq!(a.alloc().unwrap(), f, "freed frame is reused");
     }
@@ -271,11 +220,7 @@ mod tests {
     #[test]
     fn ram_beyond_bitmap_is_counted_not_used() {
         let mut bits = vec![0u64; 1]; // 256 KiB
-        let m = [MemoryRegion {
-            start: 0,
-            len: MIB,
-            kind: MemoryKind::Ram,
-        }];
+        let m = [MemoryRegion { start: 0, len: MIB, kind: MemoryKind::Ram }];
         let a = FrameAllocator::new(&mut bits, &m, &[]);
         assert_eq!(a.free_frames(), 64);
         assert_eq!(a.uncovered_ram, MIB - 256 * 1024);

@@ -59,9 +59,5 @@ impl MemoryRegion {
 
 /// Total bytes of usable RAM.
 pub fn total_ram(regions: &[MemoryRegion]) -> u64 {
-    regions
-        .iter()
-        .filter(|r| r.kind == MemoryKind::Ram)
-        .map(|r| r.len)
-        .sum()
+    regions.iter().filter(|r| r.kind == MemoryKind::Ram).map(|r| r.len).sum()
 }

@@ -44,10 +44,7 @@ impl fmt::Display for StartInfoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Truncated { len } => write!(f, "hvm_start_info truncated: {len} bytes"),
-            Self::BadMagic(m) => write!(
-                f,
-                "hvm_start_info magic {m:#x}, expected {HVM_START_MAGIC:#x}"
-            ),
+            Self::BadMagic(m) => write!(f, "hvm_start_info magic {m:#x}, expected {HVM_START_MAGIC:#x}"),
             Self::NoMemoryMap { version } => {
                 write!(f, "hvm_start_info version {version} has no memory map")
             }
@@ -106,11 +103,7 @@ impl StartInfo {
 pub fn memmap_entries(bytes: &[u8]) -> impl Iterator<Item = MemoryRegion> + '_ {
     bytes
         .chunks_exact(HVM_MEMMAP_ENTRY_SIZE)
-        .map(|e| MemoryRegion {
-            start: u64_at(e, 0),
-            len: u64_at(e, 8),
-            kind: MemoryKind::from_e820(u32_at(e, 16)),
-        })
+        .map(|e| MemoryRegion { start: u64_at(e, 0), len: u64_at(e, 8), kind: MemoryKind::from_e820(u32_at(e, 16)) })
         .filter(|r| r.len != 0)
 }
 
@@ -142,24 +135,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(
-            StartInfo::parse(&[0; 10]),
-            Err(StartInfoError::Truncated { len: 10 })
-        );
+        assert_eq!(StartInfo::parse(&[0; 10]), Err(StartInfoError::Truncated { len: 10 }));
         let mut b = start_info(1, 1);
         b[0] ^= 1;
-        assert!(matches!(
-            StartInfo::parse(&b),
-            Err(StartInfoError::BadMagic(_))
-        ));
-        assert_eq!(
-            StartInfo::parse(&start_info(0, 1)),
-            Err(StartInfoError::NoMemoryMap { version: 0 })
-        );
-        assert_eq!(
-            StartInfo::parse(&start_info(1, 5000)),
-            Err(StartInfoError::TooManyMemmapEntries(5000))
-        );
+        assert!(matches!(StartInfo::parse(&b), Err(StartInfoError::BadMagic(_))));
+        assert_eq!(StartInfo::parse(&start_info(0, 1)), Err(StartInfoError::NoMemoryMap { version: 0 }));
+        assert_eq!(StartInfo::parse(&start_info(1, 5000)), Err(StartInfoError::TooManyMemmapEntries(5000)));
     }
 
     #[test]
@@ -176,13 +157,6 @@ mod tests {
         put(&mut b, 2, 0xfeffc000, 0, 2);
         let m: Vec<_> = memmap_entries(&b).collect();
         assert_eq!(m.len(), 2, "zero-sized entry dropped");
-        assert_eq!(
-            m[1],
-            MemoryRegion {
-                start: 0x100000,
-                len: 0x7f00000,
-                kind: MemoryKind::Ram
-            }
-        );
+        assert_eq!(m[1], MemoryRegion { start: 0x100000, len: 0x7f00000, kind: MemoryKind::Ram });
     }
 }

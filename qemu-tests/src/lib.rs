@@ -6,10 +6,7 @@ use std::process::Command;
 
 /// The repository root (this crate lives one level below it).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("crate has a parent directory")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crate has a parent directory").to_path_buf()
 }
 
 /// One finished run of `run-qemu.sh`.
@@ -27,16 +24,12 @@ impl Run {
         if cond {
             Ok(())
         } else {
-            Err(format!(
-                "{what}\n--- status {}\n--- stdout\n{}\n--- stderr\n{}",
-                self.status, self.stdout, self.stderr
-            ))
+            Err(format!("{what}\n--- status {}\n--- stdout\n{}\n--- stderr\n{}", self.status, self.stdout, self.stderr))
         }
     }
 
     pub fn json(&self) -> Result<serde_json::Value, String> {
-        serde_json::from_str(&self.stdout)
-            .map_err(|e| format!("report is not JSON: {e}\n{}", self.stdout))
+        serde_json::from_str(&self.stdout).map_err(|e| format!("report is not JSON: {e}\n{}", self.stdout))
     }
 }
 

@@ -15,41 +15,20 @@ fn default_boot_reports_firmware_facts() -> Result<(), String> {
     run.check(run.status == 0, "default boot must pass")?;
     let j = run.json()?;
     let mcfg = &j["acpi"]["mcfg"][0];
-    run.check(
-        mcfg["base"] == 0xb000_0000u64 && mcfg["segment"] == 0,
-        "MCFG base 0xb0000000, segment 0",
-    )?;
-    run.check(
-        mcfg["start_bus"] == 0 && mcfg["end_bus"] == 255,
-        "MCFG buses 0-255",
-    )?;
+    run.check(mcfg["base"] == 0xb000_0000u64 && mcfg["segment"] == 0, "MCFG base 0xb0000000, segment 0")?;
+    run.check(mcfg["start_bus"] == 0 && mcfg["end_bus"] == 255, "MCFG buses 0-255")?;
     let units = j["dmar"]["units"].as_array().ok_or("no dmar.units")?;
-    run.check(
-        units.iter().any(|u| u["register_base"] == 0xfed9_0000u64),
-        "a DRHD at 0xfed90000",
-    )?;
-    run.check(
-        j["memory"]["ram_bytes"].as_u64().unwrap_or(0) > 200 << 20,
-        "about 256 MiB of RAM",
-    )?;
+    run.check(units.iter().any(|u| u["register_base"] == 0xfed9_0000u64), "a DRHD at 0xfed90000")?;
+    run.check(j["memory"]["ram_bytes"].as_u64().unwrap_or(0) > 200 << 20, "about 256 MiB of RAM")?;
     Ok(())
 }
 
 fn default_text_report() -> Result<(), String> {
     let run = run_qemu(&[]);
     run.check(run.status == 0, "default boot must pass")?;
-    run.check(
-        run.stdout.contains("MCFG: segment 0000 base 0xb0000000"),
-        "text report names the MCFG base",
-    )?;
-    run.check(
-        run.stdout.contains("DRHD 0xfed90000"),
-        "text report names the DRHD",
-    )?;
-    run.check(
-        run.stdout.contains("== Boot phases"),
-        "text report has boot phases",
-    )?;
+    run.check(run.stdout.contains("MCFG: segment 0000 base 0xb0000000"), "text report names the MCFG base")?;
+    run.check(run.stdout.contains("DRHD 0xfed90000"), "text report names the DRHD")?;
+    run.check(run.stdout.contains("== Boot phases"), "text report has boot phases")?;
     Ok(())
 }
 
@@ -57,14 +36,8 @@ fn default_text_report() -> Result<(), String> {
 fn fails_with(test: &str, message: &str) -> Result<(), String> {
     let arg = format!("test={test}");
     let run = run_qemu(&["--append", &arg]);
-    run.check(
-        run.status == 1,
-        &format!("test={test} must end with status 1 (fail)"),
-    )?;
-    run.check(
-        run.stdout.contains(message),
-        &format!("test={test} must print {message:?}"),
-    )
+    run.check(run.status == 1, &format!("test={test} must end with status 1 (fail)"))?;
+    run.check(run.stdout.contains(message), &format!("test={test} must print {message:?}"))
 }
 
 fn no_iommu_reports_no_dmar() -> Result<(), String> {
@@ -78,10 +51,7 @@ fn no_iommu_reports_no_dmar() -> Result<(), String> {
 fn hang_is_stopped_by_the_timeout() -> Result<(), String> {
     let run = run_qemu(&["--timeout", "3", "--append", "test=hang"]);
     run.check(run.status == 3, "a hung kernel ends with status 3")?;
-    run.check(
-        run.stderr.contains("timeout"),
-        "the runner says it timed out",
-    )
+    run.check(run.stderr.contains("timeout"), "the runner says it timed out")
 }
 
 fn bad_option_is_a_usage_error() -> Result<(), String> {
@@ -93,10 +63,7 @@ fn bad_option_is_a_usage_error() -> Result<(), String> {
 fn bad_command_line_value_fails() -> Result<(), String> {
     let run = run_qemu(&["--append", "log=loud"]);
     run.check(run.status == 1, "bad log level: status 1")?;
-    run.check(
-        run.stdout.contains("bad value \"loud\" for \"log\""),
-        "and the reason",
-    )
+    run.check(run.stdout.contains("bad value \"loud\" for \"log\""), "and the reason")
 }
 
 /// Every fixture with a Linux group file: `--groups` must equal it byte for byte.
@@ -105,12 +72,7 @@ fn scenario_trials() -> Vec<Trial> {
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()?
-                        .strip_suffix(".qemu")
-                        .map(String::from)
-                })
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".qemu").map(String::from))
                 .filter(|n| dir.join(format!("{n}.linux-6.1.groups")).exists())
                 .collect()
         })
@@ -122,9 +84,8 @@ fn scenario_trials() -> Vec<Trial> {
             Trial::test(format!("groups_match_linux::{name}"), move || {
                 let dir = root().join("fixtures");
                 let qemu = dir.join(format!("{name}.qemu"));
-                let expected =
-                    std::fs::read_to_string(dir.join(format!("{name}.linux-6.1.groups")))
-                        .map_err(|e| Failed::from(e.to_string()))?;
+                let expected = std::fs::read_to_string(dir.join(format!("{name}.linux-6.1.groups")))
+                    .map_err(|e| Failed::from(e.to_string()))?;
                 let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--groups"]);
                 ok(run.check(run.status == 0, "scenario boot must pass"))?;
                 ok(compare_groups(&run, &expected))
@@ -139,28 +100,23 @@ fn enumeration_trials() -> Vec<Trial> {
     fixture_names("linux-6.1.raw")
         .into_iter()
         .map(|name| {
-            Trial::test(
-                format!("enumeration_and_acs_match_linux::{name}"),
-                move || {
-                    let dir = root().join("fixtures");
-                    let raw = std::fs::read_to_string(dir.join(format!("{name}.linux-6.1.raw")))
-                        .map_err(|e| Failed::from(e.to_string()))?;
-                    let expected = parse_oracle_raw(&raw);
-                    let qemu = dir.join(format!("{name}.qemu"));
-                    let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--json"]);
-                    ok(run.check(run.status == 0, "scenario boot must pass"))?;
-                    ok(compare_functions(&run, &expected))
-                },
-            )
+            Trial::test(format!("enumeration_and_acs_match_linux::{name}"), move || {
+                let dir = root().join("fixtures");
+                let raw = std::fs::read_to_string(dir.join(format!("{name}.linux-6.1.raw")))
+                    .map_err(|e| Failed::from(e.to_string()))?;
+                let expected = parse_oracle_raw(&raw);
+                let qemu = dir.join(format!("{name}.qemu"));
+                let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--json"]);
+                ok(run.check(run.status == 0, "scenario boot must pass"))?;
+                ok(compare_functions(&run, &expected))
+            })
         })
         .collect()
 }
 
 fn compare_functions(run: &Run, expected: &[OracleDevice]) -> Result<(), String> {
     let j = run.json()?;
-    let functions = j["functions"]
-        .as_array()
-        .ok_or("no functions in the report")?;
+    let functions = j["functions"].as_array().ok_or("no functions in the report")?;
     let hex = |v: &serde_json::Value| v.as_u64();
     let got: Vec<OracleDevice> = functions
         .iter()
@@ -184,23 +140,10 @@ fn compare_functions(run: &Run, expected: &[OracleDevice]) -> Result<(), String>
     let diff: Vec<String> = want
         .iter()
         .filter(|w| !got_sorted.contains(w))
-        .map(|w| {
-            format!(
-                "linux: {w:?}\n  ours: {:?}",
-                got_sorted.iter().find(|g| g.bdf == w.bdf)
-            )
-        })
-        .chain(
-            got_sorted
-                .iter()
-                .filter(|g| !want.iter().any(|w| w.bdf == g.bdf))
-                .map(|g| format!("extra: {g:?}")),
-        )
+        .map(|w| format!("linux: {w:?}\n  ours: {:?}", got_sorted.iter().find(|g| g.bdf == w.bdf)))
+        .chain(got_sorted.iter().filter(|g| !want.iter().any(|w| w.bdf == g.bdf)).map(|g| format!("extra: {g:?}")))
         .collect();
-    run.check(
-        false,
-        &format!("enumeration differs from Linux 6.1:\n{}", diff.join("\n")),
-    )
+    run.check(false, &format!("enumeration differs from Linux 6.1:\n{}", diff.join("\n")))
 }
 
 /// Fixture names that have a `NAME.qemu` and a `NAME.<suffix>` file.
@@ -209,12 +152,7 @@ fn fixture_names(suffix: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()?
-                        .strip_suffix(".qemu")
-                        .map(String::from)
-                })
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".qemu").map(String::from))
                 .filter(|n| dir.join(format!("{n}.{suffix}")).exists())
                 .collect()
         })
@@ -227,51 +165,28 @@ fn compare_groups(run: &Run, expected: &str) -> Result<(), String> {
     if run.stdout == expected {
         return Ok(());
     }
-    run.check(
-        false,
-        &format!(
-            "groups differ from Linux 6.1\n--- expected (Linux)\n{expected}--- got\n{}",
-            run.stdout
-        ),
-    )
+    run.check(false, &format!("groups differ from Linux 6.1\n--- expected (Linux)\n{expected}--- got\n{}", run.stdout))
 }
 
 fn main() {
     let args = Arguments::from_args();
     let mut trials = vec![
-        Trial::test("boot::default_json_report", || {
-            ok(default_boot_reports_firmware_facts())
-        }),
+        Trial::test("boot::default_json_report", || ok(default_boot_reports_firmware_facts())),
         Trial::test("boot::default_text_report", || ok(default_text_report())),
         Trial::test("boot::no_iommu", || ok(no_iommu_reports_no_dmar())),
-        Trial::test("exit::panic_fails_with_message", || {
-            ok(fails_with("panic", "KERNEL PANIC at"))
-        }),
+        Trial::test("exit::panic_fails_with_message", || ok(fails_with("panic", "KERNEL PANIC at"))),
         Trial::test("exit::page_fault_fails_with_message", || {
-            ok(fails_with(
-                "page-fault",
-                "CPU EXCEPTION 14 (page fault (#PF)): error code 0x0",
-            ))
+            ok(fails_with("page-fault", "CPU EXCEPTION 14 (page fault (#PF)): error code 0x0"))
         }),
         Trial::test("exit::stack_overflow_hits_guard_page", || {
-            ok(fails_with(
-                "stack-overflow",
-                "the address is the stack guard page",
-            ))
+            ok(fails_with("stack-overflow", "the address is the stack guard page"))
         }),
         Trial::test("exit::allocation_failure_is_reported", || {
-            ok(fails_with(
-                "alloc-fail",
-                "memory allocation of 1099511627776 bytes failed",
-            ))
+            ok(fails_with("alloc-fail", "memory allocation of 1099511627776 bytes failed"))
         }),
-        Trial::test("exit::hang_times_out", || {
-            ok(hang_is_stopped_by_the_timeout())
-        }),
+        Trial::test("exit::hang_times_out", || ok(hang_is_stopped_by_the_timeout())),
         Trial::test("runner::bad_option", || ok(bad_option_is_a_usage_error())),
-        Trial::test("runner::bad_command_line_value", || {
-            ok(bad_command_line_value_fails())
-        }),
+        Trial::test("runner::bad_command_line_value", || ok(bad_command_line_value_fails())),
     ];
     trials.extend(scenario_trials());
     trials.extend(enumeration_trials());

@@ -18,11 +18,8 @@ pub fn canonical(groups: &Groups, topo: &Topology) -> String {
         .groups
         .iter()
         .map(|g| {
-            let mut names: Vec<String> = g
-                .members
-                .iter()
-                .map(|m| alloc::format!("{}", topo.functions[m.function].bdf))
-                .collect();
+            let mut names: Vec<String> =
+                g.members.iter().map(|m| alloc::format!("{}", topo.functions[m.function].bdf)).collect();
             names.sort();
             names.join(" ")
         })
@@ -43,11 +40,7 @@ pub fn report(groups: &Groups, topo: &Topology) -> String {
     let mut out = String::new();
     for g in by_id {
         for m in &g.members {
-            let _ = writeln!(
-                out,
-                "group {}: {} {}",
-                g.id, topo.functions[m.function].bdf, m.reason
-            );
+            let _ = writeln!(out, "group {}: {} {}", g.id, topo.functions[m.function].bdf, m.reason);
         }
     }
     out

@@ -72,18 +72,8 @@ pub fn pci_device_group(
     let mut devfns = DevfnMask::new();
     if let Some((g, holder)) = get_pci_alias_group(cfg, topo, groups, p, &mut devfns) {
         let with = &topo.functions[holder];
-        let quirk = topo.functions[p]
-            .fixups
-            .first()
-            .or_else(|| with.fixups.first())
-            .copied();
-        return (
-            Some(g),
-            Reason::DmaAlias {
-                with: with.bdf,
-                quirk,
-            },
-        );
+        let quirk = topo.functions[p].fixups.first().or_else(|| with.fixups.first()).copied();
+        return (Some(g), Reason::DmaAlias { with: with.bdf, quirk });
     }
     // Only a function without ACS can share its slot; its failure is the reason.
     if let Err(why) = pci_acs_check(cfg, topo, p, REQ_ACS_FLAGS)
@@ -94,9 +84,7 @@ pub fn pci_device_group(
     }
 
     let reason = if p != index {
-        Reason::OwnBelowUngrouped {
-            top: topo.functions[p].bdf,
-        }
+        Reason::OwnBelowUngrouped { top: topo.functions[p].bdf }
     } else if topo.functions[index].parent.is_none() {
         Reason::OwnRootBus
     } else {

@@ -16,14 +16,10 @@ impl Ida {
 
     /// The lowest id not in use; marks it used.
     pub fn alloc(&mut self) -> u32 {
-        let word = self
-            .used
-            .iter()
-            .position(|w| *w != u64::MAX)
-            .unwrap_or_else(|| {
-                self.used.push(0);
-                self.used.len() - 1
-            });
+        let word = self.used.iter().position(|w| *w != u64::MAX).unwrap_or_else(|| {
+            self.used.push(0);
+            self.used.len() - 1
+        });
         let bit = self.used[word].trailing_ones();
         self.used[word] |= 1 << bit;
         word as u32 * 64 + bit

@@ -18,26 +18,12 @@ pub enum Reason {
     OwnBelowUngrouped { top: Bdf },
     /// The alias walk reached a bridge that substitutes its requester id
     /// and already has a group.
-    BehindBridge {
-        bridge: Bdf,
-        bridge_kind: &'static str,
-        requester_id: Bdf,
-        pcie_bridge_alias_quirk: bool,
-    },
+    BehindBridge { bridge: Bdf, bridge_kind: &'static str, requester_id: Bdf, pcie_bridge_alias_quirk: bool },
     /// The ACS climb stopped at `joined`, which already has a group, because
     /// the path from it to the root fails at `failed_at`.
-    AcsPathBroken {
-        joined: Bdf,
-        joined_kind: &'static str,
-        failed_at: Bdf,
-        failed_kind: &'static str,
-        why: AcsFail,
-    },
+    AcsPathBroken { joined: Bdf, joined_kind: &'static str, failed_at: Bdf, failed_kind: &'static str, why: AcsFail },
     /// `get_pci_alias_group`: a DMA alias (quirk) of a grouped device.
-    DmaAlias {
-        with: Bdf,
-        quirk: Option<&'static str>,
-    },
+    DmaAlias { with: Bdf, quirk: Option<&'static str> },
     /// `get_pci_function_alias_group`: another function of the same slot
     /// (devfn >> 3) and neither isolates itself.
     SharesSlot { with: Bdf, why: AcsFail },
@@ -46,45 +32,21 @@ pub enum Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::OwnRootBus => {
-                f.write_str("own group (on a root bus; no alias or non-isolated sibling)")
-            }
-            Self::OwnAcsPathComplete => {
-                f.write_str("own group (isolated: ACS path to root complete)")
-            }
+            Self::OwnRootBus => f.write_str("own group (on a root bus; no alias or non-isolated sibling)"),
+            Self::OwnAcsPathComplete => f.write_str("own group (isolated: ACS path to root complete)"),
             Self::OwnBelowUngrouped { top } => {
-                write!(
-                    f,
-                    "own group (not isolated up to {top}, which had no group yet)"
-                )
+                write!(f, "own group (not isolated up to {top}, which had no group yet)")
             }
-            Self::BehindBridge {
-                bridge,
-                bridge_kind,
-                requester_id,
-                pcie_bridge_alias_quirk,
-            } => {
+            Self::BehindBridge { bridge, bridge_kind, requester_id, pcie_bridge_alias_quirk } => {
                 if requester_id == bridge {
                     write!(f, "{bridge_kind} {bridge} forwards its requests as its own")
                 } else if *pcie_bridge_alias_quirk {
-                    write!(
-                        f,
-                        "behind {bridge_kind} {bridge} (PCIe bridge alias quirk), requester id {requester_id}"
-                    )
+                    write!(f, "behind {bridge_kind} {bridge} (PCIe bridge alias quirk), requester id {requester_id}")
                 } else {
-                    write!(
-                        f,
-                        "behind {bridge_kind} {bridge}, requester id {requester_id}"
-                    )
+                    write!(f, "behind {bridge_kind} {bridge}, requester id {requester_id}")
                 }
             }
-            Self::AcsPathBroken {
-                joined,
-                joined_kind,
-                failed_at,
-                failed_kind,
-                why,
-            } => {
+            Self::AcsPathBroken { joined, joined_kind, failed_at, failed_kind, why } => {
                 if joined == failed_at {
                     write!(f, "{failed_kind} {failed_at} above it {}", Verb(why))
                 } else {
@@ -95,16 +57,11 @@ impl fmt::Display for Reason {
                     )
                 }
             }
-            Self::DmaAlias {
-                with,
-                quirk: Some(q),
-            } => write!(f, "DMA alias quirk ({q}) with {with}"),
+            Self::DmaAlias { with, quirk: Some(q) } => write!(f, "DMA alias quirk ({q}) with {with}"),
             Self::DmaAlias { with, quirk: None } => write!(f, "DMA alias of {with}"),
-            Self::SharesSlot { with, why } => write!(
-                f,
-                "shares slot {:02x}:{:02x} with {with}; no ACS ({why})",
-                with.bus, with.device
-            ),
+            Self::SharesSlot { with, why } => {
+                write!(f, "shares slot {:02x}:{:02x} with {with}; no ACS ({why})", with.bus, with.device)
+            }
         }
     }
 }

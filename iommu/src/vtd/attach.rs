@@ -32,14 +32,10 @@ impl<R: RegisterFile> Unit<R> {
     ) -> Result<(), UnitError> {
         let width = domain.geometry().width;
         if self.cap.sagaw() & (1 << width.agaw()) == 0 {
-            return Err(UnitError::Unsupported {
-                feature: "the domain's address width in CAP.SAGAW",
-            });
+            return Err(UnitError::Unsupported { feature: "the domain's address width in CAP.SAGAW" });
         }
         if u32::from(domain.id().0) >= self.cap.number_of_domains() {
-            return Err(UnitError::Unsupported {
-                feature: "the domain id within CAP.ND",
-            });
+            return Err(UnitError::Unsupported { feature: "the domain id within CAP.ND" });
         }
         let old = root.context_entry(mm, sid);
         if old.present() {
@@ -57,14 +53,7 @@ impl<R: RegisterFile> Unit<R> {
             .with_present(true);
         root.set_context_entry(mm, sid, entry)?;
         if self.cap.cm() {
-            self.invalidate_context(
-                mm,
-                ContextScope::Device {
-                    did: DomainId(0),
-                    sid,
-                    fm: 0,
-                },
-            )?;
+            self.invalidate_context(mm, ContextScope::Device { did: DomainId(0), sid, fm: 0 })?;
             self.invalidate_iotlb(mm, IotlbScope::Domain(domain.id()))?;
         } else {
             self.flush_write_buffer()?;
@@ -106,13 +95,7 @@ impl<R: RegisterFile> Unit<R> {
     ) -> Result<(), UnitError> {
         let range = domain.table_mut().map(mm, iova, phys, size, perms)?;
         if self.cap.cm() {
-            self.invalidate_iotlb(
-                mm,
-                IotlbScope::Page {
-                    did: domain.id(),
-                    range,
-                },
-            )
+            self.invalidate_iotlb(mm, IotlbScope::Page { did: domain.id(), range })
         } else {
             self.flush_write_buffer()
         }
@@ -129,13 +112,7 @@ impl<R: RegisterFile> Unit<R> {
         size: PageSize,
     ) -> Result<IovaRange, UnitError> {
         let range = domain.table_mut().unmap(mm, iova, size)?;
-        self.invalidate_iotlb(
-            mm,
-            IotlbScope::Page {
-                did: domain.id(),
-                range,
-            },
-        )?;
+        self.invalidate_iotlb(mm, IotlbScope::Page { did: domain.id(), range })?;
         Ok(range)
     }
 }

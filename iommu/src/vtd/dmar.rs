@@ -179,17 +179,9 @@ pub enum DmarErrorKind {
     /// A structure length below 4 (0 would loop forever).
     StructureTooShort { kind: u16, length: usize },
     /// A structure runs past the end of the table.
-    StructurePastEnd {
-        kind: u16,
-        length: usize,
-        remaining: usize,
-    },
+    StructurePastEnd { kind: u16, length: usize, remaining: usize },
     /// A structure shorter than its fixed fields.
-    BodyTooShort {
-        kind: u16,
-        length: usize,
-        minimum: usize,
-    },
+    BodyTooShort { kind: u16, length: usize, minimum: usize },
     /// A DRHD with register base 0 or not 4 KiB aligned (Linux
     /// `dmar_validate_one_drhd`: "BIOS is broken").
     BadRegisterBase { base: u64 },
@@ -219,71 +211,47 @@ impl fmt::Display for DmarError {
         match self.kind {
             K::TableTooShort { length } => write!(f, "table of {length} bytes is shorter than 48"),
             K::BadSignature(s) => write!(f, "signature {s:02x?} is not \"DMAR\""),
-            K::BadTableLength { header, available } => write!(
-                f,
-                "header length {header} outside 48..={available} bytes available"
-            ),
+            K::BadTableLength { header, available } => {
+                write!(f, "header length {header} outside 48..={available} bytes available")
+            }
             K::BadChecksum { sum } => write!(f, "checksum sums to {sum:#04x}, not 0"),
-            K::StructureHeaderTruncated { remaining } => write!(
-                f,
-                "{remaining} bytes left, too few for a structure header; walk stopped"
-            ),
-            K::StructureTooShort { kind, length } => write!(
-                f,
-                "structure type {kind} has length {length} (below 4); walk stopped"
-            ),
-            K::StructurePastEnd {
-                kind,
-                length,
-                remaining,
-            } => write!(
+            K::StructureHeaderTruncated { remaining } => {
+                write!(f, "{remaining} bytes left, too few for a structure header; walk stopped")
+            }
+            K::StructureTooShort { kind, length } => {
+                write!(f, "structure type {kind} has length {length} (below 4); walk stopped")
+            }
+            K::StructurePastEnd { kind, length, remaining } => write!(
                 f,
                 "structure type {kind} of length {length} runs past the table ({remaining} bytes left); walk stopped"
             ),
-            K::BodyTooShort {
-                kind,
-                length,
-                minimum,
-            } => write!(
-                f,
-                "structure type {kind} of length {length} is shorter than {minimum}; skipped"
-            ),
+            K::BodyTooShort { kind, length, minimum } => {
+                write!(f, "structure type {kind} of length {length} is shorter than {minimum}; skipped")
+            }
             K::BadRegisterBase { base } => {
-                write!(
-                    f,
-                    "DRHD register base {base:#x} is zero or unaligned; skipped"
-                )
+                write!(f, "DRHD register base {base:#x} is zero or unaligned; skipped")
             }
             K::BadRmrrRange { base, limit } => {
-                write!(
-                    f,
-                    "RMRR {base:#x}..={limit:#x} is unaligned or reversed; skipped"
-                )
+                write!(f, "RMRR {base:#x}..={limit:#x} is unaligned or reversed; skipped")
             }
             K::BadAnddName => write!(f, "ANDD name is not NUL-terminated ASCII; skipped"),
-            K::ScopeTruncated { remaining } => write!(
-                f,
-                "{remaining} bytes left, too few for a device scope; structure skipped"
-            ),
+            K::ScopeTruncated { remaining } => {
+                write!(f, "{remaining} bytes left, too few for a device scope; structure skipped")
+            }
             K::ScopeTooShort { length } => {
-                write!(
-                    f,
-                    "device scope length {length} (below 6); structure skipped"
-                )
+                write!(f, "device scope length {length} (below 6); structure skipped")
             }
             K::ScopePastStructureEnd { length, remaining } => write!(
                 f,
                 "device scope of length {length} runs past its structure ({remaining} bytes left); structure skipped"
             ),
-            K::ScopeOddPath { length } => write!(
-                f,
-                "device scope length {length} leaves an odd path; structure skipped"
-            ),
+            K::ScopeOddPath { length } => {
+                write!(f, "device scope length {length} leaves an odd path; structure skipped")
+            }
             K::ScopeEmptyPath => write!(f, "device scope has no path; structure skipped"),
-            K::ScopeBadPathEntry { device, function } => write!(
-                f,
-                "device scope path entry {device:#x}.{function:#x} out of range; structure skipped"
-            ),
+            K::ScopeBadPathEntry { device, function } => {
+                write!(f, "device scope path entry {device:#x}.{function:#x} out of range; structure skipped")
+            }
         }
     }
 }
@@ -314,12 +282,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 pub fn parse(bytes: &[u8]) -> Result<Dmar, DmarError> {
     let fatal = |offset, kind| Err(DmarError { offset, kind });
     if bytes.len() < DMAR_HEADER_LEN {
-        return fatal(
-            0,
-            DmarErrorKind::TableTooShort {
-                length: bytes.len(),
-            },
-        );
+        return fatal(0, DmarErrorKind::TableTooShort { length: bytes.len() });
     }
     let signature = [bytes[0], bytes[1], bytes[2], bytes[3]];
     if &signature != b"DMAR" {
@@ -328,22 +291,13 @@ pub fn parse(bytes: &[u8]) -> Result<Dmar, DmarError> {
     let header = u32_at(bytes, 4);
     let length = header as usize;
     if length < DMAR_HEADER_LEN || length > bytes.len() {
-        return fatal(
-            4,
-            DmarErrorKind::BadTableLength {
-                header,
-                available: bytes.len(),
-            },
-        );
+        return fatal(4, DmarErrorKind::BadTableLength { header, available: bytes.len() });
     }
     let table = &bytes[..length];
     let mut errors = Vec::new();
     let sum = table.iter().fold(0u8, |a, b| a.wrapping_add(*b));
     if sum != 0 {
-        errors.push(DmarError {
-            offset: 9,
-            kind: DmarErrorKind::BadChecksum { sum },
-        });
+        errors.push(DmarError { offset: 9, kind: DmarErrorKind::BadChecksum { sum } });
     }
     let mut structures = Vec::new();
     let mut offset = DMAR_HEADER_LEN;
@@ -361,11 +315,7 @@ pub fn parse(bytes: &[u8]) -> Result<Dmar, DmarError> {
             break;
         }
         if len > remaining {
-            errors.push(stop(DmarErrorKind::StructurePastEnd {
-                kind,
-                length: len,
-                remaining,
-            }));
+            errors.push(stop(DmarErrorKind::StructurePastEnd { kind, length: len, remaining }));
             break;
         }
         match parse_structure(kind, offset, &table[offset..offset + len]) {
@@ -391,29 +341,19 @@ fn parse_structure(kind: u16, offset: usize, body: &[u8]) -> Result<Structure, D
         ty::RHSA => 20,
         ty::ANDD => 9,
         _ => {
-            return Ok(Structure::Unknown {
-                offset,
-                kind,
-                length: body.len(),
-            });
+            return Ok(Structure::Unknown { offset, kind, length: body.len() });
         }
     };
     let err = |kind| Err(DmarError { offset, kind });
     if body.len() < minimum {
-        return err(DmarErrorKind::BodyTooShort {
-            kind,
-            length: body.len(),
-            minimum,
-        });
+        return err(DmarErrorKind::BodyTooShort { kind, length: body.len(), minimum });
     }
     let scopes = |start: usize| parse_scopes(&body[start..], offset + start);
     Ok(match kind {
         ty::DRHD => {
             let register_base = u64_at(body, 8);
             if register_base == 0 || register_base & 0xfff != 0 {
-                return err(DmarErrorKind::BadRegisterBase {
-                    base: register_base,
-                });
+                return err(DmarErrorKind::BadRegisterBase { base: register_base });
             }
             Structure::Drhd(Drhd {
                 offset,
@@ -429,31 +369,13 @@ fn parse_structure(kind: u16, offset: usize, body: &[u8]) -> Result<Structure, D
             if base & 0xfff != 0 || limit & 0xfff != 0xfff || limit < base {
                 return err(DmarErrorKind::BadRmrrRange { base, limit });
             }
-            Structure::Rmrr(Rmrr {
-                offset,
-                segment: u16_at(body, 6),
-                base,
-                limit,
-                scopes: scopes(24)?,
-            })
+            Structure::Rmrr(Rmrr { offset, segment: u16_at(body, 6), base, limit, scopes: scopes(24)? })
         }
-        ty::ATSR => Structure::Atsr(Atsr {
-            offset,
-            flags: body[4],
-            segment: u16_at(body, 6),
-            scopes: scopes(8)?,
-        }),
-        ty::SATC => Structure::Satc(Satc {
-            offset,
-            flags: body[4],
-            segment: u16_at(body, 6),
-            scopes: scopes(8)?,
-        }),
-        ty::RHSA => Structure::Rhsa(Rhsa {
-            offset,
-            register_base: u64_at(body, 8),
-            proximity_domain: u32_at(body, 16),
-        }),
+        ty::ATSR => Structure::Atsr(Atsr { offset, flags: body[4], segment: u16_at(body, 6), scopes: scopes(8)? }),
+        ty::SATC => Structure::Satc(Satc { offset, flags: body[4], segment: u16_at(body, 6), scopes: scopes(8)? }),
+        ty::RHSA => {
+            Structure::Rhsa(Rhsa { offset, register_base: u64_at(body, 8), proximity_domain: u32_at(body, 16) })
+        }
         ty::ANDD => {
             let raw = &body[8..];
             let Some(end) = raw.iter().position(|&c| c == 0) else {
@@ -465,18 +387,10 @@ fn parse_structure(kind: u16, offset: usize, body: &[u8]) -> Result<Structure, D
             if !name.is_ascii() {
                 return err(DmarErrorKind::BadAnddName);
             }
-            Structure::Andd(Andd {
-                offset,
-                device_number: body[7],
-                name: String::from(name),
-            })
+            Structure::Andd(Andd { offset, device_number: body[7], name: String::from(name) })
         }
         _ => {
-            return Ok(Structure::Unknown {
-                offset,
-                kind,
-                length: body.len(),
-            });
+            return Ok(Structure::Unknown { offset, kind, length: body.len() });
         }
     })
 }

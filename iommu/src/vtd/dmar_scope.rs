@@ -89,10 +89,9 @@ impl fmt::Display for ResolveError {
             Self::NotABridge { hop, at } => {
                 write!(f, "DMAR scope path hop {hop}: {at} is not a bridge")
             }
-            Self::NotDownstream { hop, at, secondary } => write!(
-                f,
-                "DMAR scope path hop {hop}: bridge {at} has secondary bus {secondary:#04x}, not below it"
-            ),
+            Self::NotDownstream { hop, at, secondary } => {
+                write!(f, "DMAR scope path hop {hop}: bridge {at} has secondary bus {secondary:#04x}, not below it")
+            }
         }
     }
 }
@@ -129,19 +128,14 @@ pub(crate) fn parse_scopes(bytes: &[u8], base: usize) -> Result<Vec<DeviceScope>
         let err = |kind| Err(DmarError { offset, kind });
         let rest = &bytes[pos..];
         if rest.len() < 6 {
-            return err(DmarErrorKind::ScopeTruncated {
-                remaining: rest.len(),
-            });
+            return err(DmarErrorKind::ScopeTruncated { remaining: rest.len() });
         }
         let length = usize::from(rest[1]);
         if length < 6 {
             return err(DmarErrorKind::ScopeTooShort { length });
         }
         if length > rest.len() {
-            return err(DmarErrorKind::ScopePastStructureEnd {
-                length,
-                remaining: rest.len(),
-            });
+            return err(DmarErrorKind::ScopePastStructureEnd { length, remaining: rest.len() });
         }
         if (length - 6) % 2 != 0 {
             return err(DmarErrorKind::ScopeOddPath { length });
@@ -149,18 +143,10 @@ pub(crate) fn parse_scopes(bytes: &[u8], base: usize) -> Result<Vec<DeviceScope>
         if length == 6 {
             return err(DmarErrorKind::ScopeEmptyPath);
         }
-        let path: Vec<PathEntry> = rest[6..length]
-            .chunks_exact(2)
-            .map(|p| PathEntry {
-                device: p[0],
-                function: p[1],
-            })
-            .collect();
+        let path: Vec<PathEntry> =
+            rest[6..length].chunks_exact(2).map(|p| PathEntry { device: p[0], function: p[1] }).collect();
         if let Some(bad) = path.iter().find(|p| p.device > 31 || p.function > 7) {
-            return err(DmarErrorKind::ScopeBadPathEntry {
-                device: bad.device,
-                function: bad.function,
-            });
+            return err(DmarErrorKind::ScopeBadPathEntry { device: bad.device, function: bad.function });
         }
         scopes.push(DeviceScope {
             offset,

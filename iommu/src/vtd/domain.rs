@@ -33,10 +33,7 @@ pub struct DomainIdAllocator {
 impl DomainIdAllocator {
     pub fn new(cap: Cap) -> Self {
         let limit = cap.number_of_domains();
-        let mut ids = Self {
-            used: vec![0; (limit as usize).div_ceil(64)],
-            limit,
-        };
+        let mut ids = Self { used: vec![0; (limit as usize).div_ceil(64)], limit };
         if cap.cm() {
             ids.used[0] |= 1;
         }
@@ -68,9 +65,7 @@ impl DomainIdAllocator {
     }
 
     pub fn is_used(&self, id: DomainId) -> bool {
-        self.used
-            .get(usize::from(id.0) / 64)
-            .is_some_and(|w| w & (1 << (id.0 % 64)) != 0)
+        self.used.get(usize::from(id.0) / 64).is_some_and(|w| w & (1 << (id.0 % 64)) != 0)
     }
 }
 
@@ -84,15 +79,8 @@ pub struct Domain {
 impl Domain {
     /// A domain with an empty table of `geometry` (see
     /// [`Geometry::for_unit`]).
-    pub fn new<M: FrameAlloc>(
-        mm: &mut M,
-        id: DomainId,
-        geometry: Geometry,
-    ) -> Result<Self, MapError> {
-        Ok(Self {
-            id,
-            table: SecondLevelTable::new(mm, geometry)?,
-        })
+    pub fn new<M: FrameAlloc>(mm: &mut M, id: DomainId, geometry: Geometry) -> Result<Self, MapError> {
+        Ok(Self { id, table: SecondLevelTable::new(mm, geometry)? })
     }
 
     pub fn id(&self) -> DomainId {

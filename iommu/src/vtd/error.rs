@@ -34,25 +34,13 @@ pub enum UnitError {
     AllOnes { register: &'static str },
     /// CAP.FRO/NFR or ECAP.IRO place registers outside the mapped page(s)
     /// (Linux `map_iommu` checks the same and maps more).
-    RegisterOutOfRange {
-        register: &'static str,
-        end: usize,
-        mapped: usize,
-    },
+    RegisterOutOfRange { register: &'static str, end: usize, mapped: usize },
     /// A status bit did not reach its expected value within the poll limit
     /// (Linux `IOMMU_WAIT_OP` panics here; we report).
-    Timeout {
-        register: &'static str,
-        bit: &'static str,
-        polls: u32,
-    },
+    Timeout { register: &'static str, bit: &'static str, polls: u32 },
     /// The invalidation queue stopped with an error; `head` is the
     /// descriptor index in IQH, `iqercd` the raw IQERCD register.
-    QueueError {
-        fault: QueueFault,
-        head: u16,
-        iqercd: u64,
-    },
+    QueueError { fault: QueueFault, head: u16, iqercd: u64 },
     /// Register-based invalidation completed with CAIG/IAIG = 0: the
     /// hardware did not perform it (spec §11.4.7, §11.4.8.1).
     InvalidationRejected { register: &'static str },
@@ -84,41 +72,23 @@ impl fmt::Display for UnitError {
             Self::AllOnes { register } => {
                 write!(f, "VT-d {register} reads all ones: no unit at this address")
             }
-            Self::RegisterOutOfRange {
-                register,
-                end,
-                mapped,
-            } => write!(
-                f,
-                "VT-d {register} registers end at {end:#x}, beyond the {mapped:#x} bytes mapped"
-            ),
-            Self::Timeout {
-                register,
-                bit,
-                polls,
-            } => write!(
-                f,
-                "VT-d timeout: {register}.{bit} did not change after {polls} polls"
-            ),
-            Self::QueueError {
-                fault,
-                head,
-                iqercd,
-            } => write!(
+            Self::RegisterOutOfRange { register, end, mapped } => {
+                write!(f, "VT-d {register} registers end at {end:#x}, beyond the {mapped:#x} bytes mapped")
+            }
+            Self::Timeout { register, bit, polls } => {
+                write!(f, "VT-d timeout: {register}.{bit} did not change after {polls} polls")
+            }
+            Self::QueueError { fault, head, iqercd } => write!(
                 f,
                 "VT-d invalidation queue error FSTS.{} at descriptor {head} (IQERCD {iqercd:#x})",
                 fault.name()
             ),
             Self::InvalidationRejected { register } => {
-                write!(
-                    f,
-                    "VT-d {register} invalidation not performed (granularity 0)"
-                )
+                write!(f, "VT-d {register} invalidation not performed (granularity 0)")
             }
-            Self::QueuedInvalidationActive => write!(
-                f,
-                "VT-d register-based invalidation refused: queued invalidation is enabled"
-            ),
+            Self::QueuedInvalidationActive => {
+                write!(f, "VT-d register-based invalidation refused: queued invalidation is enabled")
+            }
             Self::Unsupported { feature } => write!(f, "VT-d unit lacks {feature}"),
             Self::QueueFull => write!(f, "VT-d invalidation queue full"),
             Self::OutOfFrames => write!(f, "VT-d: out of physical frames for tables"),

@@ -118,11 +118,7 @@ impl FaultRecord {
             index,
             source: SourceId(hi as u16),
             reason: FaultReason((hi >> 32) as u8),
-            access: if (hi >> 62) & 1 == 1 {
-                AccessKind::Read
-            } else {
-                AccessKind::Write
-            },
+            access: if (hi >> 62) & 1 == 1 { AccessKind::Read } else { AccessKind::Write },
             address: lo & !0xfff,
             raw: (lo, hi),
         })
@@ -187,11 +183,7 @@ impl<R: RegisterFile> Unit<R> {
         if !sticky.is_empty() {
             regs::FSTS.write(&mut self.regs, sticky.bits());
         }
-        FaultLog {
-            status,
-            records,
-            overflow: status.contains(FaultStatus::PFO),
-        }
+        FaultLog { status, records, overflow: status.contains(FaultStatus::PFO) }
     }
 
     /// Program the fault-event MSI (FEDATA, FEADDR, FEUADDR; §11.4.9.3-5).

@@ -59,14 +59,9 @@ impl AddressWidth {
     /// QEMU 7.2 default SAGAW = 0b00010 gives 39 bits; with `aw-bits=48`
     /// SAGAW = 0b00110 and a 57-bit (Linux default) need gives 48 bits.
     pub fn select(cap: Cap, need_bits: u8) -> Option<Self> {
-        let need = u32::from(need_bits)
-            .saturating_sub(30)
-            .div_ceil(LEVEL_STRIDE);
+        let need = u32::from(need_bits).saturating_sub(30).div_ceil(LEVEL_STRIDE);
         let sagaw = cap.sagaw();
-        (1..=need.min(3) as u8)
-            .rev()
-            .find(|&agaw| sagaw & (1 << agaw) != 0)
-            .and_then(Self::from_agaw)
+        (1..=need.min(3) as u8).rev().find(|&agaw| sagaw & (1 << agaw) != 0).and_then(Self::from_agaw)
     }
 }
 
@@ -121,14 +116,8 @@ impl Geometry {
     /// The geometry Linux would choose on this unit for a domain needing
     /// `need_bits` of IOVA.
     pub fn for_unit(cap: Cap, ecap: Ecap, need_bits: u8) -> Result<Self, MapError> {
-        let width = AddressWidth::select(cap, need_bits)
-            .ok_or(MapError::NoSupportedWidth { sagaw: cap.sagaw() })?;
-        Ok(Self {
-            width,
-            address_bits: width.bits().min(cap.mgaw()),
-            sllps: cap.sllps(),
-            snoop_control: ecap.sc(),
-        })
+        let width = AddressWidth::select(cap, need_bits).ok_or(MapError::NoSupportedWidth { sagaw: cap.sagaw() })?;
+        Ok(Self { width, address_bits: width.bits().min(cap.mgaw()), sllps: cap.sllps(), snoop_control: ecap.sc() })
     }
 }
 

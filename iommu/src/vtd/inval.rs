@@ -161,10 +161,7 @@ impl<R: RegisterFile> Unit<R> {
     /// `intel_iommu_init_qi`), registers otherwise. If firmware left QI
     /// enabled, it is drained and disabled first (Linux `dmar_disable_qi`),
     /// so the queue is ours.
-    pub fn setup_invalidation<M: PhysMem + FrameAlloc>(
-        &mut self,
-        mm: &mut M,
-    ) -> Result<InvalidationKind, UnitError> {
+    pub fn setup_invalidation<M: PhysMem + FrameAlloc>(&mut self, mm: &mut M) -> Result<InvalidationKind, UnitError> {
         if let InvalMode::Queued(_) = self.inval {
             return Ok(InvalidationKind::Queued);
         }
@@ -178,11 +175,7 @@ impl<R: RegisterFile> Unit<R> {
     }
 
     /// Invalidate context-cache entries (spec §6.5.1.1 / §6.5.2.1).
-    pub fn invalidate_context<M: PhysMem>(
-        &mut self,
-        mm: &mut M,
-        scope: ContextScope,
-    ) -> Result<(), UnitError> {
+    pub fn invalidate_context<M: PhysMem>(&mut self, mm: &mut M, scope: ContextScope) -> Result<(), UnitError> {
         match self.inval {
             InvalMode::Register => self.register_invalidate_context(scope),
             InvalMode::Queued(_) => self.queued_invalidate_context(mm, scope),
@@ -191,11 +184,7 @@ impl<R: RegisterFile> Unit<R> {
 
     /// Invalidate IOTLB entries (spec §6.5.1.2 / §6.5.2.3), draining reads
     /// and writes when CAP.DRD / CAP.DWD allow (Linux `__iommu_flush_iotlb`).
-    pub fn invalidate_iotlb<M: PhysMem>(
-        &mut self,
-        mm: &mut M,
-        scope: IotlbScope,
-    ) -> Result<(), UnitError> {
+    pub fn invalidate_iotlb<M: PhysMem>(&mut self, mm: &mut M, scope: IotlbScope) -> Result<(), UnitError> {
         let scope = self.resolve_iotlb_scope(scope);
         match self.inval {
             InvalMode::Register => self.register_invalidate_iotlb(scope),
@@ -205,9 +194,7 @@ impl<R: RegisterFile> Unit<R> {
 
     fn resolve_iotlb_scope(&self, scope: IotlbScope) -> IotlbScope {
         match scope {
-            IotlbScope::Page { did, range } if !self.cap.psi() || range.am > self.cap.mamv() => {
-                IotlbScope::Domain(did)
-            }
+            IotlbScope::Page { did, range } if !self.cap.psi() || range.am > self.cap.mamv() => IotlbScope::Domain(did),
             other => other,
         }
     }
@@ -224,9 +211,7 @@ impl<R: RegisterFile> Unit<R> {
     fn register_invalidate_context(&mut self, scope: ContextScope) -> Result<(), UnitError> {
         self.refuse_if_queued()?;
         regs::CCMD.write(&mut self.regs, ContextCommand::new(scope).0);
-        self.poll_until("CCMD", "ICC", |r| {
-            regs::CCMD.read(r) & ContextCommand::ICC == 0
-        })?;
+        self.poll_until("CCMD", "ICC", |r| regs::CCMD.read(r) & ContextCommand::ICC == 0)?;
         if ContextCommand(regs::CCMD.read(&self.regs)).caig() == 0 {
             return Err(UnitError::InvalidationRejected { register: "CCMD" });
         }
@@ -243,9 +228,7 @@ impl<R: RegisterFile> Unit<R> {
         }
         let cmd = IotlbCommand::new(scope, self.cap.drd(), self.cap.dwd());
         block.iotlb().write(&mut self.regs, cmd.0);
-        self.poll_until("IOTLB", "IVT", |r| {
-            block.iotlb().read(r) & IotlbCommand::IVT == 0
-        })?;
+        self.poll_until("IOTLB", "IVT", |r| block.iotlb().read(r) & IotlbCommand::IVT == 0)?;
         if IotlbCommand(block.iotlb().read(&self.regs)).iaig() == 0 {
             return Err(UnitError::InvalidationRejected { register: "IOTLB" });
         }

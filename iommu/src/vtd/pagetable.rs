@@ -99,11 +99,7 @@ impl SlPte {
         Self((self.0 & !Self::ADDR_MASK) | (pa & Self::ADDR_MASK))
     }
     const fn with(self, bit: u64, on: bool) -> Self {
-        if on {
-            Self(self.0 | bit)
-        } else {
-            Self(self.0 & !bit)
-        }
+        if on { Self(self.0 | bit) } else { Self(self.0 & !bit) }
     }
     /// A non-leaf entry: R and W set so that the leaf alone decides access
     /// (Linux `pfn_to_dma_pte` sets `DMA_PTE_READ | DMA_PTE_WRITE`).
@@ -161,10 +157,7 @@ impl fmt::Display for MapError {
         match *self {
             Self::IovaZero => write!(f, "IOVA 0 is never mapped"),
             Self::Misaligned { iova, phys, size } => {
-                write!(
-                    f,
-                    "iova {iova:#x} / phys {phys:#x} not aligned to {size:#x}"
-                )
+                write!(f, "iova {iova:#x} / phys {phys:#x} not aligned to {size:#x}")
             }
             Self::BeyondAddressWidth { iova, bits } => {
                 write!(f, "iova {iova:#x} beyond the {bits}-bit domain width")
@@ -240,11 +233,7 @@ impl SecondLevelTable {
     ) -> Result<IovaRange, MapError> {
         self.check(iova, size)?;
         if !phys.is_multiple_of(size.bytes()) {
-            return Err(MapError::Misaligned {
-                iova,
-                phys,
-                size: size.bytes(),
-            });
+            return Err(MapError::Misaligned { iova, phys, size: size.bytes() });
         }
         if phys >> 52 != 0 {
             return Err(MapError::PhysTooWide { phys });
@@ -282,37 +271,21 @@ impl SecondLevelTable {
             .with_address(phys);
         mm.write_u64(slot, leaf.raw());
         mm.flush_for_device(slot);
-        Ok(IovaRange {
-            addr: iova,
-            am: size.address_mask(),
-        })
+        Ok(IovaRange { addr: iova, am: size.address_mask() })
     }
 
     /// Clear the leaf of `size` at `iova`. The caller must invalidate the
     /// returned range (IOTLB, then a wait) before reusing the IOVA or the
     /// frame it pointed to.
-    pub fn unmap<M: PhysMem>(
-        &mut self,
-        mm: &mut M,
-        iova: u64,
-        size: PageSize,
-    ) -> Result<IovaRange, MapError> {
+    pub fn unmap<M: PhysMem>(&mut self, mm: &mut M, iova: u64, size: PageSize) -> Result<IovaRange, MapError> {
         self.check(iova, size)?;
-        let (slot, found) = self
-            .leaf_slot(mm, iova)
-            .ok_or(MapError::NotMapped { iova })?;
+        let (slot, found) = self.leaf_slot(mm, iova).ok_or(MapError::NotMapped { iova })?;
         if found != size {
-            return Err(MapError::SizeMismatch {
-                iova,
-                mapped: found.bytes(),
-            });
+            return Err(MapError::SizeMismatch { iova, mapped: found.bytes() });
         }
         mm.write_u64(slot, 0);
         mm.flush_for_device(slot);
-        Ok(IovaRange {
-            addr: iova,
-            am: size.address_mask(),
-        })
+        Ok(IovaRange { addr: iova, am: size.address_mask() })
     }
 
     /// Walk the tables as hardware does (spec §3.7): `None` if any level is
@@ -345,11 +318,7 @@ impl SecondLevelTable {
                     perms.insert(Perms::SNOOP);
                 }
                 let offset = iova & (size.bytes() - 1);
-                return Some(Translation {
-                    phys: pte.address() + offset,
-                    perms,
-                    size,
-                });
+                return Some(Translation { phys: pte.address() + offset, perms, size });
             }
             table = pte.address();
         }
@@ -370,18 +339,11 @@ impl SecondLevelTable {
             return Err(MapError::PageSizeUnsupported { size: size.bytes() });
         }
         if !iova.is_multiple_of(size.bytes()) {
-            return Err(MapError::Misaligned {
-                iova,
-                phys: 0,
-                size: size.bytes(),
-            });
+            return Err(MapError::Misaligned { iova, phys: 0, size: size.bytes() });
         }
         let last = iova + (size.bytes() - 1);
         if last >> self.geometry.address_bits != 0 {
-            return Err(MapError::BeyondAddressWidth {
-                iova,
-                bits: self.geometry.address_bits,
-            });
+            return Err(MapError::BeyondAddressWidth { iova, bits: self.geometry.address_bits });
         }
         Ok(())
     }

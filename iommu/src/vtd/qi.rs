@@ -18,9 +18,7 @@ pub const QUEUE_ENTRIES: u16 = 256;
 const DESC_SIZE: u64 = 16;
 
 /// FSTS bits that stop the queue (spec §6.5.2.10).
-const QUEUE_ERRORS: FaultStatus = FaultStatus::IQE
-    .union(FaultStatus::ICE)
-    .union(FaultStatus::ITE);
+const QUEUE_ERRORS: FaultStatus = FaultStatus::IQE.union(FaultStatus::ICE).union(FaultStatus::ITE);
 
 /// A 128-bit invalidation descriptor, built only by the named builders.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -47,14 +45,7 @@ impl Descriptor {
             ContextScope::Domain(did) => (2, did.0, 0, 0),
             ContextScope::Device { did, sid, fm } => (3, did.0, sid.0, fm),
         };
-        Self {
-            lo: 0x1
-                | (g << 4)
-                | (u64::from(did) << 16)
-                | (u64::from(sid) << 32)
-                | (u64::from(fm & 3) << 48),
-            hi: 0,
-        }
+        Self { lo: 0x1 | (g << 4) | (u64::from(did) << 16) | (u64::from(sid) << 32) | (u64::from(fm & 3) << 48), hi: 0 }
     }
 
     /// IOTLB invalidate descriptor (spec §6.5.2.3):
@@ -76,9 +67,7 @@ impl Descriptor {
         let (g, did, hi) = match scope {
             IotlbScope::Global => (1, 0, 0),
             IotlbScope::Domain(did) => (2, did.0, 0),
-            IotlbScope::Page { did, range } => {
-                (3, did.0, (range.addr & !0xfff) | u64::from(range.am & 0x3f))
-            }
+            IotlbScope::Page { did, range } => (3, did.0, (range.addr & !0xfff) | u64::from(range.am & 0x3f)),
         };
         Self {
             lo: 0x2
@@ -104,10 +93,7 @@ impl Descriptor {
     ///  bits 127:66 status address 63:2
     /// ```
     pub fn inv_wait(status_addr: u64, status_data: u32) -> Self {
-        Self {
-            lo: 0x5 | (1 << 5) | (u64::from(status_data) << 32),
-            hi: status_addr & !0b11,
-        }
+        Self { lo: 0x5 | (1 << 5) | (u64::from(status_data) << 32), hi: status_addr & !0b11 }
     }
 
     /// The descriptor type (bits 3:0).
@@ -132,10 +118,7 @@ pub(crate) struct InvQueue {
 impl<R: RegisterFile> Unit<R> {
     /// Allocate the ring and a status slot, program IQT = 0 and IQA, then
     /// GCMD.QIE and wait for GSTS.QIES (Linux `__dmar_enable_qi`).
-    pub(crate) fn enable_queued_invalidation<M: PhysMem + FrameAlloc>(
-        &mut self,
-        mm: &mut M,
-    ) -> Result<(), UnitError> {
+    pub(crate) fn enable_queued_invalidation<M: PhysMem + FrameAlloc>(&mut self, mm: &mut M) -> Result<(), UnitError> {
         let base = mm.alloc_zeroed().ok_or(UnitError::OutOfFrames)?;
         let Some(status) = mm.alloc_zeroed() else {
             mm.free(base);
@@ -149,21 +132,14 @@ impl<R: RegisterFile> Unit<R> {
             mm.free(status);
             return Err(e);
         }
-        self.inval = InvalMode::Queued(InvQueue {
-            base,
-            status,
-            tail: 0,
-            seq: 0,
-        });
+        self.inval = InvalMode::Queued(InvQueue { base, status, tail: 0, seq: 0 });
         Ok(())
     }
 
     /// Let hardware consume what is queued (IQH reaches IQT), then clear
     /// GCMD.QIE and wait for GSTS.QIES = 0 (Linux `dmar_disable_qi`).
     pub(crate) fn disable_queued_invalidation(&mut self) -> Result<(), UnitError> {
-        self.poll_until("IQH", "QH", |r| {
-            regs::IQH.read(r) & 0x7fff0 == regs::IQT.read(r) & 0x7fff0
-        })?;
+        self.poll_until("IQH", "QH", |r| regs::IQH.read(r) & 0x7fff0 == regs::IQT.read(r) & 0x7fff0)?;
         self.set_enable(GlobalCommand::QIE, GlobalStatus::QIES, false, "QIES")
     }
 
@@ -186,15 +162,9 @@ impl<R: RegisterFile> Unit<R> {
 
     /// Queue `desc` and a wait descriptor, advance IQT, and poll the status
     /// slot until the wait descriptor's data appears.
-    fn qi_submit_sync<M: PhysMem>(
-        &mut self,
-        mm: &mut M,
-        desc: Descriptor,
-    ) -> Result<(), UnitError> {
+    fn qi_submit_sync<M: PhysMem>(&mut self, mm: &mut M, desc: Descriptor) -> Result<(), UnitError> {
         let InvalMode::Queued(mut q) = self.inval else {
-            return Err(UnitError::Unsupported {
-                feature: "queued invalidation enabled",
-            });
+            return Err(UnitError::Unsupported { feature: "queued invalidation enabled" });
         };
         // Synchronous use keeps the ring empty between calls; make sure the
         // hardware agrees before overwriting slots.
@@ -223,11 +193,7 @@ impl<R: RegisterFile> Unit<R> {
             }
             core::hint::spin_loop();
         }
-        Err(UnitError::Timeout {
-            register: "inv_wait status",
-            bit: "SW",
-            polls: self.poll.0,
-        })
+        Err(UnitError::Timeout { register: "inv_wait status", bit: "SW", polls: self.poll.0 })
     }
 
     /// After IQE/ICE/ITE: record IQH and IQERCD, drop what is still queued
@@ -247,11 +213,7 @@ impl<R: RegisterFile> Unit<R> {
             q.tail = head;
         }
         regs::FSTS.write(&mut self.regs, errors.bits());
-        UnitError::QueueError {
-            fault,
-            head,
-            iqercd,
-        }
+        UnitError::QueueError { fault, head, iqercd }
     }
 }
 

@@ -84,11 +84,7 @@ impl<T, A> Copy for Reg<T, A> {}
 
 impl<T: Width, A> Reg<T, A> {
     const fn new(name: &'static str, offset: usize) -> Self {
-        Self {
-            name,
-            offset,
-            _type: PhantomData,
-        }
+        Self { name, offset, _type: PhantomData }
     }
 
     /// The spec name (`GSTS`, `FRCD[0].hi`), for error messages.
@@ -307,10 +303,7 @@ pub struct FaultRecordRegs {
 
 impl FaultRecordRegs {
     pub fn new(cap: Cap) -> Self {
-        Self {
-            base: cap.fro(),
-            count: cap.nfr(),
-        }
+        Self { base: cap.fro(), count: cap.nfr() }
     }
 
     /// Number of records (`CAP.NFR`).

@@ -25,8 +25,7 @@ use super::regs::{self, RegisterFile};
 pub const QEMU_CAP: u64 = 0xd2_008c_2226_0286;
 pub const QEMU_ECAP: u64 = 0xf0_0f4a;
 /// CAP with `aw-bits=48`: SAGAW 0b00110, MGAW 47.
-pub const QEMU_CAP_AW48: u64 =
-    (QEMU_CAP & !(0x1f << 8) & !(0x3f << 16)) | (0b00110 << 8) | (47 << 16);
+pub const QEMU_CAP_AW48: u64 = (QEMU_CAP & !(0x1f << 8) & !(0x3f << 16)) | (0b00110 << 8) | (47 << 16);
 
 const FRAME_BASE: u64 = 0x10_0000;
 const REG_SIZE: usize = 0x1000;
@@ -132,22 +131,12 @@ impl Sim {
     pub fn invalidations(&self) -> Vec<Event> {
         self.events()
             .into_iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    Event::ContextInval { .. } | Event::IotlbInval { .. } | Event::Refused(_)
-                )
-            })
+            .filter(|e| matches!(e, Event::ContextInval { .. } | Event::IotlbInval { .. } | Event::Refused(_)))
             .collect()
     }
 
     pub fn live_frames(&self) -> usize {
-        self.0
-            .borrow()
-            .frames
-            .iter()
-            .filter(|f| f.is_some())
-            .count()
+        self.0.borrow().frames.iter().filter(|f| f.is_some()).count()
     }
 
     pub fn fsts(&self) -> u32 {
@@ -221,8 +210,7 @@ impl Inner {
             // Only F is writable (RW1CS), at +12 (32-bit) or +8 (64-bit).
             let rel = (off - frcd) % 16;
             let record = frcd + (off - frcd) / 16 * 16;
-            let clear = (rel == 12 && value & (1 << 31) != 0)
-                || (rel == 8 && size == 8 && value & (1 << 63) != 0);
+            let clear = (rel == 12 && value & (1 << 31) != 0) || (rel == 8 && size == 8 && value & (1 << 63) != 0);
             if clear {
                 self.set_bits32(record + 12, 0, 1 << 31);
                 self.update_ppf();
@@ -297,12 +285,7 @@ impl Inner {
             return;
         }
         let g = ((val >> 61) & 3) as u8;
-        self.events.push(Event::ContextInval {
-            g,
-            did: val as u16,
-            sid: (val >> 16) as u16,
-            queued: false,
-        });
+        self.events.push(Event::ContextInval { g, did: val as u16, sid: (val >> 16) as u16, queued: false });
         let done = (val & !(1 << 63) & !(3 << 59)) | (u64::from(g) << 59);
         self.set(off, 8, done);
     }
@@ -320,18 +303,8 @@ impl Inner {
         }
         let g = ((val >> 60) & 3) as u8;
         let iva = self.get(self.iotlb_base(), 8);
-        let (addr, am) = if g == 3 {
-            (iva & !0xfff, (iva & 0x3f) as u8)
-        } else {
-            (0, 0)
-        };
-        self.events.push(Event::IotlbInval {
-            g,
-            did: (val >> 32) as u16,
-            addr,
-            am,
-            queued: false,
-        });
+        let (addr, am) = if g == 3 { (iva & !0xfff, (iva & 0x3f) as u8) } else { (0, 0) };
+        self.events.push(Event::IotlbInval { g, did: (val >> 32) as u16, addr, am, queued: false });
         let done = (val & !(1 << 63) & !(3 << 57)) | (u64::from(g) << 57);
         self.set(off, 8, done);
     }
@@ -438,8 +411,7 @@ impl Inner {
             return;
         }
         let rec = self.frcd_base() + usize::from(index) * 16;
-        let hi =
-            (1 << 63) | (u64::from(is_read) << 62) | (u64::from(reason) << 32) | u64::from(sid);
+        let hi = (1 << 63) | (u64::from(is_read) << 62) | (u64::from(reason) << 32) | u64::from(sid);
         self.set(rec, 8, addr & !0xfff);
         self.set(rec + 8, 8, hi);
         if fsts & 2 == 0 {
@@ -450,31 +422,19 @@ impl Inner {
     }
 
     fn frame(&self, pa: u64) -> (usize, usize) {
-        assert!(
-            pa >= FRAME_BASE && pa.is_multiple_of(8),
-            "bad physical address {pa:#x}"
-        );
+        assert!(pa >= FRAME_BASE && pa.is_multiple_of(8), "bad physical address {pa:#x}");
         let rel = pa - FRAME_BASE;
-        (
-            (rel / FRAME_SIZE) as usize,
-            ((rel % FRAME_SIZE) / 8) as usize,
-        )
+        ((rel / FRAME_SIZE) as usize, ((rel % FRAME_SIZE) / 8) as usize)
     }
 
     fn mem_read(&self, pa: u64) -> u64 {
         let (f, i) = self.frame(pa);
-        self.frames
-            .get(f)
-            .and_then(|f| f.as_ref())
-            .expect("read of an unallocated frame")[i]
+        self.frames.get(f).and_then(|f| f.as_ref()).expect("read of an unallocated frame")[i]
     }
 
     fn mem_write(&mut self, pa: u64, value: u64) {
         let (f, i) = self.frame(pa);
-        self.frames
-            .get_mut(f)
-            .and_then(|f| f.as_mut())
-            .expect("write to an unallocated frame")[i] = value;
+        self.frames.get_mut(f).and_then(|f| f.as_mut()).expect("write to an unallocated frame")[i] = value;
         self.events.push(Event::MemWrite { pa, value });
     }
 }
@@ -482,19 +442,11 @@ impl Inner {
 impl RegisterFile for Sim {
     fn read32(&self, offset: usize) -> u32 {
         let s = self.0.borrow();
-        if s.all_ones {
-            u32::MAX
-        } else {
-            s.get(offset, 4) as u32
-        }
+        if s.all_ones { u32::MAX } else { s.get(offset, 4) as u32 }
     }
     fn read64(&self, offset: usize) -> u64 {
         let s = self.0.borrow();
-        if s.all_ones {
-            u64::MAX
-        } else {
-            s.get(offset, 8)
-        }
+        if s.all_ones { u64::MAX } else { s.get(offset, 8) }
     }
     fn write32(&mut self, offset: usize, value: u32) {
         self.0.borrow_mut().write(offset, 4, u64::from(value));

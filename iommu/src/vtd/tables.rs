@@ -39,13 +39,7 @@ impl SourceId {
 
 impl fmt::Display for SourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:02x}:{:02x}.{}",
-            self.bus(),
-            self.device(),
-            self.function()
-        )
+        write!(f, "{:02x}:{:02x}.{}", self.bus(), self.device(), self.function())
     }
 }
 
@@ -83,11 +77,7 @@ impl RootEntry {
         self.lo & Self::CTP_MASK
     }
     pub const fn with_present(mut self, on: bool) -> Self {
-        self.lo = if on {
-            self.lo | Self::P
-        } else {
-            self.lo & !Self::P
-        };
+        self.lo = if on { self.lo | Self::P } else { self.lo & !Self::P };
         self
     }
     pub const fn with_context_table_pointer(mut self, pa: u64) -> Self {
@@ -176,19 +166,11 @@ impl ContextEntry {
     }
 
     pub const fn with_present(mut self, on: bool) -> Self {
-        self.lo = if on {
-            self.lo | Self::P
-        } else {
-            self.lo & !Self::P
-        };
+        self.lo = if on { self.lo | Self::P } else { self.lo & !Self::P };
         self
     }
     pub const fn with_fault_processing_disable(mut self, on: bool) -> Self {
-        self.lo = if on {
-            self.lo | Self::FPD
-        } else {
-            self.lo & !Self::FPD
-        };
+        self.lo = if on { self.lo | Self::FPD } else { self.lo & !Self::FPD };
         self
     }
     pub const fn with_translation_type(mut self, t: TranslationType) -> Self {
@@ -244,10 +226,7 @@ impl RootTable {
 
     pub fn root_entry<M: PhysMem>(&self, mm: &M, bus: u8) -> RootEntry {
         let pa = self.phys + u64::from(bus) * 16;
-        RootEntry {
-            lo: mm.read_u64(pa),
-            hi: mm.read_u64(pa + 8),
-        }
+        RootEntry { lo: mm.read_u64(pa), hi: mm.read_u64(pa + 8) }
     }
 
     /// The context entry for `sid`; not present if its bus has no table.
@@ -257,10 +236,7 @@ impl RootTable {
             return ContextEntry::default();
         }
         let pa = root.context_table_pointer() + u64::from(sid.devfn()) * 16;
-        ContextEntry {
-            lo: mm.read_u64(pa),
-            hi: mm.read_u64(pa + 8),
-        }
+        ContextEntry { lo: mm.read_u64(pa), hi: mm.read_u64(pa + 8) }
     }
 
     /// Store `entry` for `sid`, allocating the bus's context table if needed.
@@ -276,15 +252,8 @@ impl RootTable {
             root.context_table_pointer()
         } else {
             let table = mm.alloc_zeroed().ok_or(MapError::OutOfFrames)?;
-            let new_root = RootEntry::default()
-                .with_context_table_pointer(table)
-                .with_present(true);
-            write_entry(
-                mm,
-                self.phys + u64::from(sid.bus()) * 16,
-                new_root.raw(),
-                true,
-            );
+            let new_root = RootEntry::default().with_context_table_pointer(table).with_present(true);
+            write_entry(mm, self.phys + u64::from(sid.bus()) * 16, new_root.raw(), true);
             table
         };
         let pa = table + u64::from(sid.devfn()) * 16;

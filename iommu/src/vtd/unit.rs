@@ -8,10 +8,7 @@ use super::cap::{Cap, Ecap};
 use super::error::UnitError;
 use super::inval::{ContextScope, InvalMode, IotlbScope};
 use super::mem::PhysMem;
-use super::regs::{
-    self, FaultRecordRegs, GSTS_PERSISTENT_MASK, GlobalCommand, GlobalStatus, IotlbRegs,
-    RegisterFile,
-};
+use super::regs::{self, FaultRecordRegs, GSTS_PERSISTENT_MASK, GlobalCommand, GlobalStatus, IotlbRegs, RegisterFile};
 use super::tables::RootTable;
 
 /// How many times a status register is read before a handshake is declared
@@ -64,16 +61,9 @@ impl<R: RegisterFile> Unit<R> {
             return Err(UnitError::AllOnes { register: "GSTS" });
         }
         let mapped = regs.size();
-        for (register, end) in [
-            ("FRCD", FaultRecordRegs::new(cap).end()),
-            ("IOTLB", IotlbRegs::new(ecap).end()),
-        ] {
+        for (register, end) in [("FRCD", FaultRecordRegs::new(cap).end()), ("IOTLB", IotlbRegs::new(ecap).end())] {
             if end > mapped {
-                return Err(UnitError::RegisterOutOfRange {
-                    register,
-                    end,
-                    mapped,
-                });
+                return Err(UnitError::RegisterOutOfRange { register, end, mapped });
             }
         }
         let handoff = GlobalStatus::from_bits_retain(gsts);
@@ -99,10 +89,7 @@ impl<R: RegisterFile> Unit<R> {
 
     /// VER as (major, minor).
     pub fn version(&self) -> (u8, u8) {
-        (
-            ((self.version >> 4) & 0xf) as u8,
-            (self.version & 0xf) as u8,
-        )
+        (((self.version >> 4) & 0xf) as u8, (self.version & 0xf) as u8)
     }
 
     /// GSTS as found at [`Unit::new`] (TES or QIES set means firmware or a
@@ -134,11 +121,7 @@ impl<R: RegisterFile> Unit<R> {
             }
             core::hint::spin_loop();
         }
-        Err(UnitError::Timeout {
-            register,
-            bit,
-            polls: self.poll.0,
-        })
+        Err(UnitError::Timeout { register, bit, polls: self.poll.0 })
     }
 
     /// Write GCMD as spec §11.4.4 requires: the persistent enables read back
@@ -153,14 +136,11 @@ impl<R: RegisterFile> Unit<R> {
         expect: bool,
         bit: &'static str,
     ) -> Result<(), UnitError> {
-        let persistent =
-            GlobalCommand::from_bits_retain(regs::GSTS.read(&self.regs) & GSTS_PERSISTENT_MASK);
+        let persistent = GlobalCommand::from_bits_retain(regs::GSTS.read(&self.regs) & GSTS_PERSISTENT_MASK);
         let value = (persistent | set) - clear;
         regs::GCMD.write(&mut self.regs, value.bits());
         self.gcmd = value;
-        self.poll_until("GSTS", bit, |r| {
-            GlobalStatus::from_bits_retain(regs::GSTS.read(r)).contains(status) == expect
-        })
+        self.poll_until("GSTS", bit, |r| GlobalStatus::from_bits_retain(regs::GSTS.read(r)).contains(status) == expect)
     }
 
     /// Set or clear a persistent enable (TE, QIE, IRE, ...) and wait for its
@@ -183,19 +163,9 @@ impl<R: RegisterFile> Unit<R> {
     /// waiting for GSTS.RTPS; then invalidate the context cache and IOTLB
     /// globally, as Linux `iommu_set_root_entry` does (spec §6.5: cached
     /// entries may come from the previous table).
-    pub fn set_root_table<M: PhysMem>(
-        &mut self,
-        mm: &mut M,
-        root: &RootTable,
-    ) -> Result<(), UnitError> {
+    pub fn set_root_table<M: PhysMem>(&mut self, mm: &mut M, root: &RootTable) -> Result<(), UnitError> {
         regs::RTADDR.write(&mut self.regs, root.phys());
-        self.global_command(
-            GlobalCommand::SRTP,
-            GlobalCommand::empty(),
-            GlobalStatus::RTPS,
-            true,
-            "RTPS",
-        )?;
+        self.global_command(GlobalCommand::SRTP, GlobalCommand::empty(), GlobalStatus::RTPS, true, "RTPS")?;
         self.invalidate_context(mm, ContextScope::Global)?;
         self.invalidate_iotlb(mm, IotlbScope::Global)?;
         Ok(())
@@ -207,13 +177,7 @@ impl<R: RegisterFile> Unit<R> {
         if !self.cap.rwbf() {
             return Ok(());
         }
-        self.global_command(
-            GlobalCommand::WBF,
-            GlobalCommand::empty(),
-            GlobalStatus::WBFS,
-            false,
-            "WBFS",
-        )
+        self.global_command(GlobalCommand::WBF, GlobalCommand::empty(), GlobalStatus::WBFS, false, "WBFS")
     }
 
     /// GCMD.TE = 1, wait for GSTS.TES (Linux `iommu_enable_translation`).

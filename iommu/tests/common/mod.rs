@@ -48,12 +48,7 @@ pub fn expander() -> SimConfig {
     s.at(0, 2, 0, root_port(true, 1, 1));
     s.at(0, 6, 0, pxb_host());
     s.at(1, 0, 0, edu());
-    s.at(
-        0x40,
-        0,
-        0,
-        root_port(true, 0x41, 0x41).bridge(0x40, 0x41, 0x41),
-    );
+    s.at(0x40, 0, 0, root_port(true, 0x41, 0x41).bridge(0x40, 0x41, 0x41));
     s.at(0x41, 0, 0, edu());
     s
 }
@@ -153,14 +148,10 @@ pub fn bdf(bus: u8, dev: u8, func: u8) -> Bdf {
 }
 
 pub fn idx(topo: &Topology, bus: u8, dev: u8, func: u8) -> usize {
-    topo.find(bdf(bus, dev, func))
-        .unwrap_or_else(|| panic!("{} not enumerated", bdf(bus, dev, func)))
+    topo.find(bdf(bus, dev, func)).unwrap_or_else(|| panic!("{} not enumerated", bdf(bus, dev, func)))
 }
 
 /// Group id of a function.
 pub fn gid(topo: &Topology, groups: &Groups, bus: u8, dev: u8, func: u8) -> u32 {
-    groups
-        .group_of(idx(topo, bus, dev, func))
-        .expect("grouped")
-        .id
+    groups.group_of(idx(topo, bus, dev, func)).expect("grouped").id
 }

@@ -50,8 +50,7 @@ fn domain_ids_respect_cap_nd_and_reserve_zero_under_caching_mode() {
 #[test]
 fn attach_writes_the_context_entry_bit_exactly() {
     let (mut unit, mut sim, mut root, domain) = ready(Sim::qemu());
-    unit.attach_device(&mut sim, &mut root, EDU, &domain)
-        .unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
     // Root entry for bus 0: CTP | P.
     let re = sim.read_u64(root.phys());
     assert_eq!(re & 0xfff, 1);
@@ -75,30 +74,17 @@ fn attach_writes_the_context_entry_bit_exactly() {
 #[test]
 fn caching_mode_flushes_did_zero_and_the_domain_after_attach() {
     let (mut unit, mut sim, mut root, domain) = ready(Sim::qemu());
-    unit.attach_device(&mut sim, &mut root, EDU, &domain)
-        .unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
     assert_eq!(
         sim.invalidations(),
         [
-            Event::ContextInval {
-                g: 3,
-                did: 0,
-                sid: 0x18,
-                queued: true
-            },
-            Event::IotlbInval {
-                g: 2,
-                did: 1,
-                addr: 0,
-                am: 0,
-                queued: true
-            },
+            Event::ContextInval { g: 3, did: 0, sid: 0x18, queued: true },
+            Event::IotlbInval { g: 2, did: 1, addr: 0, am: 0, queued: true },
         ]
     );
     // Attaching again to the same domain changes nothing.
     sim.clear_events();
-    unit.attach_device(&mut sim, &mut root, EDU, &domain)
-        .unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
     assert!(sim.events().is_empty());
 }
 
@@ -106,10 +92,8 @@ fn caching_mode_flushes_did_zero_and_the_domain_after_attach() {
 fn without_caching_mode_attach_only_flushes_the_write_buffer() {
     let cap = (QEMU_CAP & !(1 << 7)) | 1 << 4;
     let (mut unit, mut sim, mut root, mut domain) = ready(Sim::with_caps(cap, QEMU_ECAP));
-    unit.attach_device(&mut sim, &mut root, EDU, &domain)
-        .unwrap();
-    unit.map(&mut sim, &mut domain, 0x1000, 0x5000, PageSize::Size4K, RW)
-        .unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
+    unit.map(&mut sim, &mut domain, 0x1000, 0x5000, PageSize::Size4K, RW).unwrap();
     assert!(sim.invalidations().is_empty());
     assert_eq!(sim.inner().wbf_count, 2);
 }
@@ -118,28 +102,15 @@ fn without_caching_mode_attach_only_flushes_the_write_buffer() {
 fn moving_a_device_invalidates_the_old_domain_first() {
     let (mut unit, mut sim, mut root, domain) = ready(Sim::qemu());
     let other = Domain::new(&mut sim, DomainId(2), domain.geometry()).unwrap();
-    unit.attach_device(&mut sim, &mut root, EDU, &domain)
-        .unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
     sim.clear_events();
-    unit.attach_device(&mut sim, &mut root, EDU, &other)
-        .unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &other).unwrap();
     let inval = sim.invalidations();
     assert_eq!(
         inval[..2],
         [
-            Event::ContextInval {
-                g: 3,
-                did: 1,
-                sid: 0x18,
-                queued: true
-            },
-            Event::IotlbInval {
-                g: 2,
-                did: 1,
-                addr: 0,
-                am: 0,
-                queued: true
-            },
+            Event::ContextInval { g: 3, did: 1, sid: 0x18, queued: true },
+            Event::IotlbInval { g: 2, did: 1, addr: 0, am: 0, queued: true },
         ]
     );
     assert_eq!(root.context_entry(&sim, EDU).domain_id(), DomainId(2));
@@ -148,27 +119,14 @@ fn moving_a_device_invalidates_the_old_domain_first() {
 #[test]
 fn detach_clears_present_before_invalidating() {
     let (mut unit, mut sim, mut root, domain) = ready(Sim::qemu());
-    unit.attach_device(&mut sim, &mut root, EDU, &domain)
-        .unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
     let ce = (sim.read_u64(root.phys()) & !0xfff) + 0x18 * 16;
     sim.clear_events();
-    assert_eq!(
-        unit.detach_device(&mut sim, &mut root, EDU),
-        Ok(Some(DomainId(1)))
-    );
+    assert_eq!(unit.detach_device(&mut sim, &mut root, EDU), Ok(Some(DomainId(1))));
     let events = sim.events();
-    let clear = events
-        .iter()
-        .position(|e| *e == Event::MemWrite { pa: ce, value: 0 })
-        .unwrap();
-    let cc = events
-        .iter()
-        .position(|e| matches!(e, Event::ContextInval { g: 3, did: 1, .. }))
-        .unwrap();
-    let tlb = events
-        .iter()
-        .position(|e| matches!(e, Event::IotlbInval { g: 2, did: 1, .. }))
-        .unwrap();
+    let clear = events.iter().position(|e| *e == Event::MemWrite { pa: ce, value: 0 }).unwrap();
+    let cc = events.iter().position(|e| matches!(e, Event::ContextInval { g: 3, did: 1, .. })).unwrap();
+    let tlb = events.iter().position(|e| matches!(e, Event::IotlbInval { g: 2, did: 1, .. })).unwrap();
     assert!(clear < cc && cc < tlb);
     assert!(!root.context_entry(&sim, EDU).present());
     assert_eq!(unit.detach_device(&mut sim, &mut root, EDU), Ok(None));
@@ -177,34 +135,13 @@ fn detach_clears_present_before_invalidating() {
 #[test]
 fn caching_mode_flushes_each_new_mapping() {
     let (mut unit, mut sim, _root, mut domain) = ready(Sim::qemu());
-    unit.map(&mut sim, &mut domain, 0x1000, 0x5000, PageSize::Size4K, RW)
-        .unwrap();
-    unit.map(
-        &mut sim,
-        &mut domain,
-        0x20_0000,
-        0x40_0000,
-        PageSize::Size2M,
-        RW,
-    )
-    .unwrap();
+    unit.map(&mut sim, &mut domain, 0x1000, 0x5000, PageSize::Size4K, RW).unwrap();
+    unit.map(&mut sim, &mut domain, 0x20_0000, 0x40_0000, PageSize::Size2M, RW).unwrap();
     assert_eq!(
         sim.invalidations(),
         [
-            Event::IotlbInval {
-                g: 3,
-                did: 1,
-                addr: 0x1000,
-                am: 0,
-                queued: true
-            },
-            Event::IotlbInval {
-                g: 3,
-                did: 1,
-                addr: 0x20_0000,
-                am: 9,
-                queued: true
-            },
+            Event::IotlbInval { g: 3, did: 1, addr: 0x1000, am: 0, queued: true },
+            Event::IotlbInval { g: 3, did: 1, addr: 0x20_0000, am: 9, queued: true },
         ]
     );
 }
@@ -212,32 +149,16 @@ fn caching_mode_flushes_each_new_mapping() {
 #[test]
 fn unmap_clears_the_pte_then_invalidates_then_waits() {
     let (mut unit, mut sim, _root, mut domain) = ready(Sim::qemu());
-    unit.map(&mut sim, &mut domain, 0x1000, 0x5000, PageSize::Size4K, RW)
-        .unwrap();
+    unit.map(&mut sim, &mut domain, 0x1000, 0x5000, PageSize::Size4K, RW).unwrap();
     sim.clear_events();
-    unit.unmap(&mut sim, &mut domain, 0x1000, PageSize::Size4K)
-        .unwrap();
+    unit.unmap(&mut sim, &mut domain, 0x1000, PageSize::Size4K).unwrap();
     let events = sim.events();
-    let clear = events
-        .iter()
-        .position(|e| matches!(e, Event::MemWrite { value: 0, .. }))
-        .unwrap();
+    let clear = events.iter().position(|e| matches!(e, Event::MemWrite { value: 0, .. })).unwrap();
     let tlb = events
         .iter()
-        .position(|e| {
-            *e == Event::IotlbInval {
-                g: 3,
-                did: 1,
-                addr: 0x1000,
-                am: 0,
-                queued: true,
-            }
-        })
+        .position(|e| *e == Event::IotlbInval { g: 3, did: 1, addr: 0x1000, am: 0, queued: true })
         .unwrap();
-    let wait = events
-        .iter()
-        .position(|e| matches!(e, Event::WaitStatus { .. }))
-        .unwrap();
+    let wait = events.iter().position(|e| matches!(e, Event::WaitStatus { .. })).unwrap();
     assert!(clear < tlb && tlb < wait);
     assert_eq!(domain.translate(&sim, 0x1000), None);
 }
@@ -245,41 +166,22 @@ fn unmap_clears_the_pte_then_invalidates_then_waits() {
 #[test]
 fn tearing_down_frees_frames_only_after_invalidation() {
     let (mut unit, mut sim, mut root, mut domain) = ready(Sim::qemu());
-    unit.attach_device(&mut sim, &mut root, EDU, &domain)
-        .unwrap();
-    unit.map(&mut sim, &mut domain, 0x1000, 0x5000, PageSize::Size4K, RW)
-        .unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
+    unit.map(&mut sim, &mut domain, 0x1000, 0x5000, PageSize::Size4K, RW).unwrap();
     sim.clear_events();
     unit.detach_device(&mut sim, &mut root, EDU).unwrap();
     domain.destroy(&mut sim);
     let events = sim.events();
-    let last_inval = events
-        .iter()
-        .rposition(|e| matches!(e, Event::IotlbInval { .. }))
-        .unwrap();
-    let first_free = events
-        .iter()
-        .position(|e| matches!(e, Event::FrameFreed(_)))
-        .unwrap();
+    let last_inval = events.iter().rposition(|e| matches!(e, Event::IotlbInval { .. })).unwrap();
+    let first_free = events.iter().position(|e| matches!(e, Event::FrameFreed(_))).unwrap();
     assert!(last_inval < first_free);
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| matches!(e, Event::FrameFreed(_)))
-            .count(),
-        3
-    );
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::FrameFreed(_))).count(), 3);
 }
 
 #[test]
 fn a_domain_wider_than_sagaw_is_refused() {
     let (mut unit, mut sim, mut root, _) = ready(Sim::qemu());
-    let aw48 = Geometry::for_unit(
-        super::super::cap::Cap(super::super::sim::QEMU_CAP_AW48),
-        unit.ecap(),
-        57,
-    )
-    .unwrap();
+    let aw48 = Geometry::for_unit(super::super::cap::Cap(super::super::sim::QEMU_CAP_AW48), unit.ecap(), 57).unwrap();
     let wide = Domain::new(&mut sim, DomainId(3), aw48).unwrap();
     assert!(unit.attach_device(&mut sim, &mut root, EDU, &wide).is_err());
     assert!(!root.context_entry(&sim, EDU).present());

@@ -105,23 +105,14 @@ fn a_qemu_q35_table_parses() {
     assert_eq!(drhds.len(), 1);
     let d = drhds[0];
     assert!(!d.flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
-    assert_eq!(
-        (d.segment, d.register_base, d.register_size()),
-        (0, 0xfed9_0000, 4096)
-    );
+    assert_eq!((d.segment, d.register_base, d.register_size()), (0, 0xfed9_0000, 4096));
     assert_eq!(d.scopes.len(), 7);
     let ioapic = &d.scopes[0];
     assert_eq!(ioapic.kind, ScopeType::IoApic);
     assert_eq!((ioapic.enumeration_id, ioapic.start_bus), (0, 0xff));
     assert_eq!(ioapic.offset, 48 + 16);
     assert_eq!(d.scopes[3].kind, ScopeType::SubHierarchy);
-    assert_eq!(
-        d.scopes[5].path,
-        [PathEntry {
-            device: 0x1f,
-            function: 2
-        }]
-    );
+    assert_eq!(d.scopes[5].path, [PathEntry { device: 0x1f, function: 2 }]);
 }
 
 #[test]
@@ -136,30 +127,15 @@ fn every_structure_type_is_decoded() {
     let satc = structure(5, &[1, 0, 0, 0], std::slice::from_ref(&ep));
     let t = table(
         0,
-        &[
-            drhd(1, 0, 0xfed9_0000, &[]),
-            rmrr(0xe_8000, 0xe_8fff, std::slice::from_ref(&ep)),
-            atsr,
-            rhsa,
-            andd,
-            satc,
-        ],
+        &[drhd(1, 0, 0xfed9_0000, &[]), rmrr(0xe_8000, 0xe_8fff, std::slice::from_ref(&ep)), atsr, rhsa, andd, satc],
     );
     let dmar = parse(&t).unwrap();
     assert!(dmar.errors.is_empty(), "{:?}", dmar.errors);
     let s = &dmar.structures;
-    assert!(
-        matches!(&s[0], Structure::Drhd(d) if d.flags == DrhdFlags::INCLUDE_PCI_ALL && d.scopes.is_empty())
-    );
-    assert!(
-        matches!(&s[1], Structure::Rmrr(r) if r.base == 0xe_8000 && r.limit == 0xe_8fff && r.scopes.len() == 1)
-    );
-    assert!(
-        matches!(&s[2], Structure::Atsr(a) if a.flags == 1 && a.scopes[0].kind == ScopeType::SubHierarchy)
-    );
-    assert!(
-        matches!(&s[3], Structure::Rhsa(r) if r.register_base == 0xfed9_0000 && r.proximity_domain == 3)
-    );
+    assert!(matches!(&s[0], Structure::Drhd(d) if d.flags == DrhdFlags::INCLUDE_PCI_ALL && d.scopes.is_empty()));
+    assert!(matches!(&s[1], Structure::Rmrr(r) if r.base == 0xe_8000 && r.limit == 0xe_8fff && r.scopes.len() == 1));
+    assert!(matches!(&s[2], Structure::Atsr(a) if a.flags == 1 && a.scopes[0].kind == ScopeType::SubHierarchy));
+    assert!(matches!(&s[3], Structure::Rhsa(r) if r.register_base == 0xfed9_0000 && r.proximity_domain == 3));
     assert!(matches!(&s[4], Structure::Andd(a) if a.device_number == 7 && a.name == "\\_SB"));
     assert!(matches!(&s[5], Structure::Satc(a) if a.flags == 1 && a.scopes.len() == 1));
     assert_eq!(dmar.rmrrs().count(), 1);
@@ -168,29 +144,17 @@ fn every_structure_type_is_decoded() {
 #[test]
 fn truncated_or_foreign_tables_are_refused() {
     let good = qemu_q35();
-    assert_eq!(
-        parse(&good[..40]).unwrap_err().kind,
-        DmarErrorKind::TableTooShort { length: 40 }
-    );
+    assert_eq!(parse(&good[..40]).unwrap_err().kind, DmarErrorKind::TableTooShort { length: 40 });
     assert_eq!(
         parse(&good[..good.len() - 1]).unwrap_err().kind,
-        DmarErrorKind::BadTableLength {
-            header: good.len() as u32,
-            available: good.len() - 1
-        }
+        DmarErrorKind::BadTableLength { header: good.len() as u32, available: good.len() - 1 }
     );
     let mut apic = good.clone();
     apic[..4].copy_from_slice(b"APIC");
-    assert_eq!(
-        parse(&apic).unwrap_err().kind,
-        DmarErrorKind::BadSignature(*b"APIC")
-    );
+    assert_eq!(parse(&apic).unwrap_err().kind, DmarErrorKind::BadSignature(*b"APIC"));
     let mut short = good.clone();
     short[4..8].copy_from_slice(&20u32.to_le_bytes());
-    assert!(matches!(
-        parse(&short).unwrap_err().kind,
-        DmarErrorKind::BadTableLength { header: 20, .. }
-    ));
+    assert!(matches!(parse(&short).unwrap_err().kind, DmarErrorKind::BadTableLength { header: 20, .. }));
 }
 
 #[test]
@@ -204,18 +168,12 @@ fn a_bad_checksum_is_reported_but_the_table_still_parses() {
 
 #[test]
 fn a_zero_length_structure_stops_the_walk_without_looping() {
-    let t = table(
-        0,
-        &[drhd(0, 0, 0xfed9_0000, &[]), vec![1, 0, 0, 0, 0, 0, 0, 0]],
-    );
+    let t = table(0, &[drhd(0, 0, 0xfed9_0000, &[]), vec![1, 0, 0, 0, 0, 0, 0, 0]]);
     let dmar = parse(&t).unwrap();
     assert_eq!(dmar.drhds().count(), 1);
     assert_eq!(dmar.errors.len(), 1);
     assert_eq!(dmar.errors[0].offset, 48 + 16);
-    assert_eq!(
-        dmar.errors[0].kind,
-        DmarErrorKind::StructureTooShort { kind: 1, length: 0 }
-    );
+    assert_eq!(dmar.errors[0].kind, DmarErrorKind::StructureTooShort { kind: 1, length: 0 });
 }
 
 #[test]
@@ -224,25 +182,14 @@ fn a_structure_past_the_table_end_stops_the_walk() {
     big[2..4].copy_from_slice(&0x100u16.to_le_bytes());
     let dmar = parse(&table(0, &[big])).unwrap();
     assert!(dmar.structures.is_empty());
-    assert_eq!(
-        dmar.errors[0].kind,
-        DmarErrorKind::StructurePastEnd {
-            kind: 0,
-            length: 0x100,
-            remaining: 16
-        }
-    );
+    assert_eq!(dmar.errors[0].kind, DmarErrorKind::StructurePastEnd { kind: 0, length: 0x100, remaining: 16 });
     // Three stray bytes after the last structure.
     let mut t = qemu_q35();
     t.extend([0, 0, 0]);
     let len = t.len() as u32;
     t[4..8].copy_from_slice(&len.to_le_bytes());
     let dmar = parse(&t).unwrap();
-    assert!(
-        dmar.errors
-            .iter()
-            .any(|e| e.kind == DmarErrorKind::StructureHeaderTruncated { remaining: 3 })
-    );
+    assert!(dmar.errors.iter().any(|e| e.kind == DmarErrorKind::StructureHeaderTruncated { remaining: 3 }));
 }
 
 #[test]
@@ -257,22 +204,10 @@ fn bad_scopes_skip_their_structure_and_the_walk_goes_on() {
     let bad_entry = scope(1, 0, 0, &[(32, 0)]);
     let cases = [
         (looping, DmarErrorKind::ScopeTooShort { length: 0 }),
-        (
-            past,
-            DmarErrorKind::ScopePastStructureEnd {
-                length: 10,
-                remaining: 8,
-            },
-        ),
+        (past, DmarErrorKind::ScopePastStructureEnd { length: 10, remaining: 8 }),
         (odd, DmarErrorKind::ScopeOddPath { length: 9 }),
         (empty, DmarErrorKind::ScopeEmptyPath),
-        (
-            bad_entry,
-            DmarErrorKind::ScopeBadPathEntry {
-                device: 32,
-                function: 0,
-            },
-        ),
+        (bad_entry, DmarErrorKind::ScopeBadPathEntry { device: 32, function: 0 }),
     ];
     for (bad, kind) in cases {
         let t = table(
@@ -285,11 +220,7 @@ fn bad_scopes_skip_their_structure_and_the_walk_goes_on() {
         let dmar = parse(&t).unwrap();
         assert_eq!(dmar.errors.len(), 1, "{kind:?}");
         assert_eq!(dmar.errors[0].kind, kind);
-        assert_eq!(
-            dmar.errors[0].offset,
-            48 + 16 + 8,
-            "offset of the bad scope"
-        );
+        assert_eq!(dmar.errors[0].offset, 48 + 16 + 8, "offset of the bad scope");
         assert_eq!(dmar.drhds().count(), 0);
         assert_eq!(dmar.rmrrs().count(), 1, "later structure still parsed");
     }
@@ -297,23 +228,10 @@ fn bad_scopes_skip_their_structure_and_the_walk_goes_on() {
 
 #[test]
 fn unknown_types_are_skipped() {
-    let t = table(
-        0,
-        &[
-            structure(0x7, &[1, 2, 3, 4], &[]),
-            drhd(0, 1, 0xfed9_1000, &[]),
-        ],
-    );
+    let t = table(0, &[structure(0x7, &[1, 2, 3, 4], &[]), drhd(0, 1, 0xfed9_1000, &[])]);
     let dmar = parse(&t).unwrap();
     assert!(dmar.errors.is_empty());
-    assert_eq!(
-        dmar.structures[0],
-        Structure::Unknown {
-            offset: 48,
-            kind: 7,
-            length: 8
-        }
-    );
+    assert_eq!(dmar.structures[0], Structure::Unknown { offset: 48, kind: 7, length: 8 });
     assert_eq!(dmar.drhds().next().unwrap().segment, 1);
 }
 
@@ -333,16 +251,9 @@ fn broken_fixed_fields_are_reported() {
         kinds,
         [
             DmarErrorKind::BadRegisterBase { base: 0 },
-            DmarErrorKind::BadRmrrRange {
-                base: 0xe_8000,
-                limit: 0xe_7fff
-            },
+            DmarErrorKind::BadRmrrRange { base: 0xe_8000, limit: 0xe_7fff },
             DmarErrorKind::BadAnddName,
-            DmarErrorKind::BodyTooShort {
-                kind: 3,
-                length: 8,
-                minimum: 20
-            },
+            DmarErrorKind::BodyTooShort { kind: 3, length: 8, minimum: 20 },
         ]
     );
 }
@@ -351,10 +262,7 @@ fn broken_fixed_fields_are_reported() {
 fn errors_display_one_clear_line() {
     let t = table(0, &[vec![1, 0, 0, 0]]);
     let e = parse(&t).unwrap().errors[0];
-    assert_eq!(
-        e.to_string(),
-        "DMAR at offset 0x30: structure type 1 has length 0 (below 4); walk stopped"
-    );
+    assert_eq!(e.to_string(), "DMAR at offset 0x30: structure type 1 has length 0 (below 4); walk stopped");
 }
 
 #[test]
@@ -383,20 +291,10 @@ fn scope_paths_resolve_through_bridges() {
     let dmar = parse(&t).unwrap();
     let s = &dmar.drhds().next().unwrap().scopes;
     assert_eq!(s[0].resolve(0, secondary), Ok(Bdf::new(0, 2, 0, 0)));
-    assert_eq!(
-        s[1].resolve(0, secondary),
-        Err(ResolveError::NotABridge {
-            hop: 0,
-            at: Bdf::new(0, 0, 5, 0)
-        })
-    );
+    assert_eq!(s[1].resolve(0, secondary), Err(ResolveError::NotABridge { hop: 0, at: Bdf::new(0, 0, 5, 0) }));
     assert_eq!(
         s[2].resolve(0, secondary),
-        Err(ResolveError::NotDownstream {
-            hop: 0,
-            at: Bdf::new(0, 3, 0, 0),
-            secondary: 3
-        })
+        Err(ResolveError::NotDownstream { hop: 0, at: Bdf::new(0, 3, 0, 0), secondary: 3 })
     );
     assert_eq!(s[3].resolve(0, |_| None), Ok(Bdf::new(0, 0, 3, 0)));
 }

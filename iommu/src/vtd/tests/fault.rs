@@ -85,9 +85,6 @@ fn every_spec_reason_has_text() {
         assert_ne!(FaultReason(reason).text(), "Unknown", "{reason}");
     }
     assert_eq!(FaultReason(1).text(), "Present bit in root entry is clear");
-    assert_eq!(
-        FaultReason(2).text(),
-        "Present bit in context entry is clear"
-    );
+    assert_eq!(FaultReason(2).text(), "Present bit in context entry is clear");
     assert_eq!(FaultReason(0xee).text(), "Unknown");
 }

@@ -54,13 +54,9 @@ fn debug_prints_raw_value_and_decoded_fields() {
     let (unit, _) = qemu_unit();
     let cap = format!("{:?}", unit.cap());
     assert!(cap.contains("raw: 0xd2008c22260286"), "{cap}");
-    assert!(
-        cap.contains("sagaw: 0b00010") && cap.contains("fro: 0x220") && cap.contains("cm: true")
-    );
+    assert!(cap.contains("sagaw: 0b00010") && cap.contains("fro: 0x220") && cap.contains("cm: true"));
     let ecap = format!("{:?}", unit.ecap());
-    assert!(
-        ecap.contains("raw: 0xf00f4a") && ecap.contains("iro: 0xf0") && ecap.contains("qi: true")
-    );
+    assert!(ecap.contains("raw: 0xf00f4a") && ecap.contains("iro: 0xf0") && ecap.contains("qi: true"));
 }
 
 #[test]
@@ -76,14 +72,7 @@ fn fault_records_outside_the_mapped_page_are_rejected() {
     // FRO = 0x3ff → 0x3ff0, beyond a 4 KiB mapping.
     let cap = (QEMU_CAP & !(0x3ff << 24)) | (0x3ff << 24);
     let err = Unit::new(Sim::with_caps(cap, QEMU_ECAP), PollLimit(4)).err();
-    assert_eq!(
-        err,
-        Some(UnitError::RegisterOutOfRange {
-            register: "FRCD",
-            end: 0x4000,
-            mapped: 0x1000
-        })
-    );
+    assert_eq!(err, Some(UnitError::RegisterOutOfRange { register: "FRCD", end: 0x4000, mapped: 0x1000 }));
 }
 
 #[test]
@@ -97,10 +86,7 @@ fn root_table_is_latched_once_and_srtp_is_never_replayed() {
     unit.disable_translation().unwrap();
     // QEMU keeps RTPS set; composing GCMD from GSTS & 0x96FF_FFFF keeps
     // SRTP out of the TE writes.
-    assert_eq!(
-        gcmd_writes(&sim),
-        [GlobalCommand::SRTP.bits(), GlobalCommand::TE.bits(), 0]
-    );
+    assert_eq!(gcmd_writes(&sim), [GlobalCommand::SRTP.bits(), GlobalCommand::TE.bits(), 0]);
     assert_eq!(sim.inner().srtp_count, 1);
     assert!(!unit.status().contains(GlobalStatus::TES));
 }
@@ -113,11 +99,7 @@ fn persistent_enables_are_carried_into_later_commands() {
     unit.disable_translation().unwrap();
     assert_eq!(
         gcmd_writes(&sim),
-        [
-            GlobalCommand::QIE.bits(),
-            (GlobalCommand::QIE | GlobalCommand::TE).bits(),
-            GlobalCommand::QIE.bits()
-        ]
+        [GlobalCommand::QIE.bits(), (GlobalCommand::QIE | GlobalCommand::TE).bits(), GlobalCommand::QIE.bits()]
     );
     assert_eq!(unit.gcmd_shadow(), GlobalCommand::QIE);
 }
@@ -140,28 +122,10 @@ fn a_unit_that_never_completes_times_out_naming_the_bit() {
     sim.inner().stuck = true;
     assert_eq!(
         unit.set_root_table(&mut sim, &root),
-        Err(UnitError::Timeout {
-            register: "GSTS",
-            bit: "RTPS",
-            polls: 64
-        })
+        Err(UnitError::Timeout { register: "GSTS", bit: "RTPS", polls: 64 })
     );
-    assert_eq!(
-        unit.enable_translation(),
-        Err(UnitError::Timeout {
-            register: "GSTS",
-            bit: "TES",
-            polls: 64
-        })
-    );
-    assert_eq!(
-        unit.setup_invalidation(&mut sim),
-        Err(UnitError::Timeout {
-            register: "GSTS",
-            bit: "QIES",
-            polls: 64
-        })
-    );
+    assert_eq!(unit.enable_translation(), Err(UnitError::Timeout { register: "GSTS", bit: "TES", polls: 64 }));
+    assert_eq!(unit.setup_invalidation(&mut sim), Err(UnitError::Timeout { register: "GSTS", bit: "QIES", polls: 64 }));
     // The failed QI setup returned its frames; only the root table is live.
     assert_eq!(sim.live_frames(), 1);
 }
@@ -170,11 +134,7 @@ fn a_unit_that_never_completes_times_out_naming_the_bit() {
 fn errors_display_one_line() {
     let errors = [
         UnitError::AllOnes { register: "CAP" },
-        UnitError::Timeout {
-            register: "CCMD",
-            bit: "ICC",
-            polls: 10,
-        },
+        UnitError::Timeout { register: "CCMD", bit: "ICC", polls: 10 },
         UnitError::QueuedInvalidationActive,
     ];
     for e in errors {
@@ -182,12 +142,7 @@ fn errors_display_one_line() {
         assert!(!text.contains('\n') && text.starts_with("VT-d"), "{text}");
     }
     assert_eq!(
-        UnitError::Timeout {
-            register: "CCMD",
-            bit: "ICC",
-            polls: 10
-        }
-        .to_string(),
+        UnitError::Timeout { register: "CCMD", bit: "ICC", polls: 10 }.to_string(),
         "VT-d timeout: CCMD.ICC did not change after 10 polls"
     );
 }
