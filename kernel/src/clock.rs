@@ -88,10 +88,6 @@ impl Clock {
         &self.marks[..self.len]
     }
 
-    pub fn now(&self) -> u64 {
-        rdtsc() - self.start
-    }
-
     /// TSC frequency in Hz. The PM timer must have run for at least 1 ms
     /// (3580 ticks: better than 0.03 %); if the boot was faster than that,
     /// wait for the rest. The wait is bounded by a PM-timer read count, so

@@ -43,7 +43,7 @@ impl Ecam {
     /// The register's physical address, if an ECAM window decodes it and
     /// the access is naturally aligned.
     fn address(&self, bdf: Bdf, offset: u16, size: u16) -> Option<u64> {
-        if offset % size != 0 {
+        if !offset.is_multiple_of(size) {
             return None;
         }
         self.regions.iter().find_map(|r| r.address(bdf.segment, bdf.bus, bdf.device, bdf.function, offset))

@@ -36,7 +36,6 @@ pub const DMA_LIMIT: u64 = 1 << 28;
 
 const PCI_COMMAND: u16 = 0x04;
 const PCI_COMMAND_MEMORY: u16 = 1 << 1;
-const PCI_COMMAND_MASTER: u16 = 1 << 2;
 const PCI_BASE_ADDRESS_0: u16 = 0x10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +74,13 @@ pub enum Direction {
 }
 
 pub struct Edu {
-    pub bdf: Bdf,
     bar0: u64,
 }
 
 impl Edu {
     /// Find BAR0, check the identification register and enable memory
-    /// decoding. Bus mastering stays off until [`Edu::enable_bus_master`].
+    /// decoding. Bus mastering stays off until the VT-d stage
+    /// enables it (`vtd::enable_bus_master`), after translation is on.
     pub fn probe(cfg: &mut dyn ConfigSpace, bdf: Bdf) -> Result<Self, EduError> {
         let bar = cfg.read32(bdf, PCI_BASE_ADDRESS_0);
         // Memory BAR (bit 0 clear), 32-bit (bits 2:1 = 0), in 2-4 GiB.
@@ -91,22 +90,12 @@ impl Edu {
         }
         let cmd = cfg.read16(bdf, PCI_COMMAND);
         cfg.write16(bdf, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY);
-        let edu = Self { bdf, bar0: base };
+        let edu = Self { bar0: base };
         let ident = edu.read32(REG_IDENT);
         if ident != EDU_IDENT {
             return Err(EduError::Ident(ident));
         }
         Ok(edu)
-    }
-
-    pub fn enable_bus_master(&self, cfg: &mut dyn ConfigSpace) {
-        let cmd = cfg.read16(self.bdf, PCI_COMMAND);
-        cfg.write16(self.bdf, PCI_COMMAND, cmd | PCI_COMMAND_MASTER);
-    }
-
-    pub fn disable_bus_master(&self, cfg: &mut dyn ConfigSpace) {
-        let cmd = cfg.read16(self.bdf, PCI_COMMAND);
-        cfg.write16(self.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
     }
 
     fn read32(&self, reg: u64) -> u32 {

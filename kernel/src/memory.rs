@@ -49,7 +49,7 @@ pub fn init(map: &[MemoryRegion], extra_reserved: &[Reserved]) -> Result<MemoryF
 
     // SAFETY: called once during single-threaded boot; the bitmap is then
     // owned by the allocator behind `FRAMES`.
-    let bitmap = unsafe { &mut *(&raw mut BITMAP) };
+    let bitmap = unsafe { &mut *core::ptr::slice_from_raw_parts_mut((&raw mut BITMAP).cast::<u64>(), BITMAP_WORDS) };
     let mut frames = FrameAllocator::new(bitmap, map, &reserved[..2 + n]);
 
     let mut heap = Err(FrameError::OutOfMemory { frames: 0 });
@@ -79,10 +79,6 @@ pub fn alloc_zeroed_frame() -> Result<u64, FrameError> {
 
 pub fn free_frame(frame: u64) -> Result<(), FrameError> {
     FRAMES.lock().as_mut().ok_or(FrameError::NotAllocated(frame))?.free(frame)
-}
-
-pub fn free_frames() -> usize {
-    FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
 }
 
 /// Copy `len` bytes of identity-mapped physical memory.

@@ -42,7 +42,7 @@ impl Mmio {
         let end = drhd.register_base.checked_add(size as u64);
         if drhd.register_base < (2 << 30)
             || end.is_none_or(|e| e > memory::IDENTITY_LIMIT)
-            || drhd.register_base % 4096 != 0
+            || !drhd.register_base.is_multiple_of(4096)
         {
             return Err(format!(
                 "DRHD register base {:#x} (+{size:#x}) is not a page in the uncached 2-4 GiB window; unit not used",
@@ -53,7 +53,7 @@ impl Mmio {
     }
 
     fn addr(&self, offset: usize, width: usize) -> Option<u64> {
-        (offset % width == 0 && offset + width <= self.size).then(|| self.base + offset as u64)
+        (offset.is_multiple_of(width) && offset + width <= self.size).then(|| self.base + offset as u64)
     }
 }
 
@@ -98,7 +98,7 @@ pub struct KernelMemory;
 
 impl PhysMem for KernelMemory {
     fn read_u64(&self, pa: u64) -> u64 {
-        if pa % 8 != 0 || pa >= memory::IDENTITY_LIMIT {
+        if !pa.is_multiple_of(8) || pa >= memory::IDENTITY_LIMIT {
             return u64::MAX;
         }
         // SAFETY: table frames come from the frame allocator: RAM below
@@ -106,7 +106,7 @@ impl PhysMem for KernelMemory {
         unsafe { core::ptr::read_volatile(pa as *const u64) }
     }
     fn write_u64(&mut self, pa: u64, value: u64) {
-        if pa % 8 != 0 || pa >= memory::IDENTITY_LIMIT {
+        if !pa.is_multiple_of(8) || pa >= memory::IDENTITY_LIMIT {
             return;
         }
         // SAFETY: as `read_u64`; the frame belongs to the iommu crate.

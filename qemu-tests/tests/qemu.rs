@@ -66,6 +66,79 @@ fn bad_command_line_value_fails() -> Result<(), String> {
     run.check(run.stdout.contains("bad value \"loud\" for \"log\""), "and the reason")
 }
 
+/// The five DMA proofs on the default topology, with the unit's shape
+/// the QEMU options ask for.
+fn dma_proofs(extra: &[&str], levels: u64, caching_mode: bool) -> Result<(), String> {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let run = run_qemu(&args);
+    run.check(run.status == 0, "boot with DMA proofs must pass")?;
+    let j = run.json()?;
+    let unit = &j["dmar"]["units"][0];
+    run.check(unit["translation"] == true, "translation on")?;
+    run.check(unit["levels"] == levels, &format!("{levels}-level tables"))?;
+    run.check(unit["caching_mode"] == caching_mode, &format!("caching mode {caching_mode}"))?;
+    run.check(unit["invalidation"] == "queued", "queued invalidation (QEMU has ECAP.QI)")?;
+    let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
+    let names: Vec<&str> = tests.iter().filter_map(|t| t["name"].as_str()).collect();
+    for want in [
+        "mapped DMA lands byte for byte",
+        "unmapped DMA is blocked and faults once",
+        "no stale IOTLB after unmap",
+        "no DMA into another group's domain",
+        "DMA at kernel memory faults",
+    ] {
+        run.check(names.contains(&want), &format!("case {want:?} ran"))?;
+    }
+    run.check(tests.iter().all(|t| t["outcome"] == "pass"), "every DMA case passes")?;
+    let faults = j["faults"].as_array().ok_or("no faults")?;
+    run.check(faults.len() == 4, "exactly the four expected faults")?;
+    run.check(faults.iter().all(|f| f["reason"] == 5 && f["access"] == "write"), "all write faults, reason 5")?;
+    Ok(())
+}
+
+/// QEMU's own trace events must agree with the report: translation
+/// enabled, and the faults (source, reason, page) are the same set.
+fn trace_agrees_with_report() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--", "-trace", "vtd_dmar_enable", "-trace", "vtd_dmar_fault"]);
+    run.check(run.status == 0, "boot must pass")?;
+    run.check(run.stderr.contains("vtd_dmar_enable enable 1"), "QEMU saw translation enabled")?;
+    let mut traced: Vec<(u64, u64, u64)> = run
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            // "vtd_dmar_fault sid 0x28 fault 5 addr 0x200000 write 1"
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let pos = w.iter().position(|&x| x == "vtd_dmar_fault")?;
+            let num = |s: &str| {
+                u64::from_str_radix(s.trim_start_matches("0x"), if s.starts_with("0x") { 16 } else { 10 }).ok()
+            };
+            Some((num(w.get(pos + 2)?)?, num(w.get(pos + 4)?)?, num(w.get(pos + 6)?)? & !0xfff))
+        })
+        .collect();
+    traced.sort_unstable();
+    traced.dedup();
+    let j = run.json()?;
+    let mut reported: Vec<(u64, u64, u64)> = j["faults"]
+        .as_array()
+        .ok_or("no faults")?
+        .iter()
+        .filter_map(|f| {
+            // "BB:DD.F" -> requester id
+            let s = f["source"].as_str()?;
+            let (bus, rest) = s.split_once(':')?;
+            let (dev, func) = rest.split_once('.')?;
+            let rid = (u64::from_str_radix(bus, 16).ok()? << 8)
+                | (u64::from_str_radix(dev, 16).ok()? << 3)
+                | func.parse::<u64>().ok()?;
+            Some((rid, f["reason"].as_u64()?, f["address"].as_u64()?))
+        })
+        .collect();
+    reported.sort_unstable();
+    run.check(!traced.is_empty(), "QEMU traced faults")?;
+    run.check(traced == reported, &format!("trace {traced:x?} vs report {reported:x?}"))
+}
+
 /// Every fixture with a Linux group file: `--groups` must equal it byte for byte.
 fn scenario_trials() -> Vec<Trial> {
     let dir = root().join("fixtures");
@@ -86,7 +159,7 @@ fn scenario_trials() -> Vec<Trial> {
                 let qemu = dir.join(format!("{name}.qemu"));
                 let expected = std::fs::read_to_string(dir.join(format!("{name}.linux-6.1.groups")))
                     .map_err(|e| Failed::from(e.to_string()))?;
-                let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--groups"]);
+                let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--groups", "--append", "dma=off"]);
                 ok(run.check(run.status == 0, "scenario boot must pass"))?;
                 ok(compare_groups(&run, &expected))
             })
@@ -106,7 +179,7 @@ fn enumeration_trials() -> Vec<Trial> {
                     .map_err(|e| Failed::from(e.to_string()))?;
                 let expected = parse_oracle_raw(&raw);
                 let qemu = dir.join(format!("{name}.qemu"));
-                let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--json"]);
+                let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--json", "--append", "dma=off"]);
                 ok(run.check(run.status == 0, "scenario boot must pass"))?;
                 ok(compare_functions(&run, &expected))
             })
@@ -188,6 +261,12 @@ fn main() {
         Trial::test("runner::bad_option", || ok(bad_option_is_a_usage_error())),
         Trial::test("runner::bad_command_line_value", || ok(bad_command_line_value_fails())),
     ];
+    trials.extend([
+        Trial::test("vtd::dma_proofs_default", || ok(dma_proofs(&[], 3, true))),
+        Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
+        Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
+        Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
+    ]);
     trials.extend(scenario_trials());
     trials.extend(enumeration_trials());
     libtest_mimic::run(&args, trials).exit();

@@ -36,14 +36,14 @@ pub fn unmap_stack_guard() {
     // by the MMU. The kernel lies below 2 GiB, so the 2 MiB page was mapped
     // write-back (no cache bits to carry over).
     unsafe {
-        let pt = &mut *(&raw mut GUARD_PT);
-        for (i, e) in pt.0.iter_mut().enumerate() {
+        let pt: *mut u64 = (&raw mut GUARD_PT).cast();
+        for i in 0..512 {
             let addr = base + (i as u64) * 4096;
-            *e = if addr == guard { 0 } else { addr | PRESENT | WRITABLE };
+            pt.add(i).write(if addr == guard { 0 } else { addr | PRESENT | WRITABLE });
         }
-        let pd = &mut *(&raw mut boot_pd);
-        debug_assert!(pd[pd_index] & HUGE != 0);
-        pd[pd_index] = (&raw const GUARD_PT as u64) | PRESENT | WRITABLE;
+        let pd: *mut u64 = (&raw mut boot_pd).cast();
+        debug_assert!(pd.add(pd_index).read() & HUGE != 0);
+        pd.add(pd_index).write((&raw const GUARD_PT as u64) | PRESENT | WRITABLE);
     }
     tlb::flush_all();
 }
