@@ -9,5 +9,7 @@
 
 extern crate alloc;
 
+pub mod driver_model;
 pub mod group;
+pub mod ownership;
 pub mod vtd;

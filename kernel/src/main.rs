@@ -13,6 +13,7 @@ mod arch;
 mod clock;
 mod console;
 mod dmatest;
+mod drivers;
 mod ecam;
 mod edu;
 mod exit;
@@ -21,6 +22,7 @@ mod json;
 mod memory;
 mod mmio;
 mod names;
+mod ownership;
 mod report;
 mod selftest;
 mod topology;
@@ -139,21 +141,35 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     }
     clock.mark("translation");
     let tsc_hz = clock.tsc_hz();
+
+    // Drivers and DMA ownership, then the VT-d isolation proofs on the edu
+    // devices the kernel driver holds.
     let mut dma_cases = Vec::new();
-    if let (Some(v), Some(seg), true) = (vtd.as_mut(), segments.first(), options.dma_demos) {
-        if let (Some(groups), Some(hz)) = (&seg.groups, tsc_hz) {
-            let edus: Vec<usize> = seg
-                .topology
-                .functions
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| f.vendor == edu::EDU_VENDOR && f.device == edu::EDU_DEVICE)
-                .map(|(i, _)| i)
-                .collect();
+    let mut story = None;
+    let mut bound = None;
+    if let (Some(v), Some(seg)) = (vtd.as_mut(), segments.first())
+        && let Some(groups) = &seg.groups
+    {
+        let mut drv = drivers::Drivers::new(&seg.topology, groups);
+        let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
+        story = Some(ownership::run(
+            &mut ctx,
+            &mut drv,
+            &options.assign,
+            &options.bind_shpc,
+            options.dma_demos,
+            tsc_hz,
+            &mut problems,
+        ));
+        clock.mark("drivers");
+        if let (true, Some(hz)) = (options.dma_demos, tsc_hz) {
+            let edus: Vec<usize> =
+                (0..seg.topology.functions.len()).filter(|&i| drv.driver_name(i) == Some(drivers::EDU)).collect();
             let mut runner = dmatest::Runner { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups, tsc_hz: hz };
             dma_cases = runner.run(&edus);
+            clock.mark("dma-proofs");
         }
-        clock.mark("dma-proofs");
+        bound = Some(drv);
     }
     if let Some(v) = &vtd {
         problems.extend(v.problems.iter().cloned());
@@ -161,7 +177,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     for p in &problems {
         log::error!("{p}");
     }
-    let failed = dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)));
+    let failed = dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)))
+        || story.as_ref().is_some_and(|s| s.failed());
 
     let report = report::Report {
         options: &options,
@@ -173,6 +190,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         dmar: dmar.as_ref(),
         vtd: vtd.as_ref(),
         dma_cases: &dma_cases,
+        drivers: bound.as_ref(),
+        story: story.as_ref(),
         problems,
     };
     clock.mark("report");

@@ -4,16 +4,19 @@
 
 use crate::clock::{Clock, cycles_to_us};
 use crate::dmatest::{Case, Outcome};
+use crate::drivers::Drivers;
 use crate::ecam::Ecam;
 use crate::json::Json;
 use crate::memory::MemoryFacts;
 use crate::names::{class_name, device_name};
+use crate::ownership::Story;
 use crate::println;
 use crate::topology::Segment;
 use crate::vtd::Vtd;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use iommu::ownership::CurrentDomain;
 use iommu::vtd::dmar::Dmar;
 use iommu::vtd::inval::InvalidationKind;
 use pci::Function;
@@ -35,6 +38,8 @@ pub struct Report<'a> {
     pub dmar: Option<&'a Dmar>,
     pub vtd: Option<&'a Vtd>,
     pub dma_cases: &'a [Case],
+    pub drivers: Option<&'a Drivers>,
+    pub story: Option<&'a Story>,
     pub problems: Vec<String>,
 }
 
@@ -53,9 +58,25 @@ fn perms_str(p: iommu::vtd::pagetable::Perms) -> String {
     s
 }
 
-/// The domain id of group `id`, if VT-d gave it one.
-fn domain_of(vtd: Option<&Vtd>, id: u32) -> Option<u16> {
-    vtd?.domains.iter().find(|d| d.group == id).map(|d| d.domain.id().0)
+/// The domain group `id` translates through now: its default domain, the
+/// owner's domain, or none (blocking).
+fn domain_of(vtd: Option<&Vtd>, drivers: Option<&Drivers>, pos: usize, id: u32) -> Option<u16> {
+    let vtd = vtd?;
+    let default = vtd.domains.iter().find(|d| d.group == id && d.kind == crate::vtd::DomainUse::Default);
+    match drivers.map(|d| d.model.ownership(pos).domain()) {
+        Some(CurrentDomain::Blocking) => None,
+        Some(CurrentDomain::Attached(tag)) => u16::try_from(tag).ok(),
+        _ => default.map(|d| d.domain.id().0),
+    }
+}
+
+/// "none", "kernel" or "user".
+fn owner_of(drivers: Option<&Drivers>, pos: usize) -> &'static str {
+    match drivers.map(|d| d.model.ownership(pos)) {
+        Some(o) if o.owner().is_some() => "user",
+        Some(o) if o.owner_cnt() > 0 => "kernel",
+        _ => "none",
+    }
 }
 
 /// The ACS control word a function was left with (after enabling).
@@ -160,6 +181,9 @@ impl Report<'_> {
         }
         if let Some(v) = self.vtd {
             self.text_vtd(v);
+        }
+        if let Some(story) = self.story {
+            text_story(story);
         }
         if !self.dma_cases.is_empty() {
             println!("== DMA isolation proofs (edu)");
@@ -366,6 +390,7 @@ impl Report<'_> {
         }
         j.end_object();
         self.json_vtd(&mut j);
+        self.json_story(&mut j);
         self.json_pci(&mut j);
         j.begin_array(Some("problems"));
         for p in &self.problems {
@@ -438,6 +463,14 @@ impl Report<'_> {
                     Some(g) => j.num("group", u64::from(g)),
                     None => j.null("group"),
                 }
+                match self.drivers.and_then(|d| d.driver_name(i)) {
+                    Some(name) => j.str("driver", name),
+                    None => j.null("driver"),
+                }
+                match self.drivers.and_then(|d| d.services[i]) {
+                    Some(s) => j.str("port_services", &format!("{s}")),
+                    None => j.null("port_services"),
+                }
                 j.end_object();
             }
         }
@@ -453,10 +486,18 @@ impl Report<'_> {
                     j.item_str(&format!("{}", seg.topology.functions[m.function].bdf));
                 }
                 j.end_array();
-                match domain_of(self.vtd, g.id) {
+                let pos = groups.groups.iter().position(|x| x.id == g.id).unwrap_or_default();
+                match domain_of(self.vtd, self.drivers, pos, g.id) {
                     Some(d) => j.num("domain", u64::from(d)),
                     None => j.null("domain"),
                 }
+                j.str("owner", owner_of(self.drivers, pos));
+                j.begin_array(Some("events"));
+                for e in self.story.map(|s| s.events.as_slice()).unwrap_or(&[]).iter().filter(|e| e.group == Some(g.id))
+                {
+                    json_event(j, e);
+                }
+                j.end_array();
                 j.begin_array(Some("explanation"));
                 for m in &g.members {
                     j.item_str(&format!("{} {}", seg.topology.functions[m.function].bdf, m.reason));
@@ -587,5 +628,90 @@ impl Report<'_> {
             j.end_object();
         }
         j.end_array();
+    }
+}
+
+fn json_event(j: &mut Json, e: &crate::ownership::Event) {
+    j.begin_object(None);
+    j.num("demo", u64::from(e.demo));
+    j.str("action", &e.action);
+    match e.group {
+        Some(g) => j.num("group", u64::from(g)),
+        None => j.null("group"),
+    }
+    j.begin_array(Some("devices"));
+    for d in &e.devices {
+        j.item_str(d);
+    }
+    j.end_array();
+    j.str("owner", &e.owner);
+    j.str("expected", e.expected);
+    j.str("outcome", &e.outcome);
+    j.str("reason", &e.reason);
+    j.end_object();
+}
+
+fn text_story(story: &Story) {
+    println!("== Drivers and DMA ownership");
+    for e in story.events.iter().filter(|e| e.demo == 0) {
+        println!(
+            "  {} -> {}{}",
+            e.action,
+            e.outcome,
+            if e.reason.is_empty() { String::new() } else { format!(" ({})", e.reason) }
+        );
+    }
+    for d in &story.demos {
+        let verdict = match &d.skipped {
+            Some(why) => format!("SKIPPED: {why}"),
+            None if story.passed(d.number) => String::from("PASS"),
+            None => String::from("FAIL"),
+        };
+        println!("  Demonstration {}: {} [{verdict}]", d.number, d.title);
+        for e in story.events.iter().filter(|e| e.demo == d.number) {
+            println!("    {} -> {} (expected {})", e.action, e.outcome, e.expected);
+            if let Some(g) = e.group {
+                println!("      group {g}: {}; owner: {}", e.devices.join(", "), e.owner);
+            }
+            if !e.reason.is_empty() {
+                println!("      why: {}", e.reason);
+            }
+        }
+    }
+}
+
+impl Report<'_> {
+    fn json_story(&self, j: &mut Json) {
+        let Some(story) = self.story else {
+            j.null("ownership");
+            return;
+        };
+        j.begin_object(Some("ownership"));
+        j.begin_array(Some("demonstrations"));
+        for d in &story.demos {
+            j.begin_object(None);
+            j.num("number", u64::from(d.number));
+            j.str("title", d.title);
+            j.str(
+                "outcome",
+                match &d.skipped {
+                    Some(_) => "skipped",
+                    None if story.passed(d.number) => "pass",
+                    None => "fail",
+                },
+            );
+            match &d.skipped {
+                Some(why) => j.str("skipped_because", why),
+                None => j.null("skipped_because"),
+            }
+            j.end_object();
+        }
+        j.end_array();
+        j.begin_array(Some("events"));
+        for e in &story.events {
+            json_event(j, e);
+        }
+        j.end_array();
+        j.end_object();
     }
 }

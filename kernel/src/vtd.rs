@@ -146,14 +146,37 @@ pub struct Mapping {
     pub perms: Perms,
 }
 
-/// The domain of one IOMMU group on one unit.
+/// Who a domain belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainUse {
+    /// The group's default domain (kernel DMA API).
+    Default,
+    /// A user owner's domain, attached after it claimed the group.
+    Owner,
+}
+
+/// A domain of one IOMMU group on one unit.
 pub struct GroupDomain {
     pub group: u32,
     pub unit: usize,
+    pub kind: DomainUse,
     pub domain: Domain,
     pub mappings: Vec<Mapping>,
     /// Requester ids whose context entries point here.
     pub attached: Vec<SourceId>,
+    /// Next IOVA the DMA API hands out (bump allocation, 4 KiB pages).
+    next_iova: u64,
+}
+
+/// IOVAs the DMA API hands out start here and stay below the 28-bit edu
+/// DMA mask; IOVA 0 is never mapped.
+const DMA_API_IOVA_START: u64 = 0x100_0000;
+const DMA_API_IOVA_END: u64 = 0x1000_0000;
+
+impl GroupDomain {
+    fn new(group: u32, unit: usize, kind: DomainUse, domain: Domain) -> Self {
+        Self { group, unit, kind, domain, mappings: Vec::new(), attached: Vec::new(), next_iova: DMA_API_IOVA_START }
+    }
 }
 
 /// A fault record with the unit it came from.
@@ -320,13 +343,7 @@ impl Vtd {
                     continue;
                 };
                 match Domain::new(&mut mm, id, state.geometry) {
-                    Ok(domain) => self.domains.push(GroupDomain {
-                        group: g.id,
-                        unit: u,
-                        domain,
-                        mappings: Vec::new(),
-                        attached: Vec::new(),
-                    }),
+                    Ok(domain) => self.domains.push(GroupDomain::new(g.id, u, DomainUse::Default, domain)),
                     Err(e) => self.problems.push(format!("VT-d: domain for group {}: {e}", g.id)),
                 }
             }
@@ -363,16 +380,45 @@ impl Vtd {
         }
     }
 
-    /// The domain of `group` on the unit covering function `index`.
+    /// The default domain of `group` on the unit covering function `index`.
     pub fn domain_index(&self, group: u32, index: usize) -> Option<usize> {
         let unit = self.unit_of.get(index).copied().flatten()?;
-        self.domains.iter().position(|d| d.group == group && d.unit == unit)
+        self.domains.iter().position(|d| d.group == group && d.unit == unit && d.kind == DomainUse::Default)
     }
 
-    /// Point every requester id of function `index` at its group's domain.
+    /// A new, empty domain for a user owner of `group`, on the unit that
+    /// covers function `index`.
+    pub fn create_owner_domain(&mut self, group: u32, index: usize) -> Result<usize, String> {
+        let unit = self.unit_of.get(index).copied().flatten().ok_or("no DRHD covers the device")?;
+        let state = &mut self.units[unit];
+        let id = state.ids.alloc().ok_or("out of domain ids (CAP.ND)")?;
+        let domain = Domain::new(&mut KernelMemory, id, state.geometry).map_err(|e| format!("{e}"))?;
+        self.domains.push(GroupDomain::new(group, unit, DomainUse::Owner, domain));
+        Ok(self.domains.len() - 1)
+    }
+
+    /// Destroy a user owner's domain once nothing points at it (its table
+    /// frames are freed after the detach invalidations completed).
+    pub fn destroy_owner_domain(&mut self, d: usize) -> Result<(), String> {
+        if self.domains[d].kind != DomainUse::Owner || !self.domains[d].attached.is_empty() {
+            return Err(String::from("domain is not an unattached owner domain"));
+        }
+        let gd = self.domains.remove(d);
+        self.units[gd.unit].ids.free(gd.domain.id());
+        gd.domain.destroy(&mut KernelMemory);
+        Ok(())
+    }
+
+    /// Point every requester id of function `index` at its group's default
+    /// domain.
     pub fn attach(&mut self, topo: &Topology, groups: &Groups, index: usize) -> Result<(), String> {
         let group = groups.group_of(index).ok_or("device has no group")?.id;
         let d = self.domain_index(group, index).ok_or("no domain for the device's group")?;
+        self.attach_to(topo, index, d)
+    }
+
+    /// Point every requester id of function `index` at domain `d`.
+    pub fn attach_to(&mut self, topo: &Topology, index: usize, d: usize) -> Result<(), String> {
         let unit = self.domains[d].unit;
         let mut mm = KernelMemory;
         for alias in dma_requester_ids(topo, index) {
@@ -381,6 +427,11 @@ impl Vtd {
             let (units, domains) = (&mut self.units, &mut self.domains);
             let state = &mut units[unit];
             state.unit.attach_device(&mut mm, &mut state.root, sid, &domains[d].domain).map_err(|e| format!("{e}"))?;
+            for (i, other) in domains.iter_mut().enumerate() {
+                if i != d {
+                    other.attached.retain(|s| *s != sid);
+                }
+            }
             if !domains[d].attached.contains(&sid) {
                 domains[d].attached.push(sid);
             }
@@ -417,9 +468,14 @@ impl Vtd {
         Ok(())
     }
 
-    /// Map one 4 KiB page in the domain of `group` (on `index`'s unit).
+    /// Map one 4 KiB page in the default domain of `group` (on `index`'s unit).
     pub fn map(&mut self, group: u32, index: usize, iova: u64, phys: u64, perms: Perms) -> Result<(), UnitError> {
         let d = self.domain_index(group, index).ok_or(UnitError::Unsupported { feature: "a domain for this group" })?;
+        self.map_in(d, iova, phys, perms)
+    }
+
+    /// Map one 4 KiB page in domain `d`.
+    pub fn map_in(&mut self, d: usize, iova: u64, phys: u64, perms: Perms) -> Result<(), UnitError> {
         let mut mm = KernelMemory;
         let (units, domains) = (&mut self.units, &mut self.domains);
         let gd = &mut domains[d];
@@ -431,12 +487,38 @@ impl Vtd {
     /// Unmap one 4 KiB page; when this returns the IOTLB has forgotten it.
     pub fn unmap(&mut self, group: u32, index: usize, iova: u64) -> Result<(), UnitError> {
         let d = self.domain_index(group, index).ok_or(UnitError::Unsupported { feature: "a domain for this group" })?;
+        self.unmap_in(d, iova)
+    }
+
+    /// Unmap one 4 KiB page from domain `d`.
+    pub fn unmap_in(&mut self, d: usize, iova: u64) -> Result<(), UnitError> {
         let mut mm = KernelMemory;
         let (units, domains) = (&mut self.units, &mut self.domains);
         let gd = &mut domains[d];
         units[gd.unit].unit.unmap(&mut mm, &mut gd.domain, iova, PageSize::Size4K)?;
         gd.mappings.retain(|m| m.iova != iova);
         Ok(())
+    }
+
+    /// The kernel DMA API (`dma_map_single`): map `phys` in the default
+    /// domain of function `index`'s group at a fresh IOVA and return it.
+    pub fn dma_map(&mut self, groups: &Groups, index: usize, phys: u64, perms: Perms) -> Result<u64, String> {
+        let group = groups.group_of(index).ok_or("device has no group")?.id;
+        let d = self.domain_index(group, index).ok_or("no domain for the device's group")?;
+        let iova = self.domains[d].next_iova;
+        if iova >= DMA_API_IOVA_END {
+            return Err(String::from("DMA API IOVA space exhausted"));
+        }
+        self.map_in(d, iova, phys, perms).map_err(|e| format!("{e}"))?;
+        self.domains[d].next_iova += 4096;
+        Ok(iova)
+    }
+
+    /// `dma_unmap_single`: unmap and invalidate before the page is reused.
+    pub fn dma_unmap(&mut self, groups: &Groups, index: usize, iova: u64) -> Result<(), String> {
+        let group = groups.group_of(index).ok_or("device has no group")?.id;
+        let d = self.domain_index(group, index).ok_or("no domain for the device's group")?;
+        self.unmap_in(d, iova).map_err(|e| format!("{e}"))
     }
 
     /// GCMD.TE on every unit, then PMEN off (VT-d spec §10.4.4, §11.4.16).

@@ -38,6 +38,26 @@ impl Bdf {
     }
 }
 
+impl Bdf {
+    /// Parse `SSSS:BB:DD.F` or `BB:DD.F` (segment 0), hexadecimal as Linux
+    /// prints them; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (seg_bus, func) = s.rsplit_once('.')?;
+        let mut parts = seg_bus.split(':').rev();
+        let device = u8::from_str_radix(parts.next()?, 16).ok()?;
+        let bus = u8::from_str_radix(parts.next()?, 16).ok()?;
+        let segment = match parts.next() {
+            Some(seg) => u16::from_str_radix(seg, 16).ok()?,
+            None => 0,
+        };
+        let function = func.parse::<u8>().ok()?;
+        if parts.next().is_some() || device > 31 || function > 7 {
+            return None;
+        }
+        Some(Self { segment, bus, device, function })
+    }
+}
+
 impl fmt::Display for Bdf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04x}:{:02x}:{:02x}.{}", self.segment, self.bus, self.device, self.function)
@@ -61,4 +81,22 @@ pub trait ConfigSpace {
     /// Whether `bdf` has the 4 KiB extended space (ECAM) rather than only
     /// the 256-byte legacy space.
     fn has_extended_space(&self, bdf: Bdf) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        let b = Bdf::parse("0000:03:00.0").unwrap();
+        assert_eq!(b, Bdf::new(0, 3, 0, 0));
+        assert_eq!(format!("{b}"), "0000:03:00.0");
+        assert_eq!(Bdf::parse("41:1f.7"), Some(Bdf::new(0, 0x41, 0x1f, 7)));
+        assert_eq!(Bdf::parse("0001:00:02.1"), Some(Bdf::new(1, 0, 2, 1)));
+        for bad in ["", "03:00", "0000:03:20.0", "0000:03:00.8", "x:03:00.0", "0:0:03:00.0", "0000:100:00.0"] {
+            assert_eq!(Bdf::parse(bad), None, "{bad}");
+        }
+    }
 }

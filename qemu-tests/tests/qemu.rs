@@ -92,7 +92,11 @@ fn dma_proofs(extra: &[&str], levels: u64, caching_mode: bool) -> Result<(), Str
     }
     run.check(tests.iter().all(|t| t["outcome"] == "pass"), "every DMA case passes")?;
     let faults = j["faults"].as_array().ok_or("no faults")?;
-    run.check(faults.len() == 4, "exactly the four expected faults")?;
+    // Four proofs expect a fault each, and so do the ownership story's
+    // "DMA at kernel memory" steps; nothing else may fault.
+    let story_faults =
+        j["ownership"]["events"].as_array().map_or(0, |e| e.iter().filter(|e| e["expected"] == "fault").count());
+    run.check(faults.len() == 4 + story_faults, "exactly the expected faults")?;
     run.check(faults.iter().all(|f| f["reason"] == 5 && f["access"] == "write"), "all write faults, reason 5")?;
     Ok(())
 }
@@ -137,6 +141,108 @@ fn trace_agrees_with_report() -> Result<(), String> {
     reported.sort_unstable();
     run.check(!traced.is_empty(), "QEMU traced faults")?;
     run.check(traced == reported, &format!("trace {traced:x?} vs report {reported:x?}"))
+}
+
+/// The outcome of demonstration `n` in the JSON report.
+fn demo(j: &serde_json::Value, n: u64) -> String {
+    j["ownership"]["demonstrations"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["number"] == n))
+        .and_then(|d| d["outcome"].as_str())
+        .unwrap_or("missing")
+        .to_string()
+}
+
+/// Events of the ownership story matching `action` (a prefix).
+fn events<'a>(j: &'a serde_json::Value, action: &str) -> Vec<&'a serde_json::Value> {
+    j["ownership"]["events"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with(action))).collect())
+        .unwrap_or_default()
+}
+
+fn default_ownership_story() -> Result<(), String> {
+    let run = run_qemu(&["--json"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    for (n, want) in [(1, "pass"), (2, "pass"), (3, "skipped"), (4, "pass"), (5, "pass")] {
+        run.check(demo(&j, n) == want, &format!("demonstration {n} is {want}"))?;
+    }
+    // 1: the switch group (downstream port 02:00.0 + edu 03:00.0) was
+    // claimed while portdrv stayed bound, with its services listed.
+    let claims = events(&j, "claim group");
+    let switch_claim = claims
+        .iter()
+        .find(|e| e["devices"].as_array().is_some_and(|d| d.iter().any(|d| d == "0000:02:00.0 (pcieport)")))
+        .ok_or("no claim of the switch port's group")?;
+    run.check(
+        switch_claim["outcome"] == "ok" && switch_claim["owner"] == "passthrough",
+        "switch group claimed by the owner",
+    )?;
+    run.check(
+        events(&j, "0000:02:00.0 keeps pcieport")[0]["reason"] == "services: hotplug",
+        "portdrv stays, services listed",
+    )?;
+    // 2: EPERM on the kernel driver's group; EBUSY binding into the owned one.
+    run.check(claims.iter().any(|e| e["outcome"] == "EPERM" && e["demo"] == 2), "claim refused with EPERM")?;
+    run.check(
+        events(&j, "bind edu to 0000:03:00.0").iter().any(|e| e["outcome"] == "EBUSY"),
+        "bind refused with EBUSY",
+    )?;
+    run.check(events(&j, "group ").iter().all(|e| e["outcome"] == "unchanged"), "refusals change nothing")?;
+    // 4 and 5.
+    run.check(
+        events(&j, "edu 0000:03:00.0 DMA at kernel memory")[0]["outcome"] == "fault",
+        "DMA at kernel memory faults",
+    )?;
+    run.check(
+        events(&j, "edu kernel driver DMA on 0000:03:00.0")[0]["outcome"] == "ok",
+        "kernel driver DMA works after release",
+    )?;
+    // JSON shape: drivers per device, owner and domain per group.
+    let f = j["functions"].as_array().ok_or("no functions")?;
+    let driver = |bdf: &str| f.iter().find(|x| x["bdf"] == bdf).map(|x| x["driver"].clone());
+    run.check(driver("0000:02:00.0") == Some("pcieport".into()), "portdrv on the downstream port")?;
+    run.check(driver("0000:03:00.0") == Some("edu".into()), "edu kernel driver back on 03:00.0")?;
+    run.check(driver("0000:00:1f.0") == Some(serde_json::Value::Null), "no driver on the LPC bridge")?;
+    let groups = j["groups"].as_array().ok_or("no groups")?;
+    let g = groups
+        .iter()
+        .find(|g| g["members"].as_array().is_some_and(|m| m.iter().any(|m| m == "0000:03:00.0")))
+        .ok_or("no group for 03:00.0")?;
+    run.check(g["owner"] == "kernel" && g["domain"].is_u64(), "released group: kernel-owned, default domain")?;
+    run.check(g["events"].as_array().is_some_and(|e| e.len() >= 5), "the group carries its ownership events")?;
+    run.check(
+        groups.iter().all(|g| ["none", "kernel", "user"].contains(&g["owner"].as_str().unwrap_or(""))),
+        "owner values",
+    )
+}
+
+fn shpc_counter_example() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "bind-shpc=0000:06:00.0 dma=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    run.check(demo(&j, 3) == "pass", "demonstration 3 passes")?;
+    let claim = events(&j, "claim group")
+        .into_iter()
+        .find(|e| e["demo"] == 3)
+        .ok_or("no claim of the shpchp bridge's group")?;
+    run.check(claim["outcome"] == "EPERM", "claim refused")?;
+    run.check(
+        claim["reason"].as_str().is_some_and(|r| r.contains("0000:06:00.0 is bound to shpchp")),
+        "because of shpchp",
+    )
+}
+
+fn assign_names_groups() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "assign=0000:41:00.0 dma=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let claim = events(&j, "claim group").into_iter().find(|e| e["demo"] == 1).ok_or("no claim")?;
+    run.check(
+        claim["devices"][0] == "0000:41:00.0 (vfio-pci)" && claim["outcome"] == "ok",
+        "the named group is claimed",
+    )
 }
 
 /// Every fixture with a Linux group file: `--groups` must equal it byte for byte.
@@ -266,6 +372,11 @@ fn main() {
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
+    ]);
+    trials.extend([
+        Trial::test("ownership::default_story", || ok(default_ownership_story())),
+        Trial::test("ownership::shpc_counter_example", || ok(shpc_counter_example())),
+        Trial::test("ownership::assign", || ok(assign_names_groups())),
     ]);
     trials.extend(scenario_trials());
     trials.extend(enumeration_trials());

@@ -1,0 +1,336 @@
+//! The PCI driver model's DMA side: which driver matches which function,
+//! and what binding and unbinding do to the device's IOMMU group (Linux
+//! drivers/base/dd.c `really_probe`, drivers/pci/pci-driver.c
+//! `pci_dma_configure` / `pci_dma_cleanup`, `struct pci_driver`
+//! `driver_managed_dma`).
+//!
+//! Binding a driver without `driver_managed_dma` makes the device a kernel
+//! DMA user of its group's default domain; with the flag (the PCIe port
+//! driver, VFIO-like stubs) it does not, so such a device never stops a user
+//! owner from claiming the group. Probe and remove themselves run in the
+//! kernel; this module keeps the bookkeeping and says what the IOMMU must
+//! do.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use pci::Function;
+use pci::caps::PcieType;
+
+use crate::group::Groups;
+use crate::ownership::{GroupOwnership, OwnerToken, OwnershipError};
+
+/// One line of a driver's `id_table`: every field that is set must match.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceMatch {
+    pub vendor: Option<u16>,
+    pub device: Option<u16>,
+    /// `(class, mask)` over the 24-bit class code.
+    pub class: Option<(u32, u32)>,
+    /// Accepted PCIe port types (Linux's portdrv checks this in probe);
+    /// empty = any.
+    pub port_types: &'static [PcieType],
+}
+
+impl DeviceMatch {
+    pub const fn id(vendor: u16, device: u16) -> Self {
+        Self { vendor: Some(vendor), device: Some(device), class: None, port_types: &[] }
+    }
+
+    pub fn matches(&self, f: &Function) -> bool {
+        self.vendor.is_none_or(|v| v == f.vendor)
+            && self.device.is_none_or(|d| d == f.device)
+            && self.class.is_none_or(|(c, m)| f.class & m == c & m)
+            && (self.port_types.is_empty() || f.pcie_type.is_some_and(|t| self.port_types.contains(&t)))
+    }
+}
+
+/// A driver as the bus sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct DriverInfo {
+    pub name: &'static str,
+    pub id_table: &'static [DeviceMatch],
+    /// `struct pci_driver.driver_managed_dma`: the driver does not use the
+    /// kernel DMA API, so binding it does not claim the default domain.
+    pub driver_managed_dma: bool,
+}
+
+impl DriverInfo {
+    pub fn matches(&self, f: &Function) -> bool {
+        self.id_table.iter().any(|m| m.matches(f))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindError {
+    /// The device already has a driver (Linux -EBUSY from the driver core).
+    AlreadyBound,
+    /// The driver's id table does not match (Linux -ENODEV).
+    NoMatch,
+    /// `pci_dma_configure` refused: the group has a user owner (-EBUSY).
+    Ownership(OwnershipError),
+    /// The device is in no IOMMU group.
+    NoGroup,
+    NotBound,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlreadyBound => f.write_str("the device already has a driver (EBUSY)"),
+            Self::NoMatch => f.write_str("the driver does not match the device (ENODEV)"),
+            Self::Ownership(e) => write!(f, "{e}"),
+            Self::NoGroup => f.write_str("the device has no IOMMU group"),
+            Self::NotBound => f.write_str("the device has no driver"),
+        }
+    }
+}
+
+/// What the kernel must do to the IOMMU after a successful bind or unbind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaEffect {
+    /// Nothing: a `driver_managed_dma` driver.
+    None,
+    /// The device now uses its group's default domain: point its requester
+    /// ids at it.
+    AttachDefault,
+    /// The device stopped using the default domain: its DMA is blocked.
+    Detach,
+}
+
+/// Bound drivers and group ownership for one PCI segment.
+pub struct DriverModel {
+    drivers: Vec<DriverInfo>,
+    /// Per function: index into `drivers`.
+    bound: Vec<Option<usize>>,
+    /// Per group position (as in `Groups::groups`).
+    ownership: Vec<GroupOwnership>,
+    /// Per function: its group position.
+    group_pos: Vec<Option<usize>>,
+}
+
+impl DriverModel {
+    pub fn new(drivers: Vec<DriverInfo>, functions: usize, groups: &Groups) -> Self {
+        let mut group_pos = vec![None; functions];
+        for (pos, g) in groups.groups.iter().enumerate() {
+            for m in &g.members {
+                if let Some(slot) = group_pos.get_mut(m.function) {
+                    *slot = Some(pos);
+                }
+            }
+        }
+        Self {
+            drivers,
+            bound: vec![None; functions],
+            ownership: vec![GroupOwnership::default(); groups.groups.len()],
+            group_pos,
+        }
+    }
+
+    pub fn drivers(&self) -> &[DriverInfo] {
+        &self.drivers
+    }
+
+    pub fn driver_of(&self, function: usize) -> Option<&DriverInfo> {
+        self.bound.get(function).copied().flatten().map(|d| &self.drivers[d])
+    }
+
+    pub fn driver_index(&self, name: &str) -> Option<usize> {
+        self.drivers.iter().position(|d| d.name == name)
+    }
+
+    pub fn ownership(&self, group_pos: usize) -> &GroupOwnership {
+        &self.ownership[group_pos]
+    }
+
+    pub fn group_of(&self, function: usize) -> Option<usize> {
+        self.group_pos.get(function).copied().flatten()
+    }
+
+    /// The first driver whose id table matches (Linux tries drivers in
+    /// registration order).
+    pub fn find_driver(&self, f: &Function) -> Option<usize> {
+        self.drivers.iter().position(|d| d.matches(f))
+    }
+
+    /// `really_probe` up to the driver's probe: `pci_dma_configure` first.
+    /// The caller runs the probe and calls [`DriverModel::probe_failed`] if
+    /// it fails.
+    pub fn bind(&mut self, function: usize, f: &Function, driver: usize) -> Result<DmaEffect, BindError> {
+        if self.bound[function].is_some() {
+            return Err(BindError::AlreadyBound);
+        }
+        let info = self.drivers[driver];
+        if !info.matches(f) {
+            return Err(BindError::NoMatch);
+        }
+        let effect = if info.driver_managed_dma {
+            DmaEffect::None
+        } else {
+            let g = self.group_of(function).ok_or(BindError::NoGroup)?;
+            self.ownership[g].use_default_domain().map_err(BindError::Ownership)?;
+            DmaEffect::AttachDefault
+        };
+        self.bound[function] = Some(driver);
+        Ok(effect)
+    }
+
+    /// Undo a bind whose probe failed (`really_probe` → `dma_cleanup`).
+    pub fn probe_failed(&mut self, function: usize) -> Result<DmaEffect, BindError> {
+        self.unbind(function)
+    }
+
+    /// `__device_release_driver` → `pci_dma_cleanup`.
+    pub fn unbind(&mut self, function: usize) -> Result<DmaEffect, BindError> {
+        let driver = self.bound[function].ok_or(BindError::NotBound)?;
+        self.bound[function] = None;
+        if self.drivers[driver].driver_managed_dma {
+            return Ok(DmaEffect::None);
+        }
+        let g = self.group_of(function).ok_or(BindError::NoGroup)?;
+        self.ownership[g].unuse_default_domain().map_err(BindError::Ownership)?;
+        Ok(DmaEffect::Detach)
+    }
+
+    /// `iommu_group_claim_dma_owner` for the group at `group_pos`.
+    pub fn claim(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
+        self.ownership[group_pos].claim_dma_owner(owner)
+    }
+
+    pub fn release(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
+        self.ownership[group_pos].release_dma_owner(owner)
+    }
+
+    pub fn attach_owner_domain(&mut self, group_pos: usize, tag: u32, owner: OwnerToken) -> Result<(), OwnershipError> {
+        self.ownership[group_pos].attach_domain(tag, Some(owner))
+    }
+
+    pub fn detach_owner_domain(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
+        self.ownership[group_pos].detach_domain(Some(owner))
+    }
+
+    /// Functions of the group bound to a driver that uses the kernel DMA
+    /// API: what stops a claim.
+    pub fn kernel_dma_users(&self, group_pos: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.bound.len()).filter(move |&i| {
+            self.group_of(i) == Some(group_pos) && self.driver_of(i).is_some_and(|d| !d.driver_managed_dma)
+        })
+    }
+
+    /// The invariant over every group.
+    pub fn check(&self) -> bool {
+        self.ownership.iter().enumerate().all(|(g, o)| {
+            o.check()
+                && (o.owner().is_none() || self.kernel_dma_users(g).next().is_none())
+                && (o.owner().is_some() || o.owner_cnt() as usize == self.kernel_dma_users(g).count())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::group_all;
+    use pci::sim::{SimConfig, SimFn};
+    use pci::{Topology, enumerate};
+
+    const PORT_TYPES: &[PcieType] = &[PcieType::RootPort, PcieType::Upstream, PcieType::Downstream];
+    const PORTDRV: DriverInfo = DriverInfo {
+        name: "pcieport",
+        id_table: &[DeviceMatch {
+            vendor: None,
+            device: None,
+            class: Some((0x060400, 0xffff00)),
+            port_types: PORT_TYPES,
+        }],
+        driver_managed_dma: true,
+    };
+    const EDU: DriverInfo =
+        DriverInfo { name: "edu", id_table: &[DeviceMatch::id(0x1234, 0x11e8)], driver_managed_dma: false };
+    const STUB: DriverInfo = DriverInfo {
+        name: "vfio-stub",
+        id_table: &[DeviceMatch { vendor: None, device: None, class: None, port_types: &[] }],
+        driver_managed_dma: true,
+    };
+    const SHPC: DriverInfo = DriverInfo {
+        name: "shpchp",
+        id_table: &[DeviceMatch { vendor: None, device: None, class: Some((0x060400, 0xffff00)), port_types: &[] }],
+        driver_managed_dma: false,
+    };
+    const VFIO: OwnerToken = OwnerToken(1);
+
+    /// Root port (ACS) → switch: upstream port, downstream port without
+    /// ACS, edu below it. Groups: {RP}, {USP}, {DSP, edu}.
+    fn switch() -> (SimConfig, Topology, Groups) {
+        let mut cfg = SimConfig::new();
+        cfg.at(0, 0, 0, pci::sim::qemu::q35_host());
+        cfg.at(0, 2, 0, SimFn::new(0x1b36, 0x000c).class(0x060400).bridge(0, 1, 3).pcie(4).acs(0x5f, 0x1d));
+        cfg.at(1, 0, 0, SimFn::new(0x104c, 0x8232).class(0x060400).bridge(1, 2, 3).pcie(5));
+        cfg.at(2, 0, 0, SimFn::new(0x104c, 0x8233).class(0x060400).bridge(2, 3, 3).pcie(6));
+        cfg.at(3, 0, 0, SimFn::new(0x1234, 0x11e8).class(0x00ff00));
+        let topo = enumerate(&mut cfg, 0, &[0], 0..=255);
+        let groups = group_all(&mut cfg, &topo);
+        (cfg, topo, groups)
+    }
+
+    fn model(topo: &Topology, groups: &Groups) -> DriverModel {
+        DriverModel::new(vec![PORTDRV, EDU, STUB, SHPC], topo.functions.len(), groups)
+    }
+
+    fn idx(topo: &Topology, bus: u8) -> usize {
+        topo.functions.iter().position(|f| f.bdf.bus == bus && f.bdf.device == 0).unwrap()
+    }
+
+    #[test]
+    fn portdrv_bound_bridge_does_not_stop_a_claim() {
+        let (_, topo, groups) = switch();
+        let mut m = model(&topo, &groups);
+        let (dsp, edu) = (idx(&topo, 2), idx(&topo, 3));
+        assert_eq!(m.group_of(dsp), m.group_of(edu), "DSP and edu share a group");
+        assert_eq!(m.bind(dsp, &topo.functions[dsp], 0), Ok(DmaEffect::None));
+        let g = m.group_of(edu).unwrap();
+        m.claim(g, VFIO).unwrap();
+        assert_eq!(m.driver_of(dsp).map(|d| d.name), Some("pcieport"), "portdrv stays bound");
+        assert!(m.check());
+    }
+
+    #[test]
+    fn kernel_dma_driver_stops_a_claim_and_is_refused_while_owned() {
+        let (_, topo, groups) = switch();
+        let mut m = model(&topo, &groups);
+        let edu = idx(&topo, 3);
+        let g = m.group_of(edu).unwrap();
+        assert_eq!(m.bind(edu, &topo.functions[edu], 1), Ok(DmaEffect::AttachDefault));
+        assert_eq!(m.claim(g, VFIO), Err(OwnershipError::Permission));
+        assert_eq!(m.unbind(edu), Ok(DmaEffect::Detach));
+        m.claim(g, VFIO).unwrap();
+        assert_eq!(m.bind(edu, &topo.functions[edu], 1), Err(BindError::Ownership(OwnershipError::Busy)));
+        assert!(m.driver_of(edu).is_none(), "a refused bind leaves no driver");
+        m.release(g, VFIO).unwrap();
+        assert_eq!(m.bind(edu, &topo.functions[edu], 1), Ok(DmaEffect::AttachDefault));
+        assert!(m.check());
+    }
+
+    #[test]
+    fn shpc_like_bridge_driver_stops_the_claim() {
+        let (_, topo, groups) = switch();
+        let mut m = model(&topo, &groups);
+        let dsp = idx(&topo, 2);
+        m.bind(dsp, &topo.functions[dsp], 3).unwrap();
+        assert_eq!(m.claim(m.group_of(dsp).unwrap(), VFIO), Err(OwnershipError::Permission));
+    }
+
+    #[test]
+    fn matching_rules() {
+        let (_, topo, groups) = switch();
+        let mut m = model(&topo, &groups);
+        let (rp, edu) = (idx(&topo, 0) + 1, idx(&topo, 3));
+        assert_eq!(m.find_driver(&topo.functions[rp]), Some(0), "root port → pcieport");
+        assert_eq!(m.find_driver(&topo.functions[edu]), Some(1), "edu → edu");
+        assert_eq!(m.bind(edu, &topo.functions[edu], 0), Err(BindError::NoMatch));
+        m.bind(edu, &topo.functions[edu], 2).unwrap();
+        assert_eq!(m.bind(edu, &topo.functions[edu], 1), Err(BindError::AlreadyBound));
+        assert_eq!(m.unbind(rp), Err(BindError::NotBound));
+    }
+}

@@ -1,0 +1,203 @@
+//! The drivers and their binding. Which driver may bind, and what that does
+//! to the device's IOMMU group, is `iommu::driver_model`; this module runs
+//! the probes and removes on the hardware and carries out the DMA effects on
+//! VT-d.
+//!
+//! - `pcieport`: the PCIe port-service driver. It binds to root ports,
+//!   switch upstream and downstream ports and root-complex event
+//!   collectors, lists each port's services and sets `driver_managed_dma`.
+//!   That is safe for the reason the merged Linux commit gives ("PCI:
+//!   portdrv: Set driver_managed_dma", c7d469849747): the port driver uses
+//!   no DMA API (no `pci_set_master` for DMA, no `dma_map_*`) and maps no
+//!   MMIO that a device below it could reach with peer-to-peer writes; the
+//!   only upstream writes a port makes are its own MSI messages. So user
+//!   space may own the devices below while the bridge stays driven.
+//! - `edu`: a kernel driver for QEMU's edu device that does DMA through the
+//!   kernel DMA API on its group's default domain (no `driver_managed_dma`).
+//! - `vfio-pci`: the passthrough owner's stub, bound to devices it takes
+//!   over; like Linux's vfio-pci it sets `driver_managed_dma`, because the
+//!   owner manages DMA through its own domain.
+//! - `shpchp`: a stand-in for Linux's SHPC hot-plug driver, the review's
+//!   counter-example. A driver that maps a bridge's MMIO registers (SHPC's
+//!   BAR) or does DMA must not set `driver_managed_dma`: a device below the
+//!   bridge could rewrite those registers with peer-to-peer writes once user
+//!   space owns it. So binding it makes the bridge a kernel DMA user and
+//!   its group cannot be claimed. Bound only on request (`bind-shpc=BDF`).
+
+use crate::ecam::Ecam;
+use crate::edu::{EDU_DEVICE, EDU_VENDOR, Edu};
+use crate::vtd::{Vtd, enable_bus_master};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use iommu::driver_model::{BindError, DeviceMatch, DmaEffect, DriverInfo, DriverModel};
+use iommu::group::Groups;
+use pci::caps::PcieType;
+use pci::port_services::{PortServices, port_services};
+use pci::{ConfigSpace, Topology};
+
+pub const PCIEPORT: &str = "pcieport";
+pub const EDU: &str = "edu";
+pub const VFIO_PCI: &str = "vfio-pci";
+pub const SHPCHP: &str = "shpchp";
+
+/// PCI class: PCI-to-PCI bridge (any programming interface).
+const CLASS_BRIDGE_PCI: (u32, u32) = (0x06_0400, 0xff_ff00);
+/// PCI class: root-complex event collector.
+const CLASS_RCEC: (u32, u32) = (0x08_0700, 0xff_ff00);
+
+const EDU_IDS: &[DeviceMatch] = &[DeviceMatch::id(EDU_VENDOR, EDU_DEVICE)];
+
+const PORT_TYPES: &[PcieType] = &[PcieType::RootPort, PcieType::Upstream, PcieType::Downstream];
+
+/// Registration order is matching order for automatic binding; `vfio-pci`
+/// and `shpchp` bind only when asked.
+pub fn registry() -> Vec<DriverInfo> {
+    vec![
+        DriverInfo {
+            name: PCIEPORT,
+            id_table: &[
+                DeviceMatch { vendor: None, device: None, class: Some(CLASS_BRIDGE_PCI), port_types: PORT_TYPES },
+                DeviceMatch { vendor: None, device: None, class: Some(CLASS_RCEC), port_types: &[PcieType::RcEc] },
+            ],
+            driver_managed_dma: true,
+        },
+        DriverInfo { name: EDU, id_table: EDU_IDS, driver_managed_dma: false },
+        DriverInfo {
+            name: VFIO_PCI,
+            id_table: &[DeviceMatch { vendor: None, device: None, class: None, port_types: &[] }],
+            driver_managed_dma: true,
+        },
+        DriverInfo {
+            name: SHPCHP,
+            id_table: &[DeviceMatch { vendor: None, device: None, class: Some(CLASS_BRIDGE_PCI), port_types: &[] }],
+            driver_managed_dma: false,
+        },
+    ]
+}
+
+/// What the stages below need from the earlier ones.
+pub struct Ctx<'a> {
+    pub vtd: &'a mut Vtd,
+    pub ecam: &'a mut Ecam,
+    pub topo: &'a Topology,
+    pub groups: &'a Groups,
+}
+
+/// Bound drivers and their per-device state.
+pub struct Drivers {
+    pub model: DriverModel,
+    /// Per function: the edu driver's device, when bound.
+    pub edus: Vec<Option<Edu>>,
+    /// Per function: the services portdrv found, when bound.
+    pub services: Vec<Option<PortServices>>,
+}
+
+const PCI_COMMAND: u16 = 0x04;
+const PCI_COMMAND_MASTER: u16 = 1 << 2;
+
+impl Drivers {
+    pub fn new(topo: &Topology, groups: &Groups) -> Self {
+        let n = topo.functions.len();
+        Self {
+            model: DriverModel::new(registry(), n, groups),
+            edus: (0..n).map(|_| None).collect(),
+            services: vec![None; n],
+        }
+    }
+
+    pub fn driver_name(&self, index: usize) -> Option<&'static str> {
+        self.model.driver_of(index).map(|d| d.name)
+    }
+
+    /// `really_probe`: DMA configuration, then the driver's probe; a failed
+    /// probe undoes the DMA configuration.
+    pub fn bind(&mut self, ctx: &mut Ctx, index: usize, driver: &str) -> Result<String, String> {
+        let d = self.model.driver_index(driver).ok_or("no such driver")?;
+        let f = &ctx.topo.functions[index];
+        let effect = self.model.bind(index, f, d).map_err(|e: BindError| format!("{e}"))?;
+        let r = self.apply(ctx, index, effect).and_then(|_| self.probe(ctx, index, driver));
+        if let Err(e) = r {
+            if let Ok(undo) = self.model.probe_failed(index) {
+                let _ = self.apply(ctx, index, undo);
+            }
+            return Err(format!("probe failed: {e}"));
+        }
+        Ok(match &self.services[index] {
+            Some(s) => format!("services: {s}"),
+            None => String::new(),
+        })
+    }
+
+    /// `__device_release_driver`: remove, then DMA cleanup.
+    pub fn unbind(&mut self, ctx: &mut Ctx, index: usize) -> Result<(), String> {
+        if self.edus[index].take().is_some() {
+            // edu remove: stop the device's DMA before its domain goes.
+            let bdf = ctx.topo.functions[index].bdf;
+            let cmd = ctx.ecam.read16(bdf, PCI_COMMAND);
+            ctx.ecam.write16(bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
+        }
+        self.services[index] = None;
+        let effect = self.model.unbind(index).map_err(|e| format!("{e}"))?;
+        self.apply(ctx, index, effect)
+    }
+
+    fn probe(&mut self, ctx: &mut Ctx, index: usize, driver: &str) -> Result<(), String> {
+        let f = &ctx.topo.functions[index];
+        match driver {
+            PCIEPORT => {
+                // Linux pcie_portdrv_probe accepts only these port types.
+                if !matches!(
+                    f.pcie_type,
+                    Some(PcieType::RootPort | PcieType::Upstream | PcieType::Downstream | PcieType::RcEc)
+                ) {
+                    return Err(String::from("not a PCIe port"));
+                }
+                self.services[index] = Some(port_services(f));
+            }
+            EDU => {
+                let edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
+                // Translation is on by now, so DMA may start.
+                enable_bus_master(ctx.ecam, ctx.topo, index);
+                self.edus[index] = Some(edu);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Carry out what binding or unbinding means for VT-d.
+    fn apply(&self, ctx: &mut Ctx, index: usize, effect: DmaEffect) -> Result<(), String> {
+        match effect {
+            DmaEffect::None => Ok(()),
+            DmaEffect::AttachDefault => ctx.vtd.attach(ctx.topo, ctx.groups, index),
+            DmaEffect::Detach => {
+                let g = self.model.group_of(index);
+                let users: Vec<usize> = g.map(|g| self.model.kernel_dma_users(g).collect()).unwrap_or_default();
+                ctx.vtd.detach(ctx.topo, index, &users)
+            }
+        }
+    }
+
+    /// Bind the automatic drivers (`pcieport`, `edu`) to every function
+    /// they match, except those in `skip`. Returns one line per bind.
+    pub fn bind_all(&mut self, ctx: &mut Ctx, skip: &[usize]) -> Vec<(usize, &'static str, Result<String, String>)> {
+        let mut out = Vec::new();
+        for index in 0..ctx.topo.functions.len() {
+            if skip.contains(&index) || self.model.driver_of(index).is_some() {
+                continue;
+            }
+            let f = &ctx.topo.functions[index];
+            for name in [PCIEPORT, EDU] {
+                let Some(d) = self.model.driver_index(name) else { continue };
+                if self.model.drivers()[d].matches(f) {
+                    let r = self.bind(ctx, index, name);
+                    out.push((index, name, r));
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
