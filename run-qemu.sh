@@ -10,6 +10,7 @@ scenario="$here/scenarios/default.qemu"
 append=""
 mode=text          # text | json | groups
 gdb=0
+print_cmd=0
 iommu=1
 iommu_opts=""
 timeout_s=${RUN_QEMU_TIMEOUT:-120}
@@ -27,6 +28,8 @@ usage: ./run-qemu.sh [options] [-- extra QEMU arguments]
   --no-iommu        boot without an IOMMU
   --gdb             wait for gdb on :1234 (no timeout)
   --timeout SECS    host-side limit (default 120, or $RUN_QEMU_TIMEOUT)
+  --print-cmd       print the QEMU command, one argument a line, and exit
+                    (for benchmarks that time QEMU alone)
   -- ARGS           passed to QEMU verbatim (e.g. -- -trace vtd_dmar_fault)
 
 exit status: 0 pass, 1 fail, 2 usage or set-up error, 3 timeout
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
         --iommu) [ $# -ge 2 ] || { usage >&2; exit 2; }; iommu_opts=$2; shift 2 ;;
         --no-iommu) iommu=0; shift ;;
         --gdb) gdb=1; shift ;;
+        --print-cmd) print_cmd=1; shift ;;
         --timeout) [ $# -ge 2 ] || { usage >&2; exit 2; }; timeout_s=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; extra=("$@"); break ;;
@@ -82,11 +86,13 @@ kernel="$here/target/x86_64-unknown-none/release/kernel"
 # Scenario: whitespace-separated QEMU arguments, '#' comments.
 mapfile -t devices < <(sed -e 's/#.*//' "$scenario" | tr -s ' \t' '\n' | sed '/^$/d')
 
+# SeaBIOS writes escape codes and "Booting from ROM.." to the serial port
+# unless its console port is set to 0. The file stays in target/ so that a
+# printed command (--print-cmd) runs as it is.
+sercon="$here/target/sercon"
+[ -s "$sercon" ] || printf '\0\0' > "$sercon"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# SeaBIOS writes escape codes and "Booting from ROM.." to the serial port
-# unless its console port is set to 0.
-printf '\0\0' > "$tmp/sercon"
 
 cmdline="report=$mode"
 [ -n "$append" ] && cmdline="$cmdline $append"
@@ -94,12 +100,17 @@ cmdline="report=$mode"
 qemu=(qemu-system-x86_64 -machine q35,kernel-irqchip=split -m 256M -smp 1
       -nographic -nodefaults -no-reboot -serial stdio
       -device isa-debug-exit,iobase=0xf4,iosize=0x04
-      -fw_cfg name=etc/sercon-port,file="$tmp/sercon"
+      -fw_cfg name=etc/sercon-port,file="$sercon"
       -kernel "$kernel" -append "$cmdline")
 if [ "$iommu" = 1 ]; then
     qemu+=(-device "intel-iommu,intremap=on,caching-mode=on${iommu_opts:+,$iommu_opts}")
 fi
 qemu+=("${devices[@]}" "${extra[@]}")
+
+if [ "$print_cmd" = 1 ]; then
+    printf '%s\n' "${qemu[@]}"
+    exit 0
+fi
 
 runner=(timeout --foreground -k 5 "$timeout_s")
 if [ "$gdb" = 1 ]; then

@@ -109,8 +109,8 @@ fn get_pci_alias_group(
     if let Some(g) = groups.position_of(p) {
         return Some((g, p));
     }
-    for t in 0..topo.functions.len() {
-        if t == p || !topo.same_bus(t, p) || !pci_devs_are_dma_aliases(topo, p, t) {
+    for &t in groups.on_same_bus(p) {
+        if t == p || !pci_devs_are_dma_aliases(topo, p, t) {
             continue;
         }
         if let Some(found) = get_pci_alias_group(cfg, topo, groups, t, devfns) {
@@ -138,8 +138,8 @@ fn get_pci_function_alias_group(
         return None;
     }
     let slot = pci_slot(pf.devfn());
-    for t in 0..topo.functions.len() {
-        if t == p || !topo.same_bus(t, p) || pci_slot(topo.functions[t].devfn()) != slot {
+    for &t in groups.on_same_bus(p) {
+        if t == p || pci_slot(topo.functions[t].devfn()) != slot {
             continue;
         }
         if pci_acs_check(cfg, topo, t, REQ_ACS_FLAGS).is_ok() {
