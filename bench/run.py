@@ -202,13 +202,13 @@ def main():
     for scen in scenarios:
         name = os.path.relpath(scen, ROOT)
         log(f"bench: {name}")
-        floor_cmd = qemu_cmd(scen, "text", "dma=off exit=early")
-        text_cmd = qemu_cmd(scen, "text", "dma=off")
-        json_cmd = qemu_cmd(scen, "json", "dma=off")
-        groups_cmd = qemu_cmd(scen, "groups", "dma=off")
+        floor_cmd = qemu_cmd(scen, "text", "demos=off exit=early")
+        text_cmd = qemu_cmd(scen, "text", "demos=off")
+        json_cmd = qemu_cmd(scen, "json", "demos=off")
+        groups_cmd = qemu_cmd(scen, "groups", "demos=off")
 
         # Check the direct command against the runner.
-        ref = subprocess.run([RUN_QEMU, "--scenario", scen, "--groups", "--append", "dma=off"],
+        ref = subprocess.run([RUN_QEMU, "--scenario", scen, "--groups", "--append", "demos=off"],
                              capture_output=True, text=True)
         _, st, out, _ = run_timed(groups_cmd)
         ours_groups = report_of(out)
@@ -267,7 +267,7 @@ def main():
 def print_boot(results, oracle):
     print("== 1. Boot to report: wall time of the qemu-system-x86_64 process, median ==")
     print("floor = same command, kernel told exit=early (first Rust instruction);")
-    print("ours = default boot without the DMA demonstrations (dma=off, text report);")
+    print("ours = default boot without the demonstrations (demos=off: no ownership story, no DMA proofs; text report);")
     print("json = the same with report=json (source of the phases below);")
     print("Linux = the oracle (Linux 6.1, same QEMU machine, -m 512M) to its group list.")
     print()
@@ -311,7 +311,7 @@ def phase_table(r):
 
 
 def print_phases(results):
-    print("== 2. Phases (TSC inside the kernel, report=json dma=off), median ==")
+    print("== 2. Phases (TSC inside the kernel, report=json demos=off), median ==")
     for name, r in results.items():
         n = r["functions"]
         print(f"{name} ({n} functions; config space per boot: {med(r['reads']):.0f} reads, "

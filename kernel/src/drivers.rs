@@ -158,13 +158,27 @@ impl Drivers {
             }
             EDU => {
                 let edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
-                // Translation is on by now, so DMA may start.
-                enable_bus_master(ctx.ecam, ctx.topo, index);
+                // DMA may start only once translation is on; before that,
+                // `start_dma` does it.
+                if ctx.vtd.translation_enabled() {
+                    enable_bus_master(ctx.ecam, ctx.topo, index);
+                }
                 self.edus[index] = Some(edu);
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// After translation is turned on: let the DMA drivers' devices master
+    /// the bus (Linux drivers call `pci_set_master` in probe, which runs
+    /// after the IOMMU is up).
+    pub fn start_dma(&self, ctx: &mut Ctx) {
+        for (i, edu) in self.edus.iter().enumerate() {
+            if edu.is_some() {
+                enable_bus_master(ctx.ecam, ctx.topo, i);
+            }
+        }
     }
 
     /// Carry out what binding or unbinding means for VT-d.

@@ -135,6 +135,20 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         _ => None,
     };
     clock.mark("vtd-tables");
+
+    // Drivers bind while translation is still off: their context entries
+    // are in place when it turns on, and no device masters the bus yet.
+    let mut bound = None;
+    let mut setup = None;
+    if let (Some(v), Some(seg)) = (vtd.as_mut(), segments.first())
+        && let Some(groups) = &seg.groups
+    {
+        let mut drv = drivers::Drivers::new(&seg.topology, groups);
+        let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
+        setup = Some(ownership::bind(&mut ctx, &mut drv, &options.assign, &options.bind_shpc, &mut problems));
+        bound = Some(drv);
+    }
+    clock.mark("drivers");
     if let Some(v) = vtd.as_mut() {
         v.enable_translation();
         v.collect_faults();
@@ -142,26 +156,23 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     clock.mark("translation");
     let tsc_hz = clock.tsc_hz();
 
-    // Drivers and DMA ownership, then the VT-d isolation proofs on the edu
-    // devices the kernel driver holds.
+    // Bus mastering on, then the ownership story and the VT-d isolation
+    // proofs on the edu devices the kernel driver holds.
     let mut dma_cases = Vec::new();
     let mut story = None;
-    let mut bound = None;
-    if let (Some(v), Some(seg)) = (vtd.as_mut(), segments.first())
+    if let (Some(v), Some(seg), Some(drv)) = (vtd.as_mut(), segments.first(), bound.as_ref())
         && let Some(groups) = &seg.groups
     {
-        let mut drv = drivers::Drivers::new(&seg.topology, groups);
         let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
-        story = Some(ownership::run(
-            &mut ctx,
-            &mut drv,
-            &options.assign,
-            &options.bind_shpc,
-            options.dma_demos,
-            tsc_hz,
-            &mut problems,
-        ));
-        clock.mark("drivers");
+        drv.start_dma(&mut ctx);
+    }
+    if let (Some(v), Some(seg), Some(drv), Some(setup), true) =
+        (vtd.as_mut(), segments.first(), bound.as_mut(), setup, options.demos)
+        && let Some(groups) = &seg.groups
+    {
+        let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
+        story = Some(ownership::demonstrate(&mut ctx, drv, setup, options.dma_demos, tsc_hz));
+        clock.mark("ownership");
         if let (true, Some(hz)) = (options.dma_demos, tsc_hz) {
             let edus: Vec<usize> =
                 (0..seg.topology.functions.len()).filter(|&i| drv.driver_name(i) == Some(drivers::EDU)).collect();
@@ -169,7 +180,6 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
             dma_cases = runner.run(&edus);
             clock.mark("dma-proofs");
         }
-        bound = Some(drv);
     }
     if let Some(v) = &vtd {
         problems.extend(v.problems.iter().cloned());

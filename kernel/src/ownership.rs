@@ -283,15 +283,26 @@ fn targets(ctx: &Ctx, drivers: &Drivers, assign: &[&str], problems: &mut Vec<Str
 
 /// Bind the drivers, then play the five demonstrations. Returns the story
 /// and the edu devices bound to the kernel driver (for the VT-d proofs).
-pub fn run(
+/// What the binding step leaves for the demonstrations.
+pub struct Setup {
+    /// Groups the passthrough owner takes (positions in `Groups::groups`).
+    owned: Vec<usize>,
+    /// Functions bound to shpchp.
+    shpc: Vec<usize>,
+    events: Vec<Event>,
+}
+
+/// Bind the drivers: shpchp where asked, vfio-pci on the non-port members
+/// of the owner's groups, pcieport and edu everywhere else. This runs before
+/// translation is on (context entries programmed while no device may DMA:
+/// bus mastering is enabled only afterwards, by `Drivers::start_dma`).
+pub fn bind(
     ctx: &mut Ctx,
     drivers: &mut Drivers,
     assign: &[&str],
     bind_shpc: &[&str],
-    dma: bool,
-    tsc_hz: Option<u64>,
     problems: &mut Vec<String>,
-) -> Story {
+) -> Setup {
     let mut owned = targets(ctx, drivers, assign, problems);
     // The review's counter-example: the owner also tries to take the group
     // of every bridge bound to shpchp.
@@ -302,11 +313,8 @@ pub fn run(
             owned.push(g);
         }
     }
-    let mut stage = Stage { ctx, drivers, events: Vec::new(), tsc_hz };
+    let mut stage = Stage { ctx, drivers, events: Vec::new(), tsc_hz: None };
     let topo = stage.ctx.topo;
-
-    // Setup: shpchp where asked, vfio-pci on the non-port members of the
-    // owner's groups, portdrv and edu everywhere else.
     let mut shpc = Vec::new();
     for s in bind_shpc {
         match Bdf::parse(s).and_then(|b| topo.find(b)) {
@@ -338,7 +346,14 @@ pub fn run(
     for &i in &passthrough {
         stage.bind(0, i, VFIO_PCI, "ok");
     }
+    Setup { owned, shpc, events: stage.events }
+}
 
+/// Play the five demonstrations (translation is on).
+pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool, tsc_hz: Option<u64>) -> Story {
+    let Setup { owned, shpc, events } = setup;
+    let mut stage = Stage { ctx, drivers, events, tsc_hz };
+    let topo = stage.ctx.topo;
     let mut demos = Vec::new();
     let mut skip = |n: u8, title: &'static str, why: Option<&str>| {
         demos.push(Demo { number: n, title, skipped: why.map(String::from) })

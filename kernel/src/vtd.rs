@@ -533,6 +533,11 @@ impl Vtd {
         }
     }
 
+    /// Whether every unit in use translates (and at least one is in use).
+    pub fn translation_enabled(&self) -> bool {
+        !self.units.is_empty() && self.units.iter().all(|u| u.translation)
+    }
+
     /// Read and clear every unit's fault records; returns how many were new.
     pub fn collect_faults(&mut self) -> usize {
         let before = self.faults.len();

@@ -28,8 +28,12 @@ pub struct Options<'a> {
     pub assign: Vec<&'a str>,
     /// `bind-shpc=BDF`: bind the shpchp-like bridge driver.
     pub bind_shpc: Vec<&'a str>,
-    /// `dma=off`: skip the DMA demonstrations.
+    /// `dma=off`: no DMA transfers (the isolation proofs and the DMA steps
+    /// of the ownership demonstrations are skipped).
     pub dma_demos: bool,
+    /// `demos=off`: no demonstrations at all, only the boot pipeline and
+    /// the report (what the benchmarks time).
+    pub demos: bool,
     /// Words that were not understood, reported once at boot.
     pub unknown: Vec<&'a str>,
 }
@@ -44,6 +48,7 @@ impl Default for Options<'_> {
             assign: Vec::new(),
             bind_shpc: Vec::new(),
             dma_demos: true,
+            demos: true,
             unknown: Vec::new(),
         }
     }
@@ -102,11 +107,16 @@ impl<'a> Options<'a> {
                 }
                 "assign" => o.assign.extend(value.split(',').filter(|s| !s.is_empty())),
                 "bind-shpc" => o.bind_shpc.extend(value.split(',').filter(|s| !s.is_empty())),
-                "dma" => {
-                    o.dma_demos = match value {
+                "dma" | "demos" => {
+                    let on = match value {
                         "on" => true,
                         "off" => false,
                         _ => return Err(bad()),
+                    };
+                    if key == "dma" {
+                        o.dma_demos = on;
+                    } else {
+                        o.demos = on;
                     }
                 }
                 _ => o.unknown.push(word),
@@ -129,13 +139,14 @@ mod tests {
 
     #[test]
     fn all_keys() {
-        let o = Options::parse("log=debug test=page-fault report=json assign=0000:03:00.0,0000:04:00.0 bind-shpc=0000:01:00.0 dma=off foo bar=1").unwrap();
+        let o = Options::parse("log=debug test=page-fault report=json assign=0000:03:00.0,0000:04:00.0 bind-shpc=0000:01:00.0 dma=off demos=off foo bar=1").unwrap();
         assert_eq!(o.log_level, LevelFilter::Debug);
         assert_eq!(o.test, Some("page-fault"));
         assert_eq!(o.report, ReportFormat::Json);
         assert_eq!(o.assign, vec!["0000:03:00.0", "0000:04:00.0"]);
         assert_eq!(o.bind_shpc, vec!["0000:01:00.0"]);
         assert!(!o.dma_demos);
+        assert!(!o.demos);
         assert_eq!(o.unknown, vec!["foo", "bar=1"]);
     }
 
@@ -145,6 +156,7 @@ mod tests {
         assert_eq!(Options::parse("report=xml").unwrap_err().key, "report");
         assert!(Options::parse("test=").is_err());
         assert!(Options::parse("exit=late").is_err());
+        assert!(Options::parse("demos=maybe").is_err());
     }
 
     #[test]
