@@ -64,16 +64,11 @@ struct Dev {
 }
 
 fn frame(fill: u8) -> Result<u64, String> {
-    let f = memory::alloc_zeroed_frame().map_err(|e| format!("{e}"))?;
-    // SAFETY: a fresh frame, identity-mapped RAM, ours alone.
-    unsafe { core::ptr::write_bytes(f as *mut u8, fill, 4096) };
-    Ok(f)
+    memory::filled_frame(fill).map_err(|e| format!("{e}"))
 }
 
 fn bytes(frame: u64) -> &'static [u8] {
-    // SAFETY: frames here come from the allocator and stay allocated for
-    // the run; DMA into them is what the cases observe.
-    unsafe { memory::read_phys(frame, 4096) }
+    memory::frame_bytes(frame)
 }
 
 fn all(frame: u64, value: u8) -> bool {
@@ -180,9 +175,7 @@ impl Runner<'_> {
     fn mapped(&mut self, a: &Dev) -> Result<String, String> {
         let src = frame(0)?;
         let dst = frame(0x5a)?;
-        // SAFETY: `src` is a fresh frame of ours.
-        let pattern = unsafe { core::slice::from_raw_parts_mut(src as *mut u8, 4096) };
-        for (i, b) in pattern.iter_mut().enumerate() {
+        for (i, b) in memory::frame_bytes(src).iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(7).wrapping_add(3);
         }
         self.vtd.map(a.group, a.index, IOVA_SRC, src, Perms::READ).map_err(|e| format!("{e}"))?;
@@ -221,8 +214,7 @@ impl Runner<'_> {
             .map(|m| m.phys)
             .ok_or("case 1 mapping missing")?;
         self.vtd.unmap(a.group, a.index, IOVA_DST).map_err(|e| format!("{e}"))?;
-        // SAFETY: our frame; the DMA that could touch it is what we test.
-        unsafe { core::ptr::write_bytes(dst as *mut u8, 0x77, 4096) };
+        memory::frame_bytes(dst).fill(0x77);
         let new = self.dma(a, Direction::FromDevice, IOVA_DST)?;
         let detail = self.check_fault(new, a, IOVA_DST)?;
         if !all(dst, 0x77) {

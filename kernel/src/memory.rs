@@ -90,3 +90,20 @@ pub unsafe fn read_phys(paddr: u64, len: usize) -> &'static [u8] {
     // SAFETY: the caller's contract.
     unsafe { core::slice::from_raw_parts(paddr as *const u8, len) }
 }
+
+/// A frame filled with `fill`, for DMA buffers and canaries.
+pub fn filled_frame(fill: u8) -> Result<u64, FrameError> {
+    let f = alloc_zeroed_frame()?;
+    // SAFETY: a fresh frame, identity-mapped RAM, ours alone.
+    unsafe { core::ptr::write_bytes(f as *mut u8, fill, FRAME_SIZE as usize) };
+    Ok(f)
+}
+
+/// The bytes of a frame taken from the allocator and never freed (the DMA
+/// buffers of the proofs): devices write them, the CPU checks them.
+pub fn frame_bytes(frame: u64) -> &'static mut [u8] {
+    // SAFETY: the frame is identity-mapped RAM handed out by the frame
+    // allocator and kept for the rest of the run; the only other writer is
+    // a device's DMA, which the caller starts and waits for.
+    unsafe { core::slice::from_raw_parts_mut(frame as *mut u8, FRAME_SIZE as usize) }
+}

@@ -241,16 +241,11 @@ impl Stage<'_, '_> {
 }
 
 fn frame(fill: u8) -> Result<u64, String> {
-    let f = memory::alloc_zeroed_frame().map_err(|e| format!("{e}"))?;
-    // SAFETY: a fresh frame of ours, identity-mapped.
-    unsafe { core::ptr::write_bytes(f as *mut u8, fill, 4096) };
-    Ok(f)
+    memory::filled_frame(fill).map_err(|e| format!("{e}"))
 }
 
 fn page(frame: u64) -> &'static mut [u8] {
-    // SAFETY: frames from the allocator, kept for the run; device writes
-    // into them are what the demonstrations observe.
-    unsafe { core::slice::from_raw_parts_mut(frame as *mut u8, 4096) }
+    memory::frame_bytes(frame)
 }
 
 /// The groups the passthrough owner takes: `assign=BDF,...`, or every group

@@ -123,48 +123,71 @@ fn checksum_ok(bytes: &[u8]) -> bool {
     bytes.iter().fold(0u8, |s, b| s.wrapping_add(*b)) == 0
 }
 
+/// A table read through its header: the signature and length it claims,
+/// what the checks found, and its bytes when the length could be trusted.
+struct Checked {
+    signature: [u8; 4],
+    length: u32,
+    status: TableStatus,
+    bytes: Option<Vec<u8>>,
+}
+
+/// Read the table at `addr` only as far as its header allows: reachable,
+/// a length in `HEADER_LEN..=MAX_TABLE_LEN` inside `memory`, then the
+/// checksum.
+///
+/// # Safety
+/// As [`discover`].
+unsafe fn read_checked<H: AcpiHandler>(handler: &H, addr: u64, memory: &Range<u64>) -> Checked {
+    let mut t = Checked { signature: *b"????", length: 0, status: TableStatus::Unreachable, bytes: None };
+    if addr == 0 || !fits(memory, addr, u64::from(HEADER_LEN)) {
+        return t;
+    }
+    // SAFETY: checked against `memory`.
+    let h = unsafe { read_bytes(handler, addr, HEADER_LEN as usize) };
+    t.signature.copy_from_slice(&h[0..4]);
+    t.length = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    if !(HEADER_LEN..=MAX_TABLE_LEN).contains(&t.length) || !fits(memory, addr, u64::from(t.length)) {
+        t.status = TableStatus::BadLength;
+        return t;
+    }
+    // SAFETY: checked against `memory`.
+    let bytes = unsafe { read_bytes(handler, addr, t.length as usize) };
+    t.status = if checksum_ok(&bytes) { TableStatus::Valid } else { TableStatus::BadChecksum };
+    t.bytes = Some(bytes);
+    t
+}
+
 /// Check every RSDT/XSDT entry: reachable, sane length, checksum.
 ///
 /// # Safety
 /// As [`discover`].
 unsafe fn audit<H: AcpiHandler>(handler: &H, root: u64, entry_size: usize, memory: &Range<u64>, facts: &mut AcpiFacts) {
     let root_name = if entry_size == 4 { "RSDT" } else { "XSDT" };
-    if !fits(memory, root, u64::from(HEADER_LEN)) {
-        facts.problems.push(format!("ACPI: {root_name} at {root:#x} is outside memory"));
-        return;
-    }
-    // SAFETY: checked above against `memory`.
-    let header = unsafe { read_bytes(handler, root, HEADER_LEN as usize) };
-    let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if !(HEADER_LEN..=MAX_TABLE_LEN).contains(&len) || !fits(memory, root, u64::from(len)) {
-        facts.problems.push(format!("ACPI: {root_name} length {len} is invalid"));
-        return;
-    }
-    // SAFETY: length checked against `memory`.
-    let bytes = unsafe { read_bytes(handler, root, len as usize) };
-    if !checksum_ok(&bytes) {
-        facts.problems.push(format!("ACPI: {root_name} checksum is wrong; its entries are used anyway"));
-    }
+    // SAFETY: the caller's contract.
+    let root_table = unsafe { read_checked(handler, root, memory) };
+    let bytes = match (root_table.status, root_table.bytes) {
+        (TableStatus::Unreachable, _) => {
+            facts.problems.push(format!("ACPI: {root_name} at {root:#x} is outside memory"));
+            return;
+        }
+        (TableStatus::BadChecksum, Some(b)) => {
+            facts.problems.push(format!("ACPI: {root_name} checksum is wrong; its entries are used anyway"));
+            b
+        }
+        (_, Some(b)) => b,
+        (_, None) => {
+            facts.problems.push(format!("ACPI: {root_name} length {} is invalid", root_table.length));
+            return;
+        }
+    };
     for chunk in bytes[HEADER_LEN as usize..].chunks_exact(entry_size).take(MAX_ROOT_ENTRIES) {
         let mut a = [0u8; 8];
         a[..entry_size].copy_from_slice(chunk);
         let address = u64::from_le_bytes(a);
-        let mut entry = TableEntry { signature: *b"????", address, length: 0, status: TableStatus::Unreachable };
-        if address != 0 && fits(memory, address, u64::from(HEADER_LEN)) {
-            // SAFETY: checked against `memory`.
-            let h = unsafe { read_bytes(handler, address, HEADER_LEN as usize) };
-            entry.signature.copy_from_slice(&h[0..4]);
-            entry.length = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-            entry.status = if !(HEADER_LEN..=MAX_TABLE_LEN).contains(&entry.length)
-                || !fits(memory, address, u64::from(entry.length))
-            {
-                TableStatus::BadLength
-            } else {
-                // SAFETY: checked against `memory`.
-                let t = unsafe { read_bytes(handler, address, entry.length as usize) };
-                if checksum_ok(&t) { TableStatus::Valid } else { TableStatus::BadChecksum }
-            };
-        }
+        // SAFETY: the caller's contract.
+        let t = unsafe { read_checked(handler, address, memory) };
+        let entry = TableEntry { signature: t.signature, address, length: t.length, status: t.status };
         match entry.status {
             TableStatus::Valid => {}
             TableStatus::BadChecksum => facts.problems.push(format!(
@@ -311,23 +334,23 @@ fn root_table_address<H: AcpiHandler>(handler: &H, source: &RsdpSource) -> Optio
 /// # Safety
 /// As [`discover`].
 unsafe fn scan_aml<H: AcpiHandler>(handler: &H, addr: u64, memory: &Range<u64>, name: &str, facts: &mut AcpiFacts) {
-    if !fits(memory, addr, u64::from(HEADER_LEN)) {
-        facts.problems.push(format!("ACPI: {name} at {addr:#x} is outside memory"));
-        return;
-    }
-    // SAFETY: checked against `memory`.
-    let h = unsafe { read_bytes(handler, addr, HEADER_LEN as usize) };
-    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-    if !(HEADER_LEN..=MAX_TABLE_LEN).contains(&len) || !fits(memory, addr, u64::from(len)) {
-        facts.problems.push(format!("ACPI: {name} at {addr:#x} has an invalid length {len}"));
-        return;
-    }
-    // SAFETY: checked against `memory`.
-    let t = unsafe { read_bytes(handler, addr, len as usize) };
-    if !checksum_ok(&t) {
-        facts.problems.push(format!("ACPI: {name} at {addr:#x} has a bad checksum; not scanned"));
-        return;
-    }
+    // SAFETY: the caller's contract.
+    let checked = unsafe { read_checked(handler, addr, memory) };
+    let t = match (checked.status, checked.bytes) {
+        (TableStatus::Valid, Some(b)) => b,
+        (TableStatus::Unreachable, _) => {
+            facts.problems.push(format!("ACPI: {name} at {addr:#x} is outside memory"));
+            return;
+        }
+        (TableStatus::BadChecksum, _) => {
+            facts.problems.push(format!("ACPI: {name} at {addr:#x} has a bad checksum; not scanned"));
+            return;
+        }
+        _ => {
+            facts.problems.push(format!("ACPI: {name} at {addr:#x} has an invalid length {}", checked.length));
+            return;
+        }
+    };
     for bus in aml::find_bbn(&t[HEADER_LEN as usize..]) {
         if !facts.host_bridge_buses.contains(&bus) {
             facts.host_bridge_buses.push(bus);
