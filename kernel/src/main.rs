@@ -28,6 +28,7 @@ mod selftest;
 mod topology;
 mod vtd;
 
+use alloc::format;
 use alloc::vec::Vec;
 use arch::cpu::{TrapFrame, exception_name};
 use clock::Clock;
@@ -186,6 +187,9 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     }
     for p in &problems {
         log::error!("{p}");
+    }
+    if console::dropped() > 0 {
+        problems.push(format!("console: {} bytes could not be sent (transmitter stuck)", console::dropped()));
     }
     let failed = dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)))
         || story.as_ref().is_some_and(|s| s.failed());
