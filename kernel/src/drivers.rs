@@ -157,12 +157,12 @@ impl Drivers {
                 self.services[index] = Some(port_services(f));
             }
             EDU => {
+                // Bus mastering is turned on when the driver first starts a
+                // DMA (`Drivers::edu_for_dma`), after translation is on:
+                // every Bus Master Enable change costs QEMU a rebuild of
+                // every device's address space, so a boot that does no DMA
+                // does none.
                 let edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
-                // DMA may start only once translation is on; before that,
-                // `start_dma` does it.
-                if ctx.vtd.translation_enabled() {
-                    enable_bus_master(ctx.ecam, ctx.topo, index);
-                }
                 self.edus[index] = Some(edu);
             }
             _ => {}
@@ -170,15 +170,15 @@ impl Drivers {
         Ok(())
     }
 
-    /// After translation is turned on: let the DMA drivers' devices master
-    /// the bus (Linux drivers call `pci_set_master` in probe, which runs
-    /// after the IOMMU is up).
-    pub fn start_dma(&self, ctx: &mut Ctx) {
-        for (i, edu) in self.edus.iter().enumerate() {
-            if edu.is_some() {
-                enable_bus_master(ctx.ecam, ctx.topo, i);
-            }
+    /// The edu driver's device, ready for DMA: bus mastering on (for it
+    /// and the bridges above), which is allowed only once translation is on.
+    pub fn edu_for_dma(&self, ctx: &mut Ctx, index: usize) -> Result<&Edu, String> {
+        let edu = self.edus[index].as_ref().ok_or("edu driver has no device")?;
+        if !ctx.vtd.translation_enabled() {
+            return Err(String::from("DMA before translation is on"));
         }
+        enable_bus_master(ctx.ecam, ctx.topo, index);
+        Ok(edu)
     }
 
     /// Carry out what binding or unbinding means for VT-d.

@@ -157,16 +157,10 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     clock.mark("translation");
     let tsc_hz = clock.tsc_hz();
 
-    // Bus mastering on, then the ownership story and the VT-d isolation
-    // proofs on the edu devices the kernel driver holds.
+    // The ownership story, then the VT-d isolation proofs on the edu
+    // devices the kernel driver holds.
     let mut dma_cases = Vec::new();
     let mut story = None;
-    if let (Some(v), Some(seg), Some(drv)) = (vtd.as_mut(), segments.first(), bound.as_ref())
-        && let Some(groups) = &seg.groups
-    {
-        let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
-        drv.start_dma(&mut ctx);
-    }
     if let (Some(v), Some(seg), Some(drv), Some(setup), true) =
         (vtd.as_mut(), segments.first(), bound.as_mut(), setup, options.demos)
         && let Some(groups) = &seg.groups

@@ -565,6 +565,7 @@ fn owner_dma(stage: &mut Stage, g: usize, edu_index: usize) -> Result<(), String
 
 /// Demonstration 5: the edu kernel driver's DMA through the DMA API.
 fn kernel_dma(stage: &mut Stage, i: usize) -> Result<String, String> {
+    stage.drivers.edu_for_dma(stage.ctx, i)?;
     let edu = stage.drivers.edus[i].take().ok_or("edu driver has no device")?;
     let src = frame(0)?;
     let dst = frame(0x5a)?;
