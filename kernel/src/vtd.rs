@@ -298,6 +298,13 @@ impl Vtd {
 
         let mut units = Vec::new();
         for drhd in dmar.drhds() {
+            if drhd.segment != topo.segment {
+                problems.push(format!(
+                    "DRHD {:#x} covers PCI segment {:04x}, which is not enumerated here; unit not used",
+                    drhd.register_base, drhd.segment
+                ));
+                continue;
+            }
             match bring_up(drhd, &mut mm) {
                 Ok(state) => units.push(state),
                 Err(e) => problems.push(format!("DRHD {:#x}: {e}", drhd.register_base)),
