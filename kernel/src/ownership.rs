@@ -163,7 +163,7 @@ impl Stage<'_, '_> {
             if e.reason.is_empty() { String::new() } else { format!(": {}", e.reason) }
         );
         if e.as_expected() {
-            log::info!("{line}");
+            log::debug!("{line}");
         } else {
             log::error!("{line}");
         }

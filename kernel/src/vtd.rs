@@ -552,7 +552,7 @@ impl Vtd {
             let log = state.unit.drain_faults();
             self.lost_faults |= log.overflow;
             for record in log.records {
-                log::info!("DMAR: {record}");
+                log::debug!("DMAR: {record}");
                 self.faults.push(Fault { unit: u, record });
             }
         }
