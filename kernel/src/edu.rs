@@ -129,7 +129,9 @@ impl Edu {
 
     /// Run one DMA of `len` bytes between bus address `bus` (an IOVA when
     /// translation is on) and the device buffer at `offset`, and wait for
-    /// it with at most `max_polls` reads of the command register.
+    /// the run bit to clear; `poll` is asked before every re-read and ends
+    /// the wait with [`EduError::Timeout`] when it returns false (callers
+    /// pass a TSC deadline).
     pub fn dma(
         &self,
         dir: Direction,
