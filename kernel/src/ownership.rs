@@ -232,6 +232,17 @@ impl Stage<'_, '_> {
         (*self.drivers.model.ownership(pos), drivers, entries)
     }
 
+    /// Demonstration 2's check: run a step that must be refused and record
+    /// whether group `g` (ownership, drivers, context entries) is unchanged.
+    fn refused(&mut self, g: usize, what: &str, reason: &str, step: impl FnOnce(&mut Self)) {
+        let before = self.snapshot(g);
+        step(self);
+        let unchanged = self.snapshot(g) == before;
+        let action = format!("group {} after the refused {what}", self.group_id(g));
+        let outcome = String::from(if unchanged { "unchanged" } else { "changed" });
+        self.event(2, action, Some(g), "unchanged", outcome, String::from(reason));
+    }
+
     fn dma(&mut self, edu: &Edu, dir: Direction, iova: u64) -> Result<usize, String> {
         let hz = self.tsc_hz.ok_or("no TSC calibration")?;
         let deadline = Deadline::after_ms(hz, 2000);
@@ -386,17 +397,9 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     // 2a. A claim where the edu kernel driver is bound: EPERM, no change.
     let kernel_edu = (0..topo.functions.len()).find(|&i| stage.drivers.driver_name(i) == Some(EDU));
     if let Some(g) = kernel_edu.and_then(|i| stage.group_pos(i)) {
-        let before = stage.snapshot(g);
-        stage.claim(2, g, "EPERM");
-        let unchanged = stage.snapshot(g) == before;
-        stage.event(
-            2,
-            format!("group {} after the refused claim", stage.group_id(g)),
-            Some(g),
-            "unchanged",
-            String::from(if unchanged { "unchanged" } else { "changed" }),
-            String::from("ownership, drivers and context entries compared"),
-        );
+        stage.refused(g, "claim", "ownership, drivers and context entries compared", |s| {
+            s.claim(2, g, "EPERM");
+        });
     }
     // 2b. Binding the edu kernel driver inside an owned group: EBUSY.
     let owned_edu = claimed.iter().flat_map(|&g| stage.members(g)).find(|&i| {
@@ -405,17 +408,9 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     if let Some(i) = owned_edu {
         let g = stage.group_pos(i).unwrap_or_default();
         let _ = stage.drivers.unbind(stage.ctx, i);
-        let before = stage.snapshot(g);
-        stage.bind(2, i, EDU, "EBUSY");
-        let unchanged = stage.snapshot(g) == before;
-        stage.event(
-            2,
-            format!("group {} after the refused bind", stage.group_id(g)),
-            Some(g),
-            "unchanged",
-            String::from(if unchanged { "unchanged" } else { "changed" }),
-            String::from("iommu_device_use_default_domain refuses while a user owner holds the group"),
-        );
+        stage.refused(g, "bind", "iommu_device_use_default_domain refuses while a user owner holds the group", |s| {
+            s.bind(2, i, EDU, "EBUSY");
+        });
         stage.bind(2, i, VFIO_PCI, "ok");
     }
     skip(
