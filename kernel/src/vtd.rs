@@ -573,6 +573,18 @@ fn bring_up(drhd: &Drhd, mm: &mut KernelMemory) -> Result<UnitState, String> {
     Ok(UnitState { drhd: drhd.clone(), unit, root, ids, inval, geometry, translation: false })
 }
 
+/// Whether a bridge on `index`'s path carries Linux's PCIE_BRIDGE_ALIAS
+/// quirk (8086:244e below a PCIe port). Linux then expects the device's DMA
+/// under (secondary bus, 00.0), as the real 82801 DMI-to-PCI bridge sends
+/// it; QEMU's model of that bridge is conventional PCI and sends the
+/// bridge's own requester id instead. The context entries follow Linux; the
+/// DMA demonstrations avoid such devices, whose DMA QEMU and Linux route
+/// differently.
+pub fn alias_quirk_on_path(topo: &Topology, index: usize) -> bool {
+    core::iter::successors(topo.functions[index].parent, |&p| topo.functions[p].parent)
+        .any(|p| topo.functions[p].dev_flags.contains(pci::topology::DevFlags::PCIE_BRIDGE_ALIAS))
+}
+
 /// Set Bus Master Enable on `index` and every bridge above it (Linux
 /// `pci_set_master` with `pci_enable_bridge` on the way up).
 pub fn enable_bus_master(ecam: &mut dyn ConfigSpace, topo: &Topology, index: usize) {
