@@ -69,23 +69,11 @@ pub struct AcsQuirkEntry {
     pub quirk: AcsQuirk,
 }
 
+use crate::ids::{AMCC, AMD, AMPERE, ANNAPURNA, ATI, BROADCOM, CAVIUM, HXT, INTEL, NXP, QCOM, SOLARFLARE, ZHAOXIN};
+
 const fn e(vendor: u16, device: u16, quirk: AcsQuirk) -> AcsQuirkEntry {
     AcsQuirkEntry { vendor, device, quirk }
 }
-
-const ATI: u16 = 0x1002;
-const AMD: u16 = 0x1022;
-const SOLARFLARE: u16 = 0x1924;
-const INTEL: u16 = 0x8086;
-const QCOM: u16 = 0x17cb;
-const HXT: u16 = 0x1dbf;
-const CAVIUM: u16 = 0x177d;
-const AMCC: u16 = 0x10e8;
-const AMPERE: u16 = 0x1def;
-const BROADCOM: u16 = 0x14e4;
-const ANNAPURNA: u16 = 0x1c36;
-const ZHAOXIN: u16 = 0x1d17;
-const NXP: u16 = 0x1957;
 
 use AcsQuirk::*;
 

@@ -58,19 +58,11 @@ pub struct DmaAliasFixupEntry {
     pub fixup: DmaAliasFixup,
 }
 
+use crate::ids::{ADAPTEC2, ASMEDIA, BROADCOM, INTEL, JMICRON, MARVELL_EXT, PLX, RICOH, TTI};
+
 const fn e(vendor: u16, device: u16, fixup: DmaAliasFixup) -> DmaAliasFixupEntry {
     DmaAliasFixupEntry { vendor, device, fixup }
 }
-
-const RICOH: u16 = 0x1180;
-const MARVELL_EXT: u16 = 0x1b4b;
-const TTI: u16 = 0x1103;
-const JMICRON: u16 = 0x197b;
-const ADAPTEC2: u16 = 0x9005;
-const ASMEDIA: u16 = 0x1b21;
-const INTEL: u16 = 0x8086;
-const BROADCOM: u16 = 0x14e4;
-const PLX: u16 = 0x10b5;
 
 use DmaAliasFixup::*;
 

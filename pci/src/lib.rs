@@ -24,6 +24,7 @@ pub mod config;
 pub mod devfn_mask;
 pub mod dma_alias_fixups;
 pub mod enumerate;
+pub mod ids;
 pub mod port_services;
 pub mod regs;
 #[cfg(feature = "sim")]
