@@ -294,7 +294,7 @@ impl Report<'_> {
                 u.unit.ecap().0
             );
             println!(
-                "    SAGAW {:#07b} MGAW {} -> {}-bit, {} levels; invalidation {}; caching mode {}; {} of {} domain ids used; translation {}",
+                "    SAGAW {:#07b} MGAW {} -> {}-bit, {} levels; invalidation {}; caching mode {}; page walks {}; {} of {} domain ids used; translation {}",
                 cap.sagaw(),
                 cap.mgaw(),
                 u.geometry.width.bits(),
@@ -304,6 +304,7 @@ impl Report<'_> {
                     InvalidationKind::Register => "register-based",
                 },
                 if cap.cm() { "on" } else { "off" },
+                if u.unit.ecap().c() { "snoop" } else { "do not snoop (tables flushed with clflush)" },
                 v.domains.iter().filter(|d| d.unit == i).count(),
                 cap.number_of_domains(),
                 if u.translation { "on" } else { "off" }
@@ -553,6 +554,7 @@ impl Report<'_> {
                     },
                 );
                 j.bool("caching_mode", cap.cm());
+                j.bool("page_walk_coherent", u.unit.ecap().c());
                 j.num("domains", v.domains.iter().filter(|d| d.unit == i).count() as u64);
                 j.bool("translation", u.translation);
             } else {

@@ -17,12 +17,14 @@ use crate::topology::Segment;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering, fence};
 use iommu::group::Groups;
 use iommu::vtd::dmar::{self, Dmar, Drhd};
 use iommu::vtd::dmar_scope::{DeviceScope, ScopeType};
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
+use iommu::vtd::mem::{CACHE_LINE, FRAME_SIZE};
 use iommu::vtd::pagetable::Perms;
 use iommu::vtd::tables::{RootTable, SourceId};
 use iommu::vtd::{Domain, DomainIdAllocator, FrameAlloc, PhysMem, PollLimit, RegisterFile, Unit, UnitError};
@@ -92,9 +94,21 @@ impl RegisterFile for Mmio {
 }
 
 /// Physical memory for tables and queues: identity-mapped RAM from the
-/// frame allocator. QEMU's unit and the CPU see the same memory coherently
-/// (ECAP.C = 0 on real hardware would need `clflush` in `flush_for_device`).
+/// frame allocator. Table writes are pushed out of the CPU cache with
+/// `clflush` unless every unit's page walks snoop it (ECAP.C = 1); QEMU
+/// reports C = 0, as do many real units (Linux `domain_flush_cache`).
 pub struct KernelMemory;
+
+/// Whether every unit in use snoops the CPU cache on page walks. False
+/// (flush) until the units have been read, so no table written during
+/// bring-up is missed.
+static PAGE_WALKS_SNOOP: AtomicBool = AtomicBool::new(false);
+
+fn clflush(pa: u64) {
+    // SAFETY: `pa` is identity-mapped RAM (checked by the callers against
+    // IDENTITY_LIMIT); clflush writes the line back and has no other effect.
+    unsafe { core::arch::asm!("clflush [{}]", in(reg) pa, options(nostack, preserves_flags)) };
+}
 
 impl PhysMem for KernelMemory {
     fn read_u64(&self, pa: u64) -> u64 {
@@ -111,7 +125,24 @@ impl PhysMem for KernelMemory {
         }
         // SAFETY: as `read_u64`; the frame belongs to the iommu crate.
         unsafe { core::ptr::write_volatile(pa as *mut u64, value) };
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+    fn flush_for_device(&mut self, pa: u64) {
+        if PAGE_WALKS_SNOOP.load(Ordering::Relaxed) || pa >= memory::IDENTITY_LIMIT {
+            return;
+        }
+        clflush(pa);
+        fence(Ordering::SeqCst);
+    }
+    fn flush_frame_for_device(&mut self, pa: u64) {
+        if PAGE_WALKS_SNOOP.load(Ordering::Relaxed) || pa >= memory::IDENTITY_LIMIT {
+            return;
+        }
+        fence(Ordering::SeqCst);
+        for line in (pa..pa + FRAME_SIZE).step_by(CACHE_LINE as usize) {
+            clflush(line);
+        }
+        fence(Ordering::SeqCst);
     }
 }
 
@@ -310,6 +341,7 @@ impl Vtd {
                 Err(e) => problems.push(format!("DRHD {:#x}: {e}", drhd.register_base)),
             }
         }
+        PAGE_WALKS_SNOOP.store(!units.is_empty() && units.iter().all(|u| u.unit.ecap().c()), Ordering::Relaxed);
         if units.is_empty() {
             problems.push(String::from("VT-d: no usable DRHD unit; devices keep running untranslated"));
         }

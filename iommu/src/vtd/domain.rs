@@ -79,7 +79,7 @@ pub struct Domain {
 impl Domain {
     /// A domain with an empty table of `geometry` (see
     /// [`Geometry::for_unit`]).
-    pub fn new<M: FrameAlloc>(mm: &mut M, id: DomainId, geometry: Geometry) -> Result<Self, MapError> {
+    pub fn new<M: PhysMem + FrameAlloc>(mm: &mut M, id: DomainId, geometry: Geometry) -> Result<Self, MapError> {
         Ok(Self { id, table: SecondLevelTable::new(mm, geometry)? })
     }
 

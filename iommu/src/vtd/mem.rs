@@ -7,6 +7,10 @@
 /// Size of a VT-d table frame: every table is one 4 KiB page (spec §9.1).
 pub const FRAME_SIZE: u64 = 4096;
 
+/// The unit of `clflush` on x86 (CPUID.01H:EBX[15:8] × 8 is 64 on every
+/// part with VT-d).
+pub const CACHE_LINE: u64 = 64;
+
 /// 64-bit accesses to physical memory.
 ///
 /// Addresses are 8-byte aligned. Root and context entries are 128 bits and
@@ -25,6 +29,24 @@ pub trait PhysMem {
     fn flush_for_device(&mut self, pa: u64) {
         let _ = pa;
     }
+    /// Make a whole freshly zeroed table frame visible to a non-snooping
+    /// unit before it is linked into a table the unit walks: Linux flushes
+    /// every new page-table page (`pfn_to_dma_pte` → `domain_flush_cache`)
+    /// and every new root and context table (`__iommu_flush_cache`), since
+    /// the zeroes may still sit in the CPU cache.
+    fn flush_frame_for_device(&mut self, pa: u64) {
+        for line in (0..FRAME_SIZE).step_by(CACHE_LINE as usize) {
+            self.flush_for_device(pa + line);
+        }
+    }
+}
+
+/// A zeroed frame for a table the unit walks (root, context or page table),
+/// already flushed for a non-snooping unit.
+pub(crate) fn alloc_table<M: PhysMem + FrameAlloc>(mm: &mut M) -> Option<u64> {
+    let pa = mm.alloc_zeroed()?;
+    mm.flush_frame_for_device(pa);
+    Some(pa)
 }
 
 /// Allocation of zeroed, 4 KiB-aligned frames below the unit's address limit.

@@ -14,7 +14,7 @@ use core::fmt;
 pub use super::geometry::{AddressWidth, Geometry, PageSize};
 
 use super::geometry::{LEVEL_STRIDE, PAGE_SHIFT};
-use super::mem::{FRAME_SIZE, FrameAlloc, PhysMem};
+use super::mem::{FRAME_SIZE, FrameAlloc, PhysMem, alloc_table};
 
 /// Entries per table.
 const ENTRIES: u64 = 512;
@@ -207,8 +207,8 @@ pub struct SecondLevelTable {
 
 impl SecondLevelTable {
     /// Allocate the top-level table.
-    pub fn new<M: FrameAlloc>(mm: &mut M, geometry: Geometry) -> Result<Self, MapError> {
-        let root = mm.alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+    pub fn new<M: PhysMem + FrameAlloc>(mm: &mut M, geometry: Geometry) -> Result<Self, MapError> {
+        let root = alloc_table(mm).ok_or(MapError::OutOfFrames)?;
         Ok(Self { root, geometry })
     }
 
@@ -249,7 +249,7 @@ impl SecondLevelTable {
             let slot = table + index(iova, level) * 8;
             let pte = SlPte(mm.read_u64(slot));
             table = if !pte.is_present() {
-                let next = mm.alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+                let next = alloc_table(mm).ok_or(MapError::OutOfFrames)?;
                 mm.write_u64(slot, SlPte::table(next).raw());
                 mm.flush_for_device(slot);
                 next

@@ -8,17 +8,24 @@
 //!
 //! `Sim` is a cheap handle: the unit owns one clone as its register file,
 //! the test uses another as physical memory and to inspect `events`.
+//!
+//! Memory is modelled as seen by a unit whose page walks do not snoop
+//! (ECAP.C = 0, as QEMU reports): a CPU write or a freshly zeroed frame
+//! leaves its cache line dirty until `flush_for_device`. At every register
+//! write (the moments hardware may walk) the sim walks the tables from the
+//! latched root and records dirty lines it meets in `stale_walks`.
 
 extern crate std;
 
 use std::boxed::Box;
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::vec;
 use std::vec::Vec;
 
 use super::cap::{Cap, Ecap};
-use super::mem::{FRAME_SIZE, FrameAlloc, PhysMem};
+use super::mem::{CACHE_LINE, FRAME_SIZE, FrameAlloc, PhysMem};
 use super::regs::{self, RegisterFile};
 
 /// QEMU 7.2 with `intremap=on,caching-mode=on` (boot-and-qemu-facts.md).
@@ -81,6 +88,11 @@ pub struct Inner {
     pub wbf_count: u32,
     /// RTADDR latched by the last SRTP.
     pub root: Option<u64>,
+    /// Cache lines written by the CPU (or zeroed) and not yet flushed.
+    dirty: BTreeSet<u64>,
+    /// Dirty lines of walkable tables seen at a register write, in order
+    /// (each line once).
+    pub stale_walks: Vec<u64>,
 }
 
 #[derive(Clone)]
@@ -108,6 +120,8 @@ impl Sim {
             srtp_count: 0,
             wbf_count: 0,
             root: None,
+            dirty: BTreeSet::new(),
+            stale_walks: Vec::new(),
         };
         inner.set(regs::VER.offset(), 4, 0x10);
         inner.set(regs::CAP.offset(), 8, cap);
@@ -178,6 +192,7 @@ impl Inner {
     }
 
     fn write(&mut self, off: usize, size: usize, value: u64) {
+        self.check_walkable_tables_flushed();
         let ro = [
             regs::VER.offset(),
             regs::CAP.offset(),
@@ -427,6 +442,67 @@ impl Inner {
         ((rel / FRAME_SIZE) as usize, ((rel % FRAME_SIZE) / 8) as usize)
     }
 
+    /// A CPU write with no flush, as a buggy driver would leave it.
+    pub fn mem_write_for_test(&mut self, pa: u64, value: u64) {
+        self.mem_write(pa, value);
+    }
+
+    /// Read memory if `pa` lies in an allocated frame.
+    fn try_mem_read(&self, pa: u64) -> Option<u64> {
+        if pa < FRAME_BASE || !pa.is_multiple_of(8) {
+            return None;
+        }
+        let (f, i) = self.frame(pa);
+        self.frames.get(f).and_then(|f| f.as_ref()).map(|f| f[i])
+    }
+
+    /// Frames the unit can walk now: the latched root table, the context
+    /// tables its present entries point to, and every page-table level
+    /// below each present context entry.
+    fn walkable_frames(&self) -> Vec<u64> {
+        let mut frames = Vec::new();
+        let Some(root) = self.root else { return frames };
+        frames.push(root);
+        for bus in 0..256u64 {
+            let Some(re) = self.try_mem_read(root + bus * 16).filter(|re| re & 1 != 0) else { continue };
+            let ctx = re & !0xfff;
+            frames.push(ctx);
+            for devfn in 0..256u64 {
+                let Some(lo) = self.try_mem_read(ctx + devfn * 16).filter(|lo| lo & 1 != 0) else { continue };
+                let Some(hi) = self.try_mem_read(ctx + devfn * 16 + 8) else { continue };
+                let levels = (hi & 7) as u32 + 2;
+                let mut tables = vec![(lo & 0x000f_ffff_ffff_f000, levels)];
+                while let Some((table, level)) = tables.pop() {
+                    frames.push(table);
+                    for i in 0..512 {
+                        let Some(pte) = self.try_mem_read(table + i * 8) else { break };
+                        let (present, page_size) = (pte & 3 != 0, pte & (1 << 7) != 0);
+                        if level > 1 && present && !page_size {
+                            tables.push((pte & 0x000f_ffff_ffff_f000, level - 1));
+                        }
+                    }
+                }
+            }
+        }
+        frames.sort_unstable();
+        frames.dedup();
+        frames
+    }
+
+    fn check_walkable_tables_flushed(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        for frame in self.walkable_frames() {
+            let stale: Vec<u64> = self.dirty.range(frame..frame + FRAME_SIZE).copied().collect();
+            for line in stale {
+                if !self.stale_walks.contains(&line) {
+                    self.stale_walks.push(line);
+                }
+            }
+        }
+    }
+
     fn mem_read(&self, pa: u64) -> u64 {
         let (f, i) = self.frame(pa);
         self.frames.get(f).and_then(|f| f.as_ref()).expect("read of an unallocated frame")[i]
@@ -435,6 +511,7 @@ impl Inner {
     fn mem_write(&mut self, pa: u64, value: u64) {
         let (f, i) = self.frame(pa);
         self.frames.get_mut(f).and_then(|f| f.as_mut()).expect("write to an unallocated frame")[i] = value;
+        self.dirty.insert(pa & !(CACHE_LINE - 1));
         self.events.push(Event::MemWrite { pa, value });
     }
 }
@@ -466,6 +543,9 @@ impl PhysMem for Sim {
     fn write_u64(&mut self, pa: u64, value: u64) {
         self.0.borrow_mut().mem_write(pa, value);
     }
+    fn flush_for_device(&mut self, pa: u64) {
+        self.0.borrow_mut().dirty.remove(&(pa & !(CACHE_LINE - 1)));
+    }
 }
 
 impl FrameAlloc for Sim {
@@ -482,12 +562,20 @@ impl FrameAlloc for Sim {
             }
         };
         s.frames[index] = Some(Box::new([0; 512]));
-        Some(FRAME_BASE + index as u64 * FRAME_SIZE)
+        let pa = FRAME_BASE + index as u64 * FRAME_SIZE;
+        // Zeroed through the CPU cache.
+        s.dirty.extend((pa..pa + FRAME_SIZE).step_by(CACHE_LINE as usize));
+        Some(pa)
     }
     fn free(&mut self, pa: u64) {
         let mut s = self.0.borrow_mut();
         let (f, _) = s.frame(pa);
         assert!(s.frames[f].take().is_some(), "double free of {pa:#x}");
+        let frame = pa & !(FRAME_SIZE - 1);
+        let lines: Vec<u64> = s.dirty.range(frame..frame + FRAME_SIZE).copied().collect();
+        for line in lines {
+            s.dirty.remove(&line);
+        }
         s.free.push(f);
         s.events.push(Event::FrameFreed(pa));
     }

@@ -7,7 +7,7 @@ use core::fmt;
 use pci::Bdf;
 
 use super::domain::DomainId;
-use super::mem::{FrameAlloc, PhysMem};
+use super::mem::{FrameAlloc, PhysMem, alloc_table};
 use super::pagetable::{AddressWidth, MapError};
 
 /// A requester id as the unit sees it (spec §3.4.1 "source-id"):
@@ -214,8 +214,8 @@ pub struct RootTable {
 impl RootTable {
     /// Allocate an empty root table (all entries not present: every DMA
     /// faults with reason 1 once translation is enabled).
-    pub fn new<M: FrameAlloc>(mm: &mut M) -> Result<Self, MapError> {
-        let phys = mm.alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+    pub fn new<M: PhysMem + FrameAlloc>(mm: &mut M) -> Result<Self, MapError> {
+        let phys = alloc_table(mm).ok_or(MapError::OutOfFrames)?;
         Ok(Self { phys })
     }
 
@@ -251,7 +251,7 @@ impl RootTable {
         let table = if root.present() {
             root.context_table_pointer()
         } else {
-            let table = mm.alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+            let table = alloc_table(mm).ok_or(MapError::OutOfFrames)?;
             let new_root = RootEntry::default().with_context_table_pointer(table).with_present(true);
             write_entry(mm, self.phys + u64::from(sid.bus()) * 16, new_root.raw(), true);
             table

@@ -186,3 +186,37 @@ fn a_domain_wider_than_sagaw_is_refused() {
     assert!(unit.attach_device(&mut sim, &mut root, EDU, &wide).is_err());
     assert!(!root.context_entry(&sim, EDU).present());
 }
+
+/// ECAP.C = 0 (QEMU's value): page walks do not snoop the CPU cache, so
+/// every table line the unit can reach must be flushed before the register
+/// write that lets it walk (Linux `domain_flush_cache`). The sim records
+/// dirty lines it meets when it walks the tables at a register write.
+#[test]
+fn tables_the_unit_walks_are_flushed_before_it_can_walk_them() {
+    let (mut unit, mut sim, mut root, mut domain) = ready(Sim::qemu());
+    assert!(!unit.ecap().c());
+    for page in 0..600u64 {
+        // Crosses a level-1 table boundary (512 pages), so new levels appear.
+        let iova = 0x4000_0000 + page * 4096;
+        unit.map(&mut sim, &mut domain, iova, 0x20_0000 + page * 4096, PageSize::Size4K, RW).unwrap();
+    }
+    unit.map(&mut sim, &mut domain, 0x8000_0000, 0x4000_0000, PageSize::Size2M, RW).unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
+    unit.attach_device(&mut sim, &mut root, SourceId::new(5, 0, 0), &domain).unwrap();
+    unit.enable_translation().unwrap();
+    unit.unmap(&mut sim, &mut domain, 0x4000_0000, PageSize::Size4K).unwrap();
+    unit.detach_device(&mut sim, &mut root, EDU).unwrap();
+    assert_eq!(sim.inner().stale_walks, Vec::<u64>::new());
+}
+
+/// The check above can fail: a context entry written without a flush is
+/// seen at the next register write.
+#[test]
+fn an_unflushed_table_write_is_seen_by_the_walk() {
+    let (mut unit, mut sim, mut root, domain) = ready(Sim::qemu());
+    unit.attach_device(&mut sim, &mut root, EDU, &domain).unwrap();
+    let ce = (sim.read_u64(root.phys()) & !0xfff) + 0x18 * 16;
+    sim.inner().mem_write_for_test(ce + 8, (2 << 8) | 1);
+    unit.enable_translation().unwrap();
+    assert_eq!(sim.inner().stale_walks, [ce & !63]);
+}
