@@ -51,4 +51,4 @@ pub use domain::{Domain, DomainId, DomainIdAllocator};
 pub use error::UnitError;
 pub use mem::{FrameAlloc, PhysMem};
 pub use regs::RegisterFile;
-pub use unit::{PollLimit, Unit};
+pub use unit::{Handoff, PollLimit, Unit};

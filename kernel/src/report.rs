@@ -309,6 +309,7 @@ impl Report<'_> {
                 cap.number_of_domains(),
                 if u.translation { "on" } else { "off" }
             );
+            println!("    at hand-off: {}", u.handoff);
         }
         println!("  bus mastering cleared on {} function(s) until translation was on", v.bus_master_cleared);
         println!("== Domains (one per IOMMU group)");
@@ -555,6 +556,7 @@ impl Report<'_> {
                 );
                 j.bool("caching_mode", cap.cm());
                 j.bool("page_walk_coherent", u.unit.ecap().c());
+                j.str("handoff", &format!("{}", u.handoff));
                 j.num("domains", v.domains.iter().filter(|d| d.unit == i).count() as u64);
                 j.bool("translation", u.translation);
             } else {

@@ -27,7 +27,7 @@ use iommu::vtd::inval::InvalidationKind;
 use iommu::vtd::mem::{CACHE_LINE, FRAME_SIZE};
 use iommu::vtd::pagetable::Perms;
 use iommu::vtd::tables::{RootTable, SourceId};
-use iommu::vtd::{Domain, DomainIdAllocator, FrameAlloc, PhysMem, PollLimit, RegisterFile, Unit, UnitError};
+use iommu::vtd::{Domain, DomainIdAllocator, FrameAlloc, Handoff, PhysMem, PollLimit, RegisterFile, Unit, UnitError};
 use pci::alias::dma_requester_ids;
 use pci::{ConfigSpace, Topology};
 
@@ -166,6 +166,8 @@ pub struct UnitState {
     pub inval: InvalidationKind,
     pub geometry: Geometry,
     pub translation: bool,
+    /// What firmware had left running, undone at bring-up.
+    pub handoff: Handoff,
 }
 
 /// A mapping as the report shows it.
@@ -336,7 +338,7 @@ impl Vtd {
                 ));
                 continue;
             }
-            match bring_up(drhd, &mut mm) {
+            match bring_up(drhd, dmar.host_address_width, &mut mm) {
                 Ok(state) => units.push(state),
                 Err(e) => problems.push(format!("DRHD {:#x}: {e}", drhd.register_base)),
             }
@@ -403,12 +405,23 @@ impl Vtd {
                 };
                 let Some(group) = groups.group_of(i).map(|g| g.id) else { continue };
                 let mut page = rmrr.base & !0xfff;
+                if page == 0 {
+                    self.problems.push(format!(
+                        "RMRR {:#x}-{:#x}: page 0 left unmapped (IOVA 0 is never mapped)",
+                        rmrr.base, rmrr.limit
+                    ));
+                    page = 4096;
+                }
                 while page <= rmrr.limit {
-                    if page != 0
-                        && let Err(e) = self.map(group, i, page, page, Perms::READ | Perms::WRITE)
-                    {
-                        self.problems.push(format!("RMRR identity map of {page:#x}: {e}"));
-                        break;
+                    match self.map(group, i, page, page, Perms::READ | Perms::WRITE) {
+                        Ok(()) => {}
+                        // Overlapping RMRRs, or two scoped devices in one
+                        // group: the page is already identity-mapped.
+                        Err(_) if self.identity_mapped(group, i, page) => {}
+                        Err(e) => {
+                            self.problems.push(format!("RMRR identity map of {page:#x}: {e}"));
+                            break;
+                        }
                     }
                     page += 4096;
                 }
@@ -417,6 +430,14 @@ impl Vtd {
                 }
             }
         }
+    }
+
+    /// Whether `group`'s domain for function `index` translates `page` to
+    /// itself.
+    fn identity_mapped(&self, group: u32, index: usize, page: u64) -> bool {
+        self.domain_index(group, index)
+            .and_then(|d| self.domains[d].domain.translate(&KernelMemory, page))
+            .is_some_and(|t| t.phys == page)
     }
 
     /// The default domain of `group` on the unit covering function `index`.
@@ -459,6 +480,15 @@ impl Vtd {
     /// Point every requester id of function `index` at domain `d`.
     pub fn attach_to(&mut self, topo: &Topology, index: usize, d: usize) -> Result<(), String> {
         let unit = self.domains[d].unit;
+        // A domain lives on one unit: its context entries must go into the
+        // root table of the unit that covers the device.
+        if self.unit_of.get(index).copied().flatten() != Some(unit) {
+            return Err(format!(
+                "{} is not covered by unit {unit}, which holds domain {}",
+                topo.functions[index].bdf,
+                self.domains[d].domain.id().0
+            ));
+        }
         let mut mm = KernelMemory;
         for alias in dma_requester_ids(topo, index) {
             let r = alias.requester_id;
@@ -592,17 +622,24 @@ impl Vtd {
     }
 }
 
-/// Probe one DRHD: registers, invalidation interface, root table.
-fn bring_up(drhd: &Drhd, mm: &mut KernelMemory) -> Result<UnitState, String> {
+/// Probe one DRHD: take it over from firmware, then registers,
+/// invalidation interface, root table. Page-table leaves are limited to the
+/// platform's host address width `haw` (DMAR).
+fn bring_up(drhd: &Drhd, haw: u8, mm: &mut KernelMemory) -> Result<UnitState, String> {
     let regs = Mmio::new(drhd)?;
     let mut unit = Unit::new(regs, PollLimit::default()).map_err(|e| format!("{e}"))?;
+    let handoff = unit.take_over().map_err(|e| format!("taking over from firmware: {e}"))?;
+    if !handoff.is_clean() {
+        log::warn!("DRHD {:#x}: {handoff}", drhd.register_base);
+    }
     let inval = unit.setup_invalidation(mm).map_err(|e| format!("invalidation: {e}"))?;
     let root = RootTable::new(mm).map_err(|e| format!("root table: {e}"))?;
     unit.set_root_table(mm, &root).map_err(|e| format!("root table: {e}"))?;
-    let geometry =
-        Geometry::for_unit(unit.cap(), unit.ecap(), Geometry::DEFAULT_NEED_BITS).map_err(|e| format!("{e}"))?;
+    let geometry = Geometry::for_unit(unit.cap(), unit.ecap(), Geometry::DEFAULT_NEED_BITS)
+        .map_err(|e| format!("{e}"))?
+        .with_host_address_width(haw);
     let ids = DomainIdAllocator::new(unit.cap());
-    Ok(UnitState { drhd: drhd.clone(), unit, root, ids, inval, geometry, translation: false })
+    Ok(UnitState { drhd: drhd.clone(), unit, root, ids, inval, geometry, translation: false, handoff })
 }
 
 /// Whether a bridge on `index`'s path carries Linux's PCIE_BRIDGE_ALIAS

@@ -37,6 +37,11 @@ impl<R: RegisterFile> Unit<R> {
         if u32::from(domain.id().0) >= self.cap.number_of_domains() {
             return Err(UnitError::Unsupported { feature: "the domain id within CAP.ND" });
         }
+        // Caching mode tags not-present entries with domain id 0 (spec
+        // §6.1), so no live domain may use it.
+        if self.cap.cm() && domain.id() == DomainId(0) {
+            return Err(UnitError::Unsupported { feature: "domain id 0 (reserved under caching mode)" });
+        }
         let old = root.context_entry(mm, sid);
         if old.present() {
             if old.domain_id() == domain.id() && old.slptptr() == domain.table_root() {

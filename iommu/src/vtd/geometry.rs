@@ -107,6 +107,11 @@ pub struct Geometry {
     pub sllps: u8,
     /// ECAP.SC: SNP may be set.
     pub snoop_control: bool,
+    /// Physical address bits a leaf may point at: the DMAR's host address
+    /// width (spec §9.8: ADDR bits above HAW are reserved and fault with
+    /// reason 0xC; QEMU checks them against `aw-bits`). 52 (the ADDR field)
+    /// until [`Geometry::with_host_address_width`] narrows it.
+    pub host_address_bits: u8,
 }
 
 impl Geometry {
@@ -117,7 +122,18 @@ impl Geometry {
     /// `need_bits` of IOVA.
     pub fn for_unit(cap: Cap, ecap: Ecap, need_bits: u8) -> Result<Self, MapError> {
         let width = AddressWidth::select(cap, need_bits).ok_or(MapError::NoSupportedWidth { sagaw: cap.sagaw() })?;
-        Ok(Self { width, address_bits: width.bits().min(cap.mgaw()), sllps: cap.sllps(), snoop_control: ecap.sc() })
+        Ok(Self {
+            width,
+            address_bits: width.bits().min(cap.mgaw()),
+            sllps: cap.sllps(),
+            snoop_control: ecap.sc(),
+            host_address_bits: 52,
+        })
+    }
+
+    /// Limit leaves to the platform's host address width (DMAR HAW).
+    pub fn with_host_address_width(self, haw: u8) -> Self {
+        Self { host_address_bits: haw.clamp(12, 52), ..self }
     }
 }
 

@@ -132,8 +132,8 @@ pub enum MapError {
     Misaligned { iova: u64, phys: u64, size: u64 },
     /// The IOVA range exceeds the domain's address width.
     BeyondAddressWidth { iova: u64, bits: u8 },
-    /// The physical address does not fit the 52-bit ADDR field.
-    PhysTooWide { phys: u64 },
+    /// The physical address is beyond the host address width.
+    PhysTooWide { phys: u64, bits: u8 },
     /// The unit does not support this large-page size (CAP.SLLPS).
     PageSizeUnsupported { size: u64 },
     /// SNP requested but ECAP.SC is clear.
@@ -162,7 +162,7 @@ impl fmt::Display for MapError {
             Self::BeyondAddressWidth { iova, bits } => {
                 write!(f, "iova {iova:#x} beyond the {bits}-bit domain width")
             }
-            Self::PhysTooWide { phys } => write!(f, "phys {phys:#x} beyond 52 bits"),
+            Self::PhysTooWide { phys, bits } => write!(f, "phys {phys:#x} beyond the {bits}-bit host address width"),
             Self::PageSizeUnsupported { size } => {
                 write!(f, "page size {size:#x} not supported (CAP.SLLPS)")
             }
@@ -235,8 +235,9 @@ impl SecondLevelTable {
         if !phys.is_multiple_of(size.bytes()) {
             return Err(MapError::Misaligned { iova, phys, size: size.bytes() });
         }
-        if phys >> 52 != 0 {
-            return Err(MapError::PhysTooWide { phys });
+        let bits = self.geometry.host_address_bits;
+        if phys.checked_add(size.bytes()).is_none_or(|end| end > 1 << bits) {
+            return Err(MapError::PhysTooWide { phys, bits });
         }
         if !perms.intersects(Perms::READ | Perms::WRITE) {
             return Err(MapError::NoAccess);

@@ -136,11 +136,15 @@ impl<R: RegisterFile> Unit<R> {
         Ok(())
     }
 
-    /// Let hardware consume what is queued (IQH reaches IQT), then clear
-    /// GCMD.QIE and wait for GSTS.QIES = 0 (Linux `dmar_disable_qi`).
-    pub(crate) fn disable_queued_invalidation(&mut self) -> Result<(), UnitError> {
-        self.poll_until("IQH", "QH", |r| regs::IQH.read(r) & 0x7fff0 == regs::IQT.read(r) & 0x7fff0)?;
-        self.set_enable(GlobalCommand::QIE, GlobalStatus::QIES, false, "QIES")
+    /// Let hardware consume what is queued (IQH reaches IQT, bounded), then
+    /// clear GCMD.QIE and wait for GSTS.QIES = 0 (Linux `dmar_disable_qi`,
+    /// which also turns QI off when its drain times out). Returns whether
+    /// the drain finished.
+    pub(crate) fn disable_queued_invalidation(&mut self) -> Result<bool, UnitError> {
+        let drained =
+            self.poll_until("IQH", "QH", |r| regs::IQH.read(r) & 0x7fff0 == regs::IQT.read(r) & 0x7fff0).is_ok();
+        self.set_enable(GlobalCommand::QIE, GlobalStatus::QIES, false, "QIES")?;
+        Ok(drained)
     }
 
     pub(super) fn queued_invalidate_context<M: PhysMem>(

@@ -442,6 +442,11 @@ impl Inner {
         ((rel / FRAME_SIZE) as usize, ((rel % FRAME_SIZE) / 8) as usize)
     }
 
+    /// Set a register directly, as firmware left it (no side effects).
+    pub fn poke(&mut self, off: usize, size: usize, value: u64) {
+        self.set(off, size, value);
+    }
+
     /// A CPU write with no flush, as a buggy driver would leave it.
     pub fn mem_write_for_test(&mut self, pa: u64, value: u64) {
         self.mem_write(pa, value);

@@ -6,6 +6,7 @@
 
 use super::cap::{Cap, Ecap};
 use super::error::UnitError;
+use super::fault::FaultStatus;
 use super::inval::{ContextScope, InvalMode, IotlbScope};
 use super::mem::PhysMem;
 use super::regs::{self, FaultRecordRegs, GSTS_PERSISTENT_MASK, GlobalCommand, GlobalStatus, IotlbRegs, RegisterFile};
@@ -21,6 +22,62 @@ pub struct PollLimit(pub u32);
 impl Default for PollLimit {
     fn default() -> Self {
         Self(1_000_000)
+    }
+}
+
+/// What firmware (or a previous kernel) left running in a unit, and what
+/// [`Unit::take_over`] did about it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Handoff {
+    /// GSTS.TES was set: translation was turned off, as Linux `init_dmars`
+    /// does outside kdump, so that no DMA is translated through tables this
+    /// kernel does not own while its own are built.
+    pub translation_disabled: bool,
+    /// GSTS.QIES was set: the queue was drained and QI turned off (Linux
+    /// `dmar_disable_qi`), so the queue can be re-based.
+    pub queue_disabled: bool,
+    /// The drain did not finish (IQH never reached IQT) within the poll
+    /// limit; QI was turned off anyway, as Linux does after its timeout.
+    pub queue_drain_timed_out: bool,
+    /// IQE/ICE/ITE found set in FSTS and cleared (RW1CS), so they are not
+    /// taken for errors of this kernel's first submission.
+    pub stale_queue_errors: u32,
+}
+
+impl Handoff {
+    /// Whether the unit was found quiet (nothing to report).
+    pub fn is_clean(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl core::fmt::Display for Handoff {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut sep = "";
+        let mut item = |f: &mut core::fmt::Formatter<'_>, text: core::fmt::Arguments| {
+            let r = write!(f, "{sep}{text}");
+            sep = "; ";
+            r
+        };
+        if self.translation_disabled {
+            item(
+                f,
+                format_args!("translation was on at hand-off: turned off until this kernel's tables are in place"),
+            )?;
+        }
+        if self.queue_disabled {
+            item(f, format_args!("queued invalidation was on at hand-off: drained and turned off"))?;
+        }
+        if self.queue_drain_timed_out {
+            item(f, format_args!("the left-over queue did not drain (IQH never reached IQT); turned off anyway"))?;
+        }
+        if self.stale_queue_errors != 0 {
+            item(f, format_args!("stale queue errors in FSTS cleared ({:#x})", self.stale_queue_errors))?;
+        }
+        if self.is_clean() {
+            write!(f, "nothing left running")?;
+        }
+        Ok(())
     }
 }
 
@@ -90,6 +147,29 @@ impl<R: RegisterFile> Unit<R> {
     /// VER as (major, minor).
     pub fn version(&self) -> (u8, u8) {
         (((self.version >> 4) & 0xf) as u8, (self.version & 0xf) as u8)
+    }
+
+    /// Take the unit over from firmware or a previous kernel, before any
+    /// other programming: translation off if it was on, a left-over queue
+    /// drained (bounded) and turned off, stale queue errors cleared.
+    /// Fails only if a GCMD handshake does not complete.
+    pub fn take_over(&mut self) -> Result<Handoff, UnitError> {
+        let mut handoff = Handoff::default();
+        if self.status().contains(GlobalStatus::TES) {
+            self.disable_translation()?;
+            handoff.translation_disabled = true;
+        }
+        if self.status().contains(GlobalStatus::QIES) {
+            handoff.queue_drain_timed_out = !self.disable_queued_invalidation()?;
+            handoff.queue_disabled = true;
+        }
+        let stale = FaultStatus::from_bits_retain(regs::FSTS.read(&self.regs))
+            & (FaultStatus::IQE | FaultStatus::ICE | FaultStatus::ITE);
+        if !stale.is_empty() {
+            regs::FSTS.write(&mut self.regs, stale.bits());
+            handoff.stale_queue_errors = stale.bits();
+        }
+        Ok(handoff)
     }
 
     /// GSTS as found at [`Unit::new`] (TES or QIES set means firmware or a

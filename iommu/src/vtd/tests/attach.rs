@@ -6,6 +6,7 @@ extern crate std;
 use std::vec::Vec;
 
 use super::super::domain::{Domain, DomainId, DomainIdAllocator};
+use super::super::error::UnitError;
 use super::super::mem::PhysMem;
 use super::super::pagetable::{Geometry, PageSize, Perms};
 use super::super::sim::{Event, QEMU_CAP, QEMU_ECAP, Sim};
@@ -219,4 +220,17 @@ fn an_unflushed_table_write_is_seen_by_the_walk() {
     sim.inner().mem_write_for_test(ce + 8, (2 << 8) | 1);
     unit.enable_translation().unwrap();
     assert_eq!(sim.inner().stale_walks, [ce & !63]);
+}
+
+#[test]
+fn domain_id_zero_is_refused_under_caching_mode() {
+    let (mut unit, mut sim, mut root, _) = ready(Sim::qemu());
+    let geometry = Geometry::for_unit(unit.cap(), unit.ecap(), 57).unwrap();
+    let zero = Domain::new(&mut sim, DomainId(0), geometry).unwrap();
+    assert!(matches!(unit.attach_device(&mut sim, &mut root, EDU, &zero), Err(UnitError::Unsupported { .. })));
+    assert!(!root.context_entry(&sim, EDU).present());
+    // Without caching mode id 0 is an ordinary id.
+    let (mut unit, mut sim, mut root, _) = ready(Sim::with_caps(QEMU_CAP & !(1 << 7), QEMU_ECAP));
+    let zero = Domain::new(&mut sim, DomainId(0), geometry).unwrap();
+    unit.attach_device(&mut sim, &mut root, EDU, &zero).unwrap();
 }

@@ -163,7 +163,7 @@ fn invalid_requests_are_refused() {
             MapError::Misaligned { iova: 0x20_0000, phys: 0x1000, size: 0x20_0000 },
         ),
         (1 << 39, 0x1000, PageSize::Size4K, RW, MapError::BeyondAddressWidth { iova: 1 << 39, bits: 39 }),
-        (0x1000, 1 << 52, PageSize::Size4K, RW, MapError::PhysTooWide { phys: 1 << 52 }),
+        (0x1000, 1 << 52, PageSize::Size4K, RW, MapError::PhysTooWide { phys: 1 << 52, bits: 52 }),
         (0x1000, 0x1000, PageSize::Size4K, Perms::empty(), MapError::NoAccess),
         (0x1000, 0x1000, PageSize::Size4K, RW | Perms::SNOOP, MapError::SnoopUnsupported),
     ];
@@ -215,4 +215,22 @@ fn running_out_of_frames_is_an_error() {
     mem.inner().frame_limit = mem.live_frames();
     assert_eq!(mem.alloc_zeroed(), None);
     assert_eq!(t.map(&mut mem, 0x1000, 0x1000, PageSize::Size4K, RW), Err(MapError::OutOfFrames));
+}
+
+/// With the DMAR's host address width (39 on QEMU), a leaf may not point
+/// at or above 2^39: QEMU faults such entries with reason 0xC.
+#[test]
+fn leaves_stay_below_the_host_address_width() {
+    let mut mem = Sim::qemu();
+    let geometry = Geometry::for_unit(Cap(QEMU_CAP), Ecap(QEMU_ECAP), Geometry::DEFAULT_NEED_BITS)
+        .unwrap()
+        .with_host_address_width(39);
+    let mut t = SecondLevelTable::new(&mut mem, geometry).unwrap();
+    let top = (1u64 << 39) - 0x1000;
+    t.map(&mut mem, 0x1000, top, PageSize::Size4K, RW).unwrap();
+    assert_eq!(
+        t.map(&mut mem, 0x2000, 1 << 39, PageSize::Size4K, RW),
+        Err(MapError::PhysTooWide { phys: 1 << 39, bits: 39 })
+    );
+    assert_eq!(t.map(&mut mem, 0x20_0000, (1 << 39) - 0x20_0000, PageSize::Size2M, RW).map(|r| r.addr), Ok(0x20_0000));
 }

@@ -10,7 +10,7 @@ use super::super::regs::{self, RegisterFile};
 use super::super::regs::{GlobalCommand, GlobalStatus};
 use super::super::sim::{Event, QEMU_CAP, QEMU_ECAP, Sim};
 use super::super::tables::RootTable;
-use super::super::unit::{PollLimit, Unit};
+use super::super::unit::{Handoff, PollLimit, Unit};
 use super::{qemu_unit, unit_with};
 
 fn gcmd_writes(sim: &Sim) -> std::vec::Vec<u32> {
@@ -158,4 +158,60 @@ fn protected_memory_is_disabled_only_when_cap_reports_it() {
     sim.write32(regs::PMEN.offset(), 1 << 31);
     unit.disable_protected_memory().unwrap();
     assert_eq!(sim.read32(regs::PMEN.offset()), 0);
+}
+
+/// Firmware left translation and queued invalidation on, with a drained
+/// queue and a stale queue error: all three are undone and reported.
+#[test]
+fn take_over_turns_off_what_firmware_left_running() {
+    let sim = Sim::qemu();
+    {
+        let mut s = sim.inner();
+        s.poke(regs::GSTS.offset(), 4, u64::from((GlobalStatus::TES | GlobalStatus::QIES).bits()));
+        s.poke(regs::IQH.offset(), 8, 5 << 4);
+        s.poke(regs::IQT.offset(), 8, 5 << 4);
+        s.poke(regs::FSTS.offset(), 4, 1 << 4); // IQE
+    }
+    let (mut unit, sim) = unit_with(sim);
+    let handoff = unit.take_over().unwrap();
+    assert_eq!(
+        handoff,
+        Handoff {
+            translation_disabled: true,
+            queue_disabled: true,
+            queue_drain_timed_out: false,
+            stale_queue_errors: 1 << 4
+        }
+    );
+    assert!(!unit.status().intersects(GlobalStatus::TES | GlobalStatus::QIES));
+    assert_eq!(regs::FSTS.read(&sim) & 0x70, 0);
+    // TE went off first, then QIE; TE was never turned on again.
+    assert_eq!(gcmd_writes(&sim), [GlobalCommand::QIE.bits(), 0]);
+    assert!(handoff.to_string().contains("translation was on at hand-off"));
+}
+
+#[test]
+fn take_over_of_a_quiet_unit_writes_nothing() {
+    let (mut unit, sim) = qemu_unit();
+    let handoff = unit.take_over().unwrap();
+    assert!(handoff.is_clean());
+    assert_eq!(handoff.to_string(), "nothing left running");
+    assert!(gcmd_writes(&sim).is_empty());
+}
+
+/// A left-over queue that never drains: the drain gives up after the poll
+/// limit and QI is turned off anyway; QEMU (like this sim) refuses that
+/// with work pending, so the unit is reported unusable instead of hanging.
+#[test]
+fn a_left_over_queue_that_never_drains_ends_in_an_error_not_a_hang() {
+    let sim = Sim::qemu();
+    {
+        let mut s = sim.inner();
+        s.poke(regs::GSTS.offset(), 4, u64::from(GlobalStatus::QIES.bits()));
+        s.poke(regs::IQH.offset(), 8, 1 << 4);
+        s.poke(regs::IQT.offset(), 8, 3 << 4);
+    }
+    let (mut unit, sim) = unit_with(sim);
+    assert_eq!(unit.take_over(), Err(UnitError::Timeout { register: "GSTS", bit: "QIES", polls: 64 }));
+    assert_eq!(gcmd_writes(&sim), [0]);
 }
