@@ -2,20 +2,20 @@
 //! DMAR table's bytes, the PM timer port, host-bridge `_BBN`s), with every
 //! table checked before it is trusted.
 //!
-//! Table discovery and typed views use the `acpi` crate. Before the crate is
-//! asked for a table, [`audit`] reads every root-table entry's header itself
-//! and rejects tables whose length is absurd or reaches outside readable
-//! memory: the crate trusts a header's length and would read that far to sum
-//! the checksum.
+//! The RSDP, the root table and every table it lists are read here, each
+//! bounded by its header against readable memory ([`audit`]): the `acpi`
+//! crate's own discovery (`AcpiTables::from_rsdp`, `find_table`) trusts a
+//! header's length and reads that far to sum a checksum, and walks every
+//! root entry, so a corrupt length or a null entry would fault the kernel.
+//! The crate provides the handler interface and the typed view of the MCFG,
+//! made only over a table the audit accepted.
 #![allow(unsafe_code)] // Mapping firmware memory through `AcpiHandler` is unsafe by contract.
 
 use crate::aml;
 use crate::mcfg::McfgRegion;
-use ::acpi::address::AddressSpace;
-use ::acpi::fadt::Fadt;
+use ::acpi::AcpiHandler;
 use ::acpi::mcfg::Mcfg;
-use ::acpi::sdt::{SdtHeader, Signature};
-use ::acpi::{AcpiHandler, AcpiTable, AcpiTables};
+use ::acpi::sdt::SdtHeader;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -28,23 +28,6 @@ pub const MAX_TABLE_LEN: u32 = 1 << 20;
 const HEADER_LEN: u32 = size_of::<SdtHeader>() as u32;
 /// Root tables longer than this many entries are treated as corrupt.
 const MAX_ROOT_ENTRIES: usize = 256;
-
-/// The ACPI DMAR table (Intel VT-d spec §8.1) as an `acpi` crate table, so
-/// it is found and checksummed like any other. Remapping structures follow
-/// at offset 48; the `iommu` crate parses them.
-#[repr(C, packed)]
-pub struct Dmar {
-    header: SdtHeader,
-}
-
-// SAFETY: `Dmar` is `repr(C, packed)` and starts with the SDT header, as
-// every ACPI table does; its signature is "DMAR".
-unsafe impl AcpiTable for Dmar {
-    const SIGNATURE: Signature = Signature::DMAR;
-    fn header(&self) -> &SdtHeader {
-        &self.header
-    }
-}
 
 /// One entry of the RSDT/XSDT and what the audit found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,97 +192,196 @@ unsafe fn audit<H: AcpiHandler>(handler: &H, root: u64, entry_size: usize, memor
     }
 }
 
-/// Discover the ACPI facts.
+/// The RSDP's facts (ACPI 6.5 §5.2.5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rsdp {
+    address: u64,
+    revision: u8,
+    /// RSDT or XSDT address, and the size of its entries.
+    root: u64,
+    entry_size: usize,
+}
+
+const RSDP_V1_LEN: u64 = 20;
+const RSDP_V2_LEN: u64 = 36;
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn le64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Check an RSDP at `addr`: signature, the ACPI 1.0 checksum over 20
+/// bytes, and from revision 2 the extended checksum over 36. The XSDT is
+/// used when revision ≥ 2 gives one, the RSDT otherwise (as ACPICA does).
 ///
 /// # Safety
-/// `handler` must map every physical address in `memory` readable, and
-/// the RSDP source must be a BIOS platform when it is [`RsdpSource::BiosScan`].
+/// As [`discover`].
+unsafe fn read_rsdp<H: AcpiHandler>(handler: &H, addr: u64, memory: &Range<u64>) -> Result<Rsdp, String> {
+    if !fits(memory, addr, RSDP_V1_LEN) {
+        return Err(format!("RSDP address {addr:#x} is outside memory"));
+    }
+    // SAFETY: checked against `memory`.
+    let v1 = unsafe { read_bytes(handler, addr, RSDP_V1_LEN as usize) };
+    if &v1[..8] != b"RSD PTR " {
+        return Err(format!("no RSDP signature at {addr:#x}"));
+    }
+    if !checksum_ok(&v1) {
+        return Err(format!("RSDP at {addr:#x} has a bad checksum"));
+    }
+    let revision = v1[15];
+    let rsdt = u64::from(le32(&v1, 16).unwrap_or(0));
+    let mut rsdp = Rsdp { address: addr, revision, root: rsdt, entry_size: 4 };
+    if revision >= 2 {
+        if !fits(memory, addr, RSDP_V2_LEN) {
+            return Err(format!("RSDP revision {revision} at {addr:#x} runs outside memory"));
+        }
+        // SAFETY: checked against `memory`.
+        let v2 = unsafe { read_bytes(handler, addr, RSDP_V2_LEN as usize) };
+        if !checksum_ok(&v2) {
+            return Err(format!("RSDP at {addr:#x} has a bad extended checksum"));
+        }
+        let xsdt = le64(&v2, 24).unwrap_or(0);
+        if xsdt != 0 {
+            rsdp.root = xsdt;
+            rsdp.entry_size = 8;
+        }
+    }
+    if rsdp.root == 0 {
+        return Err(format!("RSDP at {addr:#x} names no RSDT or XSDT"));
+    }
+    Ok(rsdp)
+}
+
+/// Search the BIOS area 0xE0000..0x100000 (and the first KiB of the EBDA
+/// when the BDA's pointer to it is readable) on 16-byte boundaries for a
+/// valid RSDP (ACPI 6.5 §5.2.5.1).
+///
+/// # Safety
+/// As [`discover`].
+unsafe fn scan_for_rsdp<H: AcpiHandler>(handler: &H, memory: &Range<u64>) -> Result<Rsdp, String> {
+    let mut areas = Vec::new();
+    if fits(memory, 0x40e, 2) {
+        // SAFETY: checked against `memory`.
+        let p = unsafe { read_bytes(handler, 0x40e, 2) };
+        let ebda = u64::from(u16::from_le_bytes([p[0], p[1]])) << 4;
+        if ebda != 0 {
+            areas.push(ebda..ebda + 1024);
+        }
+    }
+    areas.push(0xe_0000..0x10_0000);
+    for area in areas {
+        for addr in area.step_by(16) {
+            // SAFETY: `read_rsdp` checks every read against `memory`.
+            if let Ok(r) = unsafe { read_rsdp(handler, addr, memory) } {
+                return Ok(r);
+            }
+        }
+    }
+    Err(String::from("no valid RSDP found in the BIOS area"))
+}
+
+/// The bytes of a table the audit accepted, read again through its header.
+///
+/// # Safety
+/// As [`discover`].
+unsafe fn valid_table<H: AcpiHandler>(
+    handler: &H,
+    facts: &AcpiFacts,
+    sig: &[u8; 4],
+    memory: &Range<u64>,
+) -> Option<Vec<u8>> {
+    let entry = facts.tables.iter().find(|t| &t.signature == sig && t.status == TableStatus::Valid)?;
+    // SAFETY: the caller's contract.
+    let t = unsafe { read_checked(handler, entry.address, memory) };
+    if t.status == TableStatus::Valid { t.bytes } else { None }
+}
+
+/// The PM timer's I/O port and the DSDT address from FADT bytes, reading
+/// only fields inside the table's length: X_PM_TMR_BLK (offset 208, a
+/// Generic Address) when present and in system I/O space, else PM_TMR_BLK
+/// (offset 76, with PM_TMR_LEN = 4); X_DSDT (offset 140) when present and
+/// non-zero, else DSDT (offset 40).
+pub fn fadt_facts(fadt: &[u8]) -> (Option<u16>, Option<u64>) {
+    const SYSTEM_IO: u8 = 1;
+    let x_pm = le64(fadt, 212).filter(|&a| a != 0 && fadt.get(208) == Some(&SYSTEM_IO));
+    let pm = x_pm.or_else(|| le32(fadt, 76).filter(|&p| p != 0 && fadt.get(91) == Some(&4)).map(u64::from));
+    let dsdt = le64(fadt, 140).filter(|&a| a != 0).or_else(|| le32(fadt, 40).filter(|&a| a != 0).map(u64::from));
+    (pm.and_then(|p| u16::try_from(p).ok()), dsdt)
+}
+
+/// Discover the ACPI facts.
+///
+/// Nothing is read before it is checked: the RSDP, the root table and
+/// every table it lists are bounded by their headers against `memory`
+/// (see [`audit`]); typed views of the `acpi` crate are made only over
+/// tables the audit accepted, with lengths it checked.
+///
+/// # Safety
+/// `handler` must map every physical address in `memory` readable.
 pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &Range<u64>) -> AcpiFacts {
     let mut facts = AcpiFacts::default();
-    let tables = match source {
-        // SAFETY: the caller guarantees the address is readable memory;
-        // `from_rsdp` validates signature and checksum before use.
-        RsdpSource::StartInfo(addr) if fits(memory, addr, 36) => unsafe {
-            AcpiTables::from_rsdp(handler.clone(), addr as usize)
-        },
-        RsdpSource::StartInfo(addr) => {
-            facts.problems.push(format!("ACPI: RSDP address {addr:#x} from the start info is unusable"));
-            return facts;
-        }
-        // SAFETY: the caller guarantees a BIOS platform.
-        RsdpSource::BiosScan => unsafe { AcpiTables::search_for_rsdp_bios(handler.clone()) },
+    let rsdp = match source {
+        // SAFETY: the caller's contract; every read is checked.
+        RsdpSource::StartInfo(addr) => unsafe { read_rsdp(&handler, addr, memory) },
+        // SAFETY: as above.
+        RsdpSource::BiosScan => unsafe { scan_for_rsdp(&handler, memory) },
     };
-    let tables = match tables {
-        Ok(t) => t,
+    let rsdp = match rsdp {
+        Ok(r) => r,
         Err(e) => {
-            facts.problems.push(format!("ACPI: no valid RSDP/RSDT ({e:?}); no ACPI facts"));
+            facts.problems.push(format!("ACPI: {e}; no ACPI facts"));
             return facts;
         }
     };
-    if let RsdpSource::StartInfo(a) = source {
-        facts.rsdp_address = a;
-    }
-    facts.revision = tables.revision();
-    // The root table address again, for the audit: re-read from the RSDP
-    // that `from_rsdp` just validated.
-    let root = root_table_address(&handler, &source);
-    let entry_size = if facts.revision == 0 { 4 } else { 8 };
-    if let Some(root) = root {
-        // SAFETY: the caller's `memory` contract.
-        unsafe { audit(&handler, root, entry_size, memory, &mut facts) };
-    }
-    let valid = |facts: &AcpiFacts, sig: &[u8; 4]| facts.table(sig).is_some_and(|t| t.status == TableStatus::Valid);
+    facts.rsdp_address = rsdp.address;
+    facts.revision = rsdp.revision;
+    // SAFETY: the caller's `memory` contract.
+    unsafe { audit(&handler, rsdp.root, rsdp.entry_size, memory, &mut facts) };
 
-    if valid(&facts, b"MCFG") {
-        match tables.find_table::<Mcfg>() {
-            Ok(mcfg) => {
-                for e in mcfg.entries() {
-                    let r = McfgRegion {
-                        base: e.base_address,
-                        segment: e.pci_segment_group,
-                        start_bus: e.bus_number_start,
-                        end_bus: e.bus_number_end,
-                    };
-                    if r.is_valid() {
-                        facts.mcfg.push(r);
-                    } else {
-                        facts.problems.push(format!(
-                            "ACPI: MCFG entry base {:#x} segment {} buses {:#x}-{:#x} is malformed; ignored",
-                            r.base, r.segment, r.start_bus, r.end_bus
-                        ));
-                    }
+    if let Some(entry) = facts.table(b"MCFG").filter(|t| t.status == TableStatus::Valid) {
+        if (entry.length as usize) < size_of::<Mcfg>() {
+            facts.problems.push(format!("ACPI: MCFG length {} is too short; ignored", entry.length));
+        } else {
+            // SAFETY: the audit checked `[address, address + length)`
+            // against `memory`, and the length covers the typed header.
+            let mcfg = unsafe { handler.map_physical_region::<Mcfg>(entry.address as usize, entry.length as usize) };
+            for e in mcfg.entries() {
+                let r = McfgRegion {
+                    base: e.base_address,
+                    segment: e.pci_segment_group,
+                    start_bus: e.bus_number_start,
+                    end_bus: e.bus_number_end,
+                };
+                if r.is_valid() {
+                    facts.mcfg.push(r);
+                } else {
+                    facts.problems.push(format!(
+                        "ACPI: MCFG entry base {:#x} segment {} buses {:#x}-{:#x} is malformed; ignored",
+                        r.base, r.segment, r.start_bus, r.end_bus
+                    ));
                 }
             }
-            Err(e) => facts.problems.push(format!("ACPI: MCFG unusable: {e:?}")),
         }
     } else if facts.table(b"MCFG").is_none() {
         facts.problems.push(String::from("ACPI: no MCFG table; PCI enumeration is skipped"));
     }
 
-    if valid(&facts, b"DMAR")
-        && let Ok(dmar) = tables.find_table::<Dmar>()
-    {
-        let len = dmar.header().length as usize;
-        // SAFETY: the audit checked `[address, address + len)` against `memory`.
-        facts.dmar = Some(unsafe { read_bytes(&handler, dmar.physical_start() as u64, len) });
-    }
+    // SAFETY: the caller's `memory` contract.
+    facts.dmar = unsafe { valid_table(&handler, &facts, b"DMAR", memory) };
 
-    if valid(&facts, b"FACP") {
-        match tables.find_table::<Fadt>() {
-            Ok(fadt) => {
-                match fadt.pm_timer_block() {
-                    Ok(Some(t)) if t.address_space == AddressSpace::SystemIo => {
-                        facts.pm_timer_port = u16::try_from(t.address).ok();
-                    }
-                    other => log::debug!("ACPI: no I/O-port PM timer in the FADT: {other:?}"),
-                }
-                let dsdt = fadt.dsdt_address().ok().map(|a| a as u64);
-                if let Some(a) = dsdt {
-                    // SAFETY: the caller's `memory` contract.
-                    unsafe { scan_aml(&handler, a, memory, "DSDT", &mut facts) };
-                }
-            }
-            Err(e) => facts.problems.push(format!("ACPI: FADT unusable: {e:?}")),
+    // SAFETY: the caller's `memory` contract.
+    if let Some(fadt) = unsafe { valid_table(&handler, &facts, b"FACP", memory) } {
+        let (pm, dsdt) = fadt_facts(&fadt);
+        facts.pm_timer_port = pm;
+        if pm.is_none() {
+            log::debug!("ACPI: no I/O-port PM timer in the FADT");
+        }
+        if let Some(a) = dsdt {
+            // SAFETY: the caller's `memory` contract.
+            unsafe { scan_aml(&handler, a, memory, "DSDT", &mut facts) };
         }
     }
     let ssdts: Vec<u64> = facts
@@ -313,20 +395,6 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
         unsafe { scan_aml(&handler, a, memory, "SSDT", &mut facts) };
     }
     facts
-}
-
-/// RSDT (revision 0) or XSDT address from the RSDP.
-fn root_table_address<H: AcpiHandler>(handler: &H, source: &RsdpSource) -> Option<u64> {
-    let RsdpSource::StartInfo(addr) = *source else {
-        return None;
-    };
-    // SAFETY: `from_rsdp` already read and validated these 36 bytes.
-    let r = unsafe { read_bytes(handler, addr, 36) };
-    if r[15] == 0 {
-        Some(u64::from(u32::from_le_bytes([r[16], r[17], r[18], r[19]])))
-    } else {
-        Some(u64::from_le_bytes([r[24], r[25], r[26], r[27], r[28], r[29], r[30], r[31]]))
-    }
 }
 
 /// Add the constant `_BBN`s of one AML table.

@@ -202,7 +202,7 @@ fn bad_rsdp_gives_no_facts_and_a_reason() {
     assert!(f.problems[0].contains("RSDP"), "{:?}", f.problems);
     // SAFETY: an address outside `memory` is refused before any read.
     let f = unsafe { discover(Identity, RsdpSource::StartInfo(0), &t.memory()) };
-    assert!(f.problems[0].contains("unusable"));
+    assert!(f.problems[0].contains("outside memory"), "{:?}", f.problems);
 }
 
 #[test]
@@ -214,4 +214,103 @@ fn malformed_mcfg_entry_skipped() {
     let f = t.discover();
     assert!(f.mcfg.is_empty());
     assert!(f.problems.iter().any(|p| p.contains("MCFG entry")), "{:?}", f.problems);
+}
+
+/// A root table claiming a gigabyte: refused from its header, nothing past
+/// it is read (the `acpi` crate's `from_rsdp` would sum that far).
+#[test]
+fn absurd_root_table_length_is_refused_before_reading() {
+    let mut t = Tables::q35_like();
+    t.put(XSDT + 4, &0x4000_0000u32.to_le_bytes());
+    let f = t.discover();
+    assert!(f.tables.is_empty() && f.mcfg.is_empty() && f.dmar.is_none());
+    assert!(f.problems.iter().any(|p| p.contains("XSDT") && p.contains("length")), "{:?}", f.problems);
+}
+
+/// A null entry and an entry beyond memory before the tables that matter:
+/// both reported, and every later table still found.
+#[test]
+fn bad_entries_first_do_not_hide_the_later_tables() {
+    let mut t = Tables::q35_like();
+    let entries = [0, t.base() + SIZE as u64 + 0x1000, t.addr(MCFG), t.addr(FACP), t.addr(DMAR), t.addr(SSDT)];
+    t.put(XSDT + 4, &(36 + 8 * entries.len() as u32).to_le_bytes());
+    for (i, a) in entries.iter().enumerate() {
+        t.put(XSDT + 36 + 8 * i, &a.to_le_bytes());
+    }
+    t.seal(XSDT);
+    let f = t.discover();
+    assert_eq!(f.problems.iter().filter(|p| p.contains("outside memory")).count(), 2, "{:?}", f.problems);
+    assert_eq!(f.mcfg.len(), 1);
+    assert!(f.dmar.is_some());
+    assert_eq!(f.pm_timer_port, Some(0x608));
+    assert_eq!(f.host_bridge_buses, vec![0, 0x40]);
+}
+
+/// The BIOS-area scan (no RSDP address from the boot protocol) finds the
+/// RSDP and uses its root table like any other.
+#[test]
+fn rsdp_found_by_scanning_gives_the_same_facts() {
+    let t = Tables::q35_like();
+    // The scan covers physical 0xE0000..0x100000: map that window onto a
+    // buffer holding a copy of the RSDP at 0xF59C0 (where SeaBIOS puts it).
+    let bios = Box::leak(vec![0u8; 0x2_0000].into_boxed_slice());
+    bios[0x1_59c0..0x1_59c0 + 36].copy_from_slice(&t.mem[RSDP..RSDP + 36]);
+    let handler = Window { phys: 0xe_0000, host: bios.as_ptr() as usize, len: bios.len() };
+    let memory = 0xe_0000..0x10_0000;
+    // The tables themselves stay in `t.mem`: allow both ranges.
+    // SAFETY: the scan reads only the window, which `Window` maps onto
+    // `bios`; every table address points into `t.mem`.
+    let facts = unsafe { discover(handler, RsdpSource::BiosScan, &(memory.start..t.memory().end)) };
+    assert_eq!(facts.rsdp_address, 0xf_59c0);
+    assert_eq!(facts.mcfg.len(), 1, "{:?}", facts.problems);
+    assert!(facts.dmar.is_some());
+}
+
+/// Maps physical [phys, phys + len) onto a host buffer, everything else
+/// one-to-one (the test tables).
+#[derive(Clone)]
+struct Window {
+    phys: usize,
+    host: usize,
+    len: usize,
+}
+
+impl AcpiHandler for Window {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+        let virt = if (self.phys..self.phys + self.len).contains(&physical_address) {
+            physical_address - self.phys + self.host
+        } else {
+            physical_address
+        };
+        // SAFETY: test memory; callers stay inside the buffers.
+        unsafe {
+            PhysicalMapping::new(physical_address, NonNull::new(virt as *mut T).unwrap(), size, size, self.clone())
+        }
+    }
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
+}
+
+#[test]
+fn fadt_fields_are_read_only_inside_its_length() {
+    // ACPI 1.0 FADT (116 bytes): PM_TMR_BLK and DSDT only.
+    let mut f = vec![0u8; 116];
+    f[76..80].copy_from_slice(&0x608u32.to_le_bytes());
+    f[91] = 4;
+    f[40..44].copy_from_slice(&0x7fe_0000u32.to_le_bytes());
+    assert_eq!(fadt_facts(&f), (Some(0x608), Some(0x7fe_0000)));
+    // PM_TMR_LEN 0: no PM timer.
+    f[91] = 0;
+    assert_eq!(fadt_facts(&f).0, None);
+    // Revision 3+: X_PM_TMR_BLK in system I/O space and X_DSDT win.
+    let mut f = vec![0u8; 244];
+    f[208] = 1;
+    f[212..220].copy_from_slice(&0xb008u64.to_le_bytes());
+    f[140..148].copy_from_slice(&0x1_0000_0000u64.to_le_bytes());
+    f[40..44].copy_from_slice(&0x1000u32.to_le_bytes());
+    assert_eq!(fadt_facts(&f), (Some(0xb008), Some(0x1_0000_0000)));
+    // An X_PM_TMR_BLK in memory space is not a port: fall back to the legacy field.
+    f[208] = 0;
+    f[76..80].copy_from_slice(&0x608u32.to_le_bytes());
+    f[91] = 4;
+    assert_eq!(fadt_facts(&f).0, Some(0x608));
 }
