@@ -23,7 +23,10 @@ impl Ecam {
         let mut ok = Vec::new();
         let mut problems = Vec::new();
         for r in regions {
-            let (start, end) = r.decoded_range();
+            let Some((start, end)) = r.decoded_range() else {
+                problems.push(format!("ECAM: segment {} window at {:#x} wraps past 2^64; not used", r.segment, r.base));
+                continue;
+            };
             if start < (2 << 30) || end > IDENTITY_LIMIT {
                 problems.push(format!(
                     "ECAM: segment {} window {start:#x}-{end:#x} is outside the uncached 2-4 GiB map; not used",

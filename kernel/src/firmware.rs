@@ -20,12 +20,13 @@ pub struct Boot {
 
 /// Read `hvm_start_info` at the physical address QEMU passed in `%ebx`.
 pub fn read_start_info(paddr: u64) -> Result<Boot, StartInfoError> {
-    if paddr == 0 || paddr + HVM_START_INFO_SIZE as u64 > IDENTITY_LIMIT {
+    if paddr == 0 || paddr.checked_add(HVM_START_INFO_SIZE as u64).is_none_or(|end| end > IDENTITY_LIMIT) {
         return Err(StartInfoError::Truncated { len: 0 });
     }
     // SAFETY: the PVH ABI places the structure at `paddr`, in low RAM.
     let info = StartInfo::parse(unsafe { memory::read_phys(paddr, HVM_START_INFO_SIZE) })?;
-    let cmdline = if info.cmdline_paddr != 0 && info.cmdline_paddr + (MAX_CMDLINE as u64) < IDENTITY_LIMIT {
+    let cmdline_fits = info.cmdline_paddr.checked_add(MAX_CMDLINE as u64).is_some_and(|end| end < IDENTITY_LIMIT);
+    let cmdline = if info.cmdline_paddr != 0 && cmdline_fits {
         // SAFETY: the loader wrote a NUL-terminated string there; at most
         // MAX_CMDLINE bytes are read.
         let bytes = unsafe { memory::read_phys(info.cmdline_paddr, MAX_CMDLINE) };
@@ -49,7 +50,8 @@ impl MemoryMap {
         let empty = MemoryRegion { start: 0, len: 0, kind: platform::memmap::MemoryKind::Reserved };
         let mut map = Self { entries: [empty; MAX_MEMMAP_ENTRIES as usize], len: 0 };
         let len = info.memmap_len();
-        if info.memmap_paddr != 0 && info.memmap_paddr + (len as u64) < IDENTITY_LIMIT {
+        let fits = info.memmap_paddr.checked_add(len as u64).is_some_and(|end| end < IDENTITY_LIMIT);
+        if info.memmap_paddr != 0 && fits {
             // SAFETY: the PVH loader wrote `memmap_entries` entries there
             // (at most MAX_MEMMAP_ENTRIES, checked when parsing).
             for region in memmap_entries(unsafe { memory::read_phys(info.memmap_paddr, len) }) {

@@ -26,14 +26,18 @@ impl McfgRegion {
         self.base.checked_add(rel)
     }
 
-    /// The physical range actually decoded: `[base + start<<20, base + (end+1)<<20)`.
-    pub fn decoded_range(&self) -> (u64, u64) {
-        (self.base + (u64::from(self.start_bus) << 20), self.base + ((u64::from(self.end_bus) + 1) << 20))
+    /// The physical range actually decoded: `[base + start<<20, base + (end+1)<<20)`,
+    /// or `None` when it does not fit in 64 bits.
+    pub fn decoded_range(&self) -> Option<(u64, u64)> {
+        let start = self.base.checked_add(u64::from(self.start_bus) << 20)?;
+        let end = self.base.checked_add((u64::from(self.end_bus) + 1) << 20)?;
+        Some((start, end))
     }
 
-    /// A region whose end bus precedes its start bus is malformed.
+    /// Malformed: an end bus before the start bus, a base not aligned to
+    /// 1 MiB, or a window that wraps past 2^64.
     pub fn is_valid(&self) -> bool {
-        self.start_bus <= self.end_bus && self.base.is_multiple_of(1 << 20)
+        self.start_bus <= self.end_bus && self.base.is_multiple_of(1 << 20) && self.decoded_range().is_some()
     }
 }
 
@@ -58,12 +62,22 @@ mod tests {
         assert_eq!(r.address(0, 0x3f, 0, 0, 0), None, "below start bus: not decoded");
         assert_eq!(r.address(0, 0x40, 0, 0, 0), Some(0xe000_0000 + (0x40 << 20)));
         assert_eq!(r.address(0, 0x80, 0, 0, 0), None);
-        assert_eq!(r.decoded_range(), (0xe400_0000, 0xe800_0000));
+        assert_eq!(r.decoded_range(), Some((0xe400_0000, 0xe800_0000)));
     }
 
     #[test]
     fn validity() {
         assert!(!McfgRegion { base: 0xb000_0000, segment: 0, start_bus: 5, end_bus: 4 }.is_valid());
         assert!(!McfgRegion { base: 0xb000_1000, segment: 0, start_bus: 0, end_bus: 4 }.is_valid());
+    }
+
+    #[test]
+    fn a_window_wrapping_past_2_pow_64_is_malformed() {
+        let r = McfgRegion { base: 0xffff_ffff_fff0_0000, segment: 0, start_bus: 0, end_bus: 0 };
+        assert_eq!(r.decoded_range(), None);
+        assert!(!r.is_valid());
+        let last = McfgRegion { base: 0xffff_ffff_f000_0000, segment: 0, start_bus: 0, end_bus: 0xff };
+        assert_eq!(last.decoded_range(), None, "an end of exactly 2^64 is not representable either");
+        assert!(!last.is_valid());
     }
 }

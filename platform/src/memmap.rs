@@ -59,5 +59,5 @@ impl MemoryRegion {
 
 /// Total bytes of usable RAM.
 pub fn total_ram(regions: &[MemoryRegion]) -> u64 {
-    regions.iter().filter(|r| r.kind == MemoryKind::Ram).map(|r| r.len).sum()
+    regions.iter().filter(|r| r.kind == MemoryKind::Ram).fold(0u64, |sum, r| sum.saturating_add(r.len))
 }
