@@ -122,7 +122,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // formed only when it has a usable DRHD.
     let dmar = acpi.dmar.as_ref().and_then(|bytes| vtd::parse(bytes, &mut problems));
     clock.mark("dmar");
-    let segments = topology::run(&mut ecam, &acpi, dmar.is_some(), &mut clock);
+    let mut segments = topology::run(&mut ecam, &acpi, dmar.is_some(), &mut clock);
     for seg in &segments {
         for e in &seg.topology.errors {
             log::error!("PCI: {e}");
@@ -135,6 +135,17 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         (Some(d), Some(seg)) => Some(vtd::Vtd::setup(d, seg, &mut ecam)),
         _ => None,
     };
+    // No DRHD came up: run as without an IOMMU, as Linux does when
+    // intel-iommu fails to initialise (no groups, nothing translated, bus
+    // mastering as firmware left it). ACS stays enabled, as in Linux, which
+    // requests it when it finds the DMAR table.
+    if let Some(v) = vtd.take_if(|v| v.units.is_empty()) {
+        problems.extend(v.problems.iter().cloned());
+        problems.push("VT-d: no DRHD unit came up; running without an IOMMU (no groups, no translation)".into());
+        for seg in &mut segments {
+            seg.groups = None;
+        }
+    }
     clock.mark("vtd-tables");
 
     // Drivers bind while translation is still off: their context entries

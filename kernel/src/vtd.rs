@@ -319,16 +319,6 @@ impl Vtd {
         let topo = &seg.topology;
         let mut mm = KernelMemory;
 
-        // Bus mastering off everywhere until translation is on.
-        let mut bus_master_cleared = 0;
-        for f in &topo.functions {
-            let cmd = ecam.read16(f.bdf, PCI_COMMAND);
-            if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
-                ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
-                bus_master_cleared += 1;
-            }
-        }
-
         let mut units = Vec::new();
         for drhd in dmar.drhds() {
             if drhd.segment != topo.segment {
@@ -344,8 +334,16 @@ impl Vtd {
             }
         }
         PAGE_WALKS_SNOOP.store(!units.is_empty() && units.iter().all(|u| u.unit.ecap().c()), Ordering::Relaxed);
-        if units.is_empty() {
-            problems.push(String::from("VT-d: no usable DRHD unit; devices keep running untranslated"));
+
+        // Bus mastering off everywhere until translation is on, if there is
+        // a unit to turn it on (the caller treats no unit as no IOMMU).
+        let mut bus_master_cleared = 0;
+        for f in topo.functions.iter().filter(|_| !units.is_empty()) {
+            let cmd = ecam.read16(f.bdf, PCI_COMMAND);
+            if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
+                ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
+                bus_master_cleared += 1;
+            }
         }
         let unit_of = assign_units(&units, seg);
         for (i, f) in topo.functions.iter().enumerate() {

@@ -48,6 +48,46 @@ fn no_iommu_reports_no_dmar() -> Result<(), String> {
     run.check(j["dmar"].is_null(), "no DMAR units")
 }
 
+/// A DMAR table (VT-d spec §8.1) with one INCLUDE_PCI_ALL DRHD whose
+/// register base is 0x1000, which is RAM, not a remapping unit.
+fn dmar_with_unusable_unit() -> Vec<u8> {
+    let mut t = vec![0u8; 48 + 16];
+    t[0..4].copy_from_slice(b"DMAR");
+    let len = t.len() as u32;
+    t[4..8].copy_from_slice(&len.to_le_bytes());
+    t[8] = 1;
+    t[10..16].copy_from_slice(b"VTDTST");
+    t[36] = 38; // host address width 39
+    // DRHD: type 0, length 16, flags INCLUDE_PCI_ALL, segment 0, base.
+    t[48..50].copy_from_slice(&0u16.to_le_bytes());
+    t[50..52].copy_from_slice(&16u16.to_le_bytes());
+    t[52] = 1;
+    t[56..64].copy_from_slice(&0x1000u64.to_le_bytes());
+    let sum = t.iter().fold(0u8, |s, b| s.wrapping_add(*b));
+    t[9] = 0u8.wrapping_sub(sum);
+    t
+}
+
+/// Bad input: a DMAR whose only unit cannot be used. Like Linux when
+/// intel-iommu fails to start: an error line, no groups, no translation,
+/// and the boot passes (the runner adds no intel-iommu, QEMU adds the table).
+fn dmar_without_a_usable_unit_runs_without_an_iommu() -> Result<(), String> {
+    let path = std::env::temp_dir().join(format!("vtd-kernel-dmar-{}.bin", std::process::id()));
+    std::fs::write(&path, dmar_with_unusable_unit()).map_err(|e| e.to_string())?;
+    let table = format!("file={}", path.display());
+    let run = run_qemu(&["--no-iommu", "--append", "demos=off", "--", "-acpitable", &table]);
+    let _ = std::fs::remove_file(&path);
+    run.check(run.status == 0, "the boot goes on without an IOMMU and passes")?;
+    run.check(run.stdout.contains("DRHD 0x1000 segment 0000"), "the DMAR table was found and parsed")?;
+    run.check(run.stdout.contains("[ERROR] DRHD 0x1000:"), "the unusable unit gets an error line")?;
+    run.check(
+        run.stdout.contains("[ERROR] VT-d: no DRHD unit came up; running without an IOMMU"),
+        "and the kernel says it runs without an IOMMU",
+    )?;
+    run.check(run.stdout.contains("group -"), "no function is in a group")?;
+    run.check(!run.stdout.contains("bus mastering cleared"), "bus mastering is left as firmware set it")
+}
+
 fn hang_is_stopped_by_the_timeout() -> Result<(), String> {
     let run = run_qemu(&["--timeout", "3", "--append", "test=hang"]);
     run.check(run.status == 3, "a hung kernel ends with status 3")?;
@@ -353,6 +393,7 @@ fn main() {
         Trial::test("boot::default_json_report", || ok(default_boot_reports_firmware_facts())),
         Trial::test("boot::default_text_report", || ok(default_text_report())),
         Trial::test("boot::no_iommu", || ok(no_iommu_reports_no_dmar())),
+        Trial::test("bad_input::dmar_without_a_usable_unit", || ok(dmar_without_a_usable_unit_runs_without_an_iommu())),
         Trial::test("exit::panic_fails_with_message", || ok(fails_with("panic", "KERNEL PANIC at"))),
         Trial::test("exit::page_fault_fails_with_message", || {
             ok(fails_with("page-fault", "CPU EXCEPTION 14 (page fault (#PF)): error code 0x0"))
