@@ -132,7 +132,14 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // VT-d: domains for every group, translation on, then the DMA proofs.
     // One PCI segment (q35 has one); a DRHD of another segment is reported.
     let mut vtd = match (&dmar, segments.first()) {
-        (Some(d), Some(seg)) => Some(vtd::Vtd::setup(d, seg, &mut ecam)),
+        (Some(d), Some(seg)) => {
+            let ram: Vec<(u64, u64)> = map
+                .iter()
+                .filter(|r| r.kind == platform::memmap::MemoryKind::Ram)
+                .map(|r| (r.start, r.end()))
+                .collect();
+            Some(vtd::Vtd::setup(d, seg, &mut ecam, &ram))
+        }
         _ => None,
     };
     // No DRHD came up: run as without an IOMMU, as Linux does when

@@ -314,7 +314,9 @@ fn assign_units(units: &[UnitState], seg: &Segment) -> Vec<Option<usize>> {
 impl Vtd {
     /// Bring up every DRHD of the segment, give every group a domain, clear
     /// bus mastering, and identity-map RMRRs; translation stays off.
-    pub fn setup(dmar: &Dmar, seg: &Segment, ecam: &mut dyn ConfigSpace) -> Self {
+    /// `ram` is usable RAM as `[start, end)` (the boot memory map), which
+    /// no RMRR may cover.
+    pub fn setup(dmar: &Dmar, seg: &Segment, ecam: &mut dyn ConfigSpace, ram: &[(u64, u64)]) -> Self {
         let mut problems = Vec::new();
         let topo = &seg.topology;
         let mut mm = KernelMemory;
@@ -364,7 +366,7 @@ impl Vtd {
         if let Some(groups) = &seg.groups {
             vtd.create_domains(groups);
         }
-        vtd.map_rmrrs(dmar, seg);
+        vtd.map_rmrrs(dmar, seg, ram);
         vtd
     }
 
@@ -392,9 +394,13 @@ impl Vtd {
     /// RMRR regions (VT-d spec §8.4): identity-mapped in the domain of each
     /// scoped device, which is attached now because firmware keeps doing
     /// that DMA before any driver runs.
-    fn map_rmrrs(&mut self, dmar: &Dmar, seg: &Segment) {
+    fn map_rmrrs(&mut self, dmar: &Dmar, seg: &Segment, ram: &[(u64, u64)]) {
         let Some(groups) = &seg.groups else { return };
         for rmrr in dmar.rmrrs() {
+            if let Err(e) = rmrr.check(ram.iter().copied()) {
+                self.problems.push(format!("RMRR {:#x}-{:#x}: {e}; not mapped", rmrr.base, rmrr.limit));
+                continue;
+            }
             for scope in &rmrr.scopes {
                 let Some(i) = resolve(scope, seg.topology.segment, &seg.topology) else {
                     self.problems

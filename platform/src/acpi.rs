@@ -340,8 +340,15 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
     facts.revision = rsdp.revision;
     // SAFETY: the caller's `memory` contract.
     unsafe { audit(&handler, rsdp.root, rsdp.entry_size, memory, &mut facts) };
+    for sig in [b"MCFG", b"DMAR", b"FACP"] {
+        let n = facts.tables.iter().filter(|t| &t.signature == sig).count();
+        if n > 1 {
+            let name = core::str::from_utf8(sig).unwrap_or("????");
+            facts.problems.push(format!("ACPI: {n} {name} tables; only the first valid one is used"));
+        }
+    }
 
-    if let Some(entry) = facts.table(b"MCFG").filter(|t| t.status == TableStatus::Valid) {
+    if let Some(entry) = facts.tables.iter().find(|t| &t.signature == b"MCFG" && t.status == TableStatus::Valid) {
         if (entry.length as usize) < size_of::<Mcfg>() {
             facts.problems.push(format!("ACPI: MCFG length {} is too short; ignored", entry.length));
         } else {

@@ -314,3 +314,24 @@ fn fadt_fields_are_read_only_inside_its_length() {
     f[91] = 4;
     assert_eq!(fadt_facts(&f).0, Some(0x608));
 }
+
+/// Two DMAR tables, the first corrupt: reported, the valid one used.
+#[test]
+fn a_second_table_of_a_kind_is_reported_and_the_first_valid_one_used() {
+    let mut t = Tables::q35_like();
+    // A corrupt DMAR copy in the unused space after the SSDT.
+    let copy = SSDT + 0x200;
+    let dmar: Vec<u8> = t.mem[DMAR..DMAR + 48].to_vec();
+    t.put(copy, &dmar);
+    t.mem[copy + 40] ^= 0xff;
+    let entries = [t.addr(MCFG), t.addr(FACP), t.addr(copy), t.addr(DMAR), t.addr(SSDT)];
+    t.put(XSDT + 4, &(36 + 8 * entries.len() as u32).to_le_bytes());
+    for (i, a) in entries.iter().enumerate() {
+        t.put(XSDT + 36 + 8 * i, &a.to_le_bytes());
+    }
+    t.seal(XSDT);
+    let f = t.discover();
+    assert!(f.problems.iter().any(|p| p.contains("2 DMAR tables")), "{:?}", f.problems);
+    assert!(f.problems.iter().any(|p| p.contains("DMAR") && p.contains("checksum")), "{:?}", f.problems);
+    assert_eq!(f.dmar.as_deref(), Some(&dmar[..]));
+}

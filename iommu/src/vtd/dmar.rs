@@ -73,6 +73,53 @@ pub struct Rmrr {
     pub scopes: Vec<DeviceScope>,
 }
 
+/// Largest RMRR this kernel identity-maps (4 KiB pages, one list entry
+/// each): USB and similar RMRRs are a few pages; integrated graphics' stolen
+/// memory can reach 64 MiB.
+pub const RMRR_MAX_LEN: u64 = 64 << 20;
+
+/// Why an RMRR is not identity-mapped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RmrrError {
+    /// Base or limit + 1 not page-aligned, or limit below base (Linux
+    /// `rmrr_sanity_check`).
+    Malformed,
+    /// Overlaps usable RAM: the device could write memory the kernel hands
+    /// out (Linux's `arch_rmrr_sanity_check` wants E820-reserved memory).
+    OverlapsRam { start: u64, end: u64 },
+    /// Longer than [`RMRR_MAX_LEN`].
+    TooLarge { len: u64 },
+}
+
+impl fmt::Display for RmrrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Malformed => write!(f, "base or end not page-aligned, or end before base"),
+            Self::OverlapsRam { start, end } => write!(f, "overlaps usable RAM {start:#x}-{end:#x}"),
+            Self::TooLarge { len } => write!(f, "{len:#x} bytes, more than the {RMRR_MAX_LEN:#x} this kernel maps"),
+        }
+    }
+}
+
+impl Rmrr {
+    /// Check the region before identity-mapping it. `ram` lists usable RAM
+    /// as `[start, end)` ranges (the boot memory map).
+    pub fn check(&self, ram: impl IntoIterator<Item = (u64, u64)>) -> Result<(), RmrrError> {
+        let end = self.limit.checked_add(1).ok_or(RmrrError::Malformed)?;
+        if !self.base.is_multiple_of(4096) || !end.is_multiple_of(4096) || self.limit <= self.base {
+            return Err(RmrrError::Malformed);
+        }
+        if let Some((start, end)) = ram.into_iter().find(|&(s, e)| s < end && self.base < e) {
+            return Err(RmrrError::OverlapsRam { start, end });
+        }
+        let len = end - self.base;
+        if len > RMRR_MAX_LEN {
+            return Err(RmrrError::TooLarge { len });
+        }
+        Ok(())
+    }
+}
+
 /// Root Port ATS Capability Reporting (type 2, §8.5).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Atsr {

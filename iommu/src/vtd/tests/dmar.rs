@@ -8,7 +8,7 @@ use std::vec::Vec;
 
 use pci::Bdf;
 
-use super::super::dmar::{DmarErrorKind, DmarFlags, DrhdFlags, Structure, parse};
+use super::super::dmar::{DmarErrorKind, DmarFlags, DrhdFlags, RMRR_MAX_LEN, Rmrr, RmrrError, Structure, parse};
 use super::super::dmar_scope::{PathEntry, ResolveError, ScopeType};
 
 fn scope(kind: u8, enumeration_id: u8, bus: u8, path: &[(u8, u8)]) -> Vec<u8> {
@@ -324,4 +324,26 @@ fn no_corruption_of_a_table_panics() {
         }
         let _ = parse(&t);
     }
+}
+
+#[test]
+fn rmrr_checks_follow_linux_and_keep_off_ram() {
+    let r = |base: u64, limit: u64| Rmrr { offset: 0, segment: 0, base, limit, scopes: Vec::new() };
+    let ram = [(0, 0x9_fc00), (0x10_0000, 0x1000_0000)];
+    // q35-like: USB RMRR in the reserved hole below 1 MiB.
+    assert_eq!(r(0xe_8000, 0xe_8fff).check(ram), Ok(()));
+    assert_eq!(r(0xe_8000, 0xe_8ffe).check(ram), Err(RmrrError::Malformed));
+    assert_eq!(r(0xe_8800, 0xe_8fff).check(ram), Err(RmrrError::Malformed));
+    assert_eq!(r(0xe_8000, 0xe_7fff).check(ram), Err(RmrrError::Malformed));
+    assert_eq!(r(0, u64::MAX).check(ram), Err(RmrrError::Malformed));
+    // The review's example: half a terabyte starting in low RAM.
+    assert_eq!(r(0x1000, 0x7f_ffff_ffff).check(ram), Err(RmrrError::OverlapsRam { start: 0, end: 0x9_fc00 }));
+    assert_eq!(
+        r(0xfff_f000, 0x1000_0fff).check(ram),
+        Err(RmrrError::OverlapsRam { start: 0x10_0000, end: 0x1000_0000 })
+    );
+    assert_eq!(r(0x1000_0000, 0x1000_0fff).check(ram), Ok(()), "touching the end of RAM is fine");
+    let big = r(0x2000_0000, 0x2000_0000 + RMRR_MAX_LEN + 0xfff);
+    assert_eq!(big.check(ram), Err(RmrrError::TooLarge { len: RMRR_MAX_LEN + 0x1000 }));
+    assert!(big.check(ram).unwrap_err().to_string().contains("more than"));
 }
