@@ -287,16 +287,7 @@ fn assign_names_groups() -> Result<(), String> {
 
 /// Every fixture with a Linux group file: `--groups` must equal it byte for byte.
 fn scenario_trials() -> Vec<Trial> {
-    let dir = root().join("fixtures");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".qemu").map(String::from))
-                .filter(|n| dir.join(format!("{n}.linux-6.1.groups")).exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let names = fixture_names("linux-6.1.groups");
     names
         .into_iter()
         .map(|name| {
@@ -375,8 +366,10 @@ fn fixture_names(suffix: &str) -> Vec<String> {
                 .filter(|n| dir.join(format!("{n}.{suffix}")).exists())
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("fixtures directory {}: {e}", dir.display()));
     names.sort();
+    // A missing or emptied fixture set must not pass as zero trials.
+    assert!(!names.is_empty(), "no fixture in {} has a .{suffix} file", dir.display());
     names
 }
 
