@@ -10,7 +10,10 @@
 //! 3. after unmap and invalidation, DMA to the old IOVA faults: no stale
 //!    IOTLB entry;
 //! 4. an edu cannot reach a buffer mapped only in another group's domain;
-//! 5. DMA aimed at a kernel physical address faults and changes nothing.
+//! 5. DMA aimed at a kernel physical address faults and changes nothing;
+//! 6. an edu whose DMA carries a bridge's alias requester id (behind a
+//!    PCIe-to-PCI bridge) reaches its mapping: the alias has the context
+//!    entry too.
 
 use crate::clock::Deadline;
 use crate::edu::{Direction, Edu, EduError};
@@ -38,6 +41,8 @@ const IOVA_SRC: u64 = 0x10_0000;
 const IOVA_DST: u64 = 0x10_1000;
 const IOVA_UNMAPPED: u64 = 0x20_0000;
 const IOVA_OTHER: u64 = 0x30_0000;
+const IOVA_ALIAS_SRC: u64 = 0x40_0000;
+const IOVA_ALIAS_DST: u64 = 0x40_1000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -52,6 +57,16 @@ pub struct Case {
     pub device: String,
     pub outcome: Outcome,
     pub detail: String,
+}
+
+impl Case {
+    fn of(name: &'static str, device: &str, r: Result<String, String>) -> Self {
+        let (outcome, detail) = match r {
+            Ok(d) => (Outcome::Pass, d),
+            Err(e) => (Outcome::Fail(e), String::new()),
+        };
+        Self { name, device: String::from(device), outcome, detail }
+    }
 }
 
 /// One edu under test.
@@ -138,30 +153,23 @@ impl Runner<'_> {
             }
         };
         let name_a = format!("{}", self.topo.functions[a.index].bdf);
-        let mut record = |name, device: &str, r: Result<String, String>| {
-            let (outcome, detail) = match r {
-                Ok(d) => (Outcome::Pass, d),
-                Err(e) => (Outcome::Fail(e), String::new()),
-            };
-            cases.push(Case { name, device: String::from(device), outcome, detail });
-        };
-        let r = self.mapped(&a);
-        record("mapped DMA lands byte for byte", &name_a, r);
+        let r = self.mapped(&a, IOVA_SRC, IOVA_DST);
+        cases.push(Case::of("mapped DMA lands byte for byte", &name_a, r));
         let r = self.unmapped(&a);
-        record("unmapped DMA is blocked and faults once", &name_a, r);
+        cases.push(Case::of("unmapped DMA is blocked and faults once", &name_a, r));
         let r = self.stale(&a);
-        record("no stale IOTLB after unmap", &name_a, r);
+        cases.push(Case::of("no stale IOTLB after unmap", &name_a, r));
 
         let b_index = edus.iter().copied().find(|&i| self.groups.group_of(i).map(|g| g.id) != Some(a.group));
         match b_index.map(|i| self.setup(i)) {
             Some(Ok(b)) => {
                 let name_b = format!("{}", self.topo.functions[b.index].bdf);
                 let r = self.other_group(&a, &b);
-                record("no DMA into another group's domain", &name_b, r);
+                cases.push(Case::of("no DMA into another group's domain", &name_b, r));
                 let r = self.kernel_memory(&b);
-                record("DMA at kernel memory faults", &name_b, r);
+                cases.push(Case::of("DMA at kernel memory faults", &name_b, r));
             }
-            Some(Err(e)) => record("no DMA into another group's domain", "", Err(e)),
+            Some(Err(e)) => cases.push(Case::of("no DMA into another group's domain", "", Err(e))),
             None => cases.push(Case {
                 name: "no DMA into another group's domain",
                 device: String::new(),
@@ -169,18 +177,41 @@ impl Runner<'_> {
                 detail: String::new(),
             }),
         }
+
+        // An edu whose DMA QEMU tags with a bridge alias (its top-most
+        // requester id is not its own).
+        let aliased = edus.iter().copied().find(|&i| {
+            let own = self.topo.functions[i].bdf;
+            dma_requester_ids(self.topo, i).last().is_some_and(|a| a.requester_id != own)
+        });
+        match aliased.map(|i| self.setup(i)) {
+            Some(Ok(c)) => {
+                let name_c = format!("{}", self.topo.functions[c.index].bdf);
+                let r = self
+                    .mapped(&c, IOVA_ALIAS_SRC, IOVA_ALIAS_DST)
+                    .map(|d| format!("requester id {} (alias of {name_c}); {d}", c.sid));
+                cases.push(Case::of("DMA under a bridge alias reaches its mapping", &name_c, r));
+            }
+            Some(Err(e)) => cases.push(Case::of("DMA under a bridge alias reaches its mapping", "", Err(e))),
+            None => cases.push(Case {
+                name: "DMA under a bridge alias reaches its mapping",
+                device: String::new(),
+                outcome: Outcome::Skipped(String::from("no edu behind a PCIe-to-PCI bridge")),
+                detail: String::new(),
+            }),
+        }
         cases
     }
 
-    fn mapped(&mut self, a: &Dev) -> Result<String, String> {
+    fn mapped(&mut self, a: &Dev, iova_src: u64, iova_dst: u64) -> Result<String, String> {
         let src = frame(0)?;
         let dst = frame(0x5a)?;
         for (i, b) in memory::frame_bytes(src).iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(7).wrapping_add(3);
         }
-        self.vtd.map(a.group, a.index, IOVA_SRC, src, Perms::READ).map_err(|e| format!("{e}"))?;
-        self.vtd.map(a.group, a.index, IOVA_DST, dst, Perms::WRITE).map_err(|e| format!("{e}"))?;
-        let faults = self.dma(a, Direction::ToDevice, IOVA_SRC)? + self.dma(a, Direction::FromDevice, IOVA_DST)?;
+        self.vtd.map(a.group, a.index, iova_src, src, Perms::READ).map_err(|e| format!("{e}"))?;
+        self.vtd.map(a.group, a.index, iova_dst, dst, Perms::WRITE).map_err(|e| format!("{e}"))?;
+        let faults = self.dma(a, Direction::ToDevice, iova_src)? + self.dma(a, Direction::FromDevice, iova_dst)?;
         if faults != 0 {
             return Err(format!("{faults} unexpected fault(s)"));
         }
@@ -192,7 +223,7 @@ impl Runner<'_> {
         if d[LEN..].iter().any(|&b| b != 0x5a) {
             return Err(String::from("bytes past the DMA length changed"));
         }
-        Ok(format!("{LEN} bytes IOVA {IOVA_SRC:#x} -> edu -> IOVA {IOVA_DST:#x} (phys {src:#x} -> {dst:#x}), no fault"))
+        Ok(format!("{LEN} bytes IOVA {iova_src:#x} -> edu -> IOVA {iova_dst:#x} (phys {src:#x} -> {dst:#x}), no fault"))
     }
 
     fn unmapped(&mut self, a: &Dev) -> Result<String, String> {

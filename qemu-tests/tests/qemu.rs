@@ -127,6 +127,7 @@ fn dma_proofs(extra: &[&str], levels: u64, caching_mode: bool) -> Result<(), Str
         "no stale IOTLB after unmap",
         "no DMA into another group's domain",
         "DMA at kernel memory faults",
+        "DMA under a bridge alias reaches its mapping",
     ] {
         run.check(names.contains(&want), &format!("case {want:?} ran"))?;
     }
