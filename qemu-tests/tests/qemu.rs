@@ -88,6 +88,37 @@ fn dmar_without_a_usable_unit_runs_without_an_iommu() -> Result<(), String> {
     run.check(!run.stdout.contains("bus mastering cleared"), "bus mastering is left as firmware set it")
 }
 
+/// Bus mastering stays off where no driver does DMA: firmware leaves it on
+/// for some functions (SeaBIOS: AHCI, NVMe), and the kernel must turn it
+/// off before translation is on. Judged from QEMU's own config-space trace:
+/// each function's last COMMAND value read or written.
+fn bus_mastering_is_off_without_dma() -> Result<(), String> {
+    let run = run_qemu(&["--append", "demos=off", "--", "-trace", "pci_cfg_read", "-trace", "pci_cfg_write"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let mut last: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut firmware_set = Vec::new();
+    for line in run.stderr.lines() {
+        let mut w = line.split_whitespace();
+        let (Some(ev), Some(_name), Some(bdf), Some(reg), Some(_arrow), Some(value)) =
+            (w.next(), w.next(), w.next(), w.next(), w.next(), w.next())
+        else {
+            continue;
+        };
+        if !matches!(ev, "pci_cfg_read" | "pci_cfg_write") || reg != "@0x4" {
+            continue;
+        }
+        let v = u64::from_str_radix(value.trim_start_matches("0x"), 16).map_err(|e| format!("{line}: {e}"))?;
+        if v & 4 != 0 && !firmware_set.contains(&bdf) {
+            firmware_set.push(bdf);
+        }
+        last.insert(bdf, v);
+    }
+    run.check(last.len() > 20, "the trace shows every function's COMMAND register")?;
+    run.check(!firmware_set.is_empty(), "firmware left bus mastering on somewhere (else this proves nothing)")?;
+    let mastering: Vec<&str> = last.iter().filter(|(_, v)| *v & 4 != 0).map(|(b, _)| *b).collect();
+    run.check(mastering.is_empty(), &format!("no function may master the bus without DMA: {mastering:?}"))
+}
+
 fn hang_is_stopped_by_the_timeout() -> Result<(), String> {
     let run = run_qemu(&["--timeout", "3", "--append", "test=hang"]);
     run.check(run.status == 3, "a hung kernel ends with status 3")?;
@@ -404,6 +435,7 @@ fn main() {
     ];
     trials.extend([
         Trial::test("vtd::dma_proofs_default", || ok(dma_proofs(&[], 3, true))),
+        Trial::test("vtd::bus_mastering_off_without_dma", || ok(bus_mastering_is_off_without_dma())),
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
