@@ -65,8 +65,13 @@ mod tests {
         aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', BYTE_PREFIX, 0x40]);
         aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', WORD_PREFIX, 0x80, 0x00]);
         aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', BYTE_PREFIX, 0x40]);
-        aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', DWORD_PREFIX, 0, 1, 0, 0]);
-        assert_eq!(find_bbn(&aml), vec![0, 0x40, 0x80], "duplicates and values > 255 dropped");
+        // Values above 255 whose low byte is a new bus number: dropped, not
+        // truncated (0x1c0 is not bus 0xc0; 0x0150 is not bus 0x50).
+        aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', DWORD_PREFIX, 0xc0, 1, 0, 0]);
+        aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', WORD_PREFIX, 0x50, 0x01]);
+        // A WORD whose value fits a byte only through its high byte being 0.
+        aml.extend_from_slice(&[NAME_OP, b'_', b'B', b'B', b'N', WORD_PREFIX, 0xfe, 0x00]);
+        assert_eq!(find_bbn(&aml), vec![0, 0x40, 0x80, 0xfe], "duplicates and values > 255 dropped");
     }
 
     #[test]

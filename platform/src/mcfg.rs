@@ -61,6 +61,7 @@ mod tests {
         let r = McfgRegion { base: 0xe000_0000, segment: 0, start_bus: 0x40, end_bus: 0x7f };
         assert_eq!(r.address(0, 0x3f, 0, 0, 0), None, "below start bus: not decoded");
         assert_eq!(r.address(0, 0x40, 0, 0, 0), Some(0xe000_0000 + (0x40 << 20)));
+        assert_eq!(r.address(0, 0x7f, 31, 7, 0xffc), Some(0xe000_0000 + (0x7f << 20) + (31 << 15) + (7 << 12) + 0xffc));
         assert_eq!(r.address(0, 0x80, 0, 0, 0), None);
         assert_eq!(r.decoded_range(), Some((0xe400_0000, 0xe800_0000)));
     }
