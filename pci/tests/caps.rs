@@ -1,6 +1,6 @@
 //! Capability decoding against the register layouts of the PCIe spec.
 
-use pci::caps::PcieType;
+use pci::caps::{CapError, PcieType, read_capabilities};
 use pci::enumerate;
 use pci::regs::*;
 use pci::sim::qemu::*;
@@ -54,4 +54,65 @@ fn capability_walk_is_bounded() {
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
     assert_eq!(topo.functions[0].caps.standard.len(), 1);
     assert_eq!(topo.errors.len(), 1);
+}
+
+/// A conventional function whose standard list is given as (offset, id,
+/// next) triples, starting at `first`.
+fn std_list(first: u8, entries: &[(u8, u8, u8)]) -> SimFn {
+    let mut f = SimFn::new(0x1234, 0x5678).legacy_only().poke16(PCI_STATUS, PCI_STATUS_CAP_LIST).poke8(0x34, first);
+    for &(at, id, next) in entries {
+        f = f.poke8(u16::from(at), id).poke8(u16::from(at) + 1, next);
+    }
+    f
+}
+
+fn walk(f: SimFn) -> (pci::caps::Capabilities, Vec<CapError>) {
+    let mut s = SimConfig::new();
+    s.at(0, 3, 0, f);
+    read_capabilities(&mut s, pci::Bdf::new(0, 0, 3, 0), PCI_HEADER_TYPE_NORMAL)
+}
+
+#[test]
+fn standard_list_errors_cut_the_list_where_they_occur() {
+    // A pointer into the header after one good entry.
+    let (c, e) = walk(std_list(0x40, &[(0x40, PCI_CAP_ID_PM, 0x20)]));
+    assert_eq!(c.standard, [(PCI_CAP_ID_PM, 0x40)]);
+    assert_eq!(e, [CapError::PointerIntoHeader { at: 0x40, pointer: 0x20 }]);
+    // The first pointer itself into the header.
+    let (c, e) = walk(std_list(0x3c, &[]));
+    assert!(c.standard.is_empty());
+    assert_eq!(e, [CapError::PointerIntoHeader { at: 0x34, pointer: 0x3c }]);
+    // An id of 0xff ends the list quietly (a vanished device mid-walk).
+    let (c, e) = walk(std_list(0x40, &[(0x40, PCI_CAP_ID_MSI, 0x50), (0x50, 0xff, 0x60), (0x60, PCI_CAP_ID_PM, 0)]));
+    assert_eq!(c.standard, [(PCI_CAP_ID_MSI, 0x40)]);
+    assert!(e.is_empty());
+    // Pointer bits 1:0 are reserved and ignored (Linux masks them).
+    let (c, e) = walk(std_list(0x43, &[(0x40, PCI_CAP_ID_MSI, 0x52), (0x50, PCI_CAP_ID_PM, 0)]));
+    assert_eq!(c.standard, [(PCI_CAP_ID_MSI, 0x40), (PCI_CAP_ID_PM, 0x50)]);
+    assert!(e.is_empty());
+}
+
+/// A PCIe endpoint whose extended list is given as (offset, id, next).
+fn ext_list(entries: &[(u16, u16, u16)]) -> SimFn {
+    let mut f = SimFn::new(0x1234, 0x5678).pcie(PCI_EXP_TYPE_ENDPOINT);
+    for &(at, id, next) in entries {
+        f = f.poke32(at, u32::from(id) | (1 << 16) | (u32::from(next) << 20));
+    }
+    f
+}
+
+#[test]
+fn extended_list_errors_cut_the_list_where_they_occur() {
+    // The second entry points back into the legacy space.
+    let (c, e) = walk(ext_list(&[(0x100, PCI_EXT_CAP_ID_ERR, 0x140), (0x140, PCI_EXT_CAP_ID_ACS, 0x80)]));
+    assert_eq!(c.extended, [(PCI_EXT_CAP_ID_ERR, 0x100), (PCI_EXT_CAP_ID_ACS, 0x140)]);
+    assert_eq!(e, [CapError::ExtPointerIntoLegacy { at: 0x140, pointer: 0x80 }]);
+    // A header reading all ones in the middle of the list.
+    let (c, e) = walk(ext_list(&[(0x100, PCI_EXT_CAP_ID_ERR, 0x140)]).poke32(0x140, u32::MAX));
+    assert_eq!(c.extended, [(PCI_EXT_CAP_ID_ERR, 0x100)]);
+    assert_eq!(e, [CapError::ExtAllOnes { offset: 0x140 }]);
+    // A loop back to the first entry.
+    let (c, e) = walk(ext_list(&[(0x100, PCI_EXT_CAP_ID_ERR, 0x140), (0x140, PCI_EXT_CAP_ID_ACS, 0x100)]));
+    assert_eq!(c.extended.len(), 2);
+    assert_eq!(e, [CapError::ExtLoop { offset: 0x100 }]);
 }
