@@ -161,3 +161,46 @@ fn port_type_fixups() {
     let types: Vec<_> = topo.functions.iter().map(|f| f.pcie_type).collect();
     assert_eq!(types, [Some(RootPort), Some(Upstream), Some(Downstream)]);
 }
+
+#[test]
+fn retry_status_and_zero_vendor_functions_are_not_devices() {
+    let mut s = SimConfig::new();
+    // Vendor 0x0001: CRS, the function is not ready (not waited for).
+    s.at(0, 3, 0, SimFn::new(0x0001, 0x0000));
+    // Vendor 0 with a device id: treated as absent, as Linux does.
+    s.at(0, 4, 0, SimFn::new(0x0000, 0x1234));
+    s.at(0, 5, 0, edu());
+    let topo = enumerate(&mut s, 0, &[0], 0..=255);
+    assert_eq!(topo.functions.iter().map(|f| f.bdf).collect::<Vec<_>>(), [Bdf::new(0, 0, 5, 0)]);
+    assert_eq!(
+        topo.errors.iter().map(|e| (e.bdf, e.kind.clone())).collect::<Vec<_>>(),
+        [(Bdf::new(0, 0, 3, 0), EnumErrorKind::NotReady)]
+    );
+}
+
+#[test]
+fn a_bridge_with_the_wrong_primary_bus_is_followed_and_reported() {
+    let mut s = SimConfig::new();
+    s.at(0, 2, 0, root_port(true, 1, 2));
+    s.at(1, 0, 0, pci_bridge(7, 2, 2));
+    s.at(2, 1, 0, edu());
+    let topo = enumerate(&mut s, 0, &[0], 0..=255);
+    assert_eq!(topo.functions.len(), 3, "followed anyway, as Linux reconfigures it");
+    assert_eq!(
+        topo.errors.iter().map(|e| (e.bdf, e.kind.clone())).collect::<Vec<_>>(),
+        [(Bdf::new(0, 1, 0, 0), EnumErrorKind::PrimaryMismatch { primary: 7 })]
+    );
+}
+
+#[test]
+fn a_root_bus_named_twice_is_scanned_once() {
+    let mut s = SimConfig::new();
+    s.at(0, 3, 0, edu());
+    s.at(0x40, 0, 0, edu());
+    let topo = enumerate(&mut s, 0, &[0, 0x40, 0], 0..=255);
+    assert_eq!(topo.functions.len(), 2);
+    assert_eq!(
+        topo.errors.iter().map(|e| (e.bdf, e.kind.clone())).collect::<Vec<_>>(),
+        [(Bdf::new(0, 0, 0, 0), EnumErrorKind::RootBusRepeated)]
+    );
+}
