@@ -28,7 +28,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use iommu::ownership::{OwnerToken, OwnershipError};
 use iommu::vtd::pagetable::Perms;
-use iommu::vtd::tables::SourceId;
+use iommu::vtd::tables::{ContextEntry, SourceId};
 use pci::Bdf;
 use pci::alias::dma_requester_ids;
 use pci::caps::PcieType;
@@ -222,16 +222,13 @@ impl Stage<'_, '_> {
         r.is_ok()
     }
 
-    /// Context entries and ownership state of a group, to show that a
-    /// refused operation changed nothing.
-    fn snapshot(
-        &self,
-        pos: usize,
-    ) -> (iommu::ownership::GroupOwnership, Vec<Option<&'static str>>, Vec<Vec<SourceId>>) {
+    /// Ownership state, drivers and the context entries the hardware holds
+    /// for every requester id of a group's members, to show that a refused
+    /// operation changed nothing.
+    fn snapshot(&self, pos: usize) -> Snapshot {
         let members = self.members(pos);
         let drivers = members.iter().map(|&i| self.drivers.driver_name(i)).collect();
-        let entries =
-            self.ctx.vtd.domains.iter().filter(|d| d.group == self.group_id(pos)).map(|d| d.attached.clone()).collect();
+        let entries = members.iter().flat_map(|&i| self.ctx.vtd.hardware_context(self.ctx.topo, i)).collect();
         (*self.drivers.model.ownership(pos), drivers, entries)
     }
 
@@ -253,6 +250,9 @@ impl Stage<'_, '_> {
         Ok(self.ctx.vtd.collect_faults())
     }
 }
+
+/// What demonstration 2 compares before and after a refused step.
+type Snapshot = (iommu::ownership::GroupOwnership, Vec<Option<&'static str>>, Vec<(SourceId, ContextEntry)>);
 
 fn frame(fill: u8) -> Result<u64, String> {
     memory::filled_frame(fill).map_err(|e| format!("{e}"))

@@ -26,7 +26,7 @@ use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
 use iommu::vtd::mem::{CACHE_LINE, FRAME_SIZE};
 use iommu::vtd::pagetable::Perms;
-use iommu::vtd::tables::{RootTable, SourceId};
+use iommu::vtd::tables::{ContextEntry, RootTable, SourceId};
 use iommu::vtd::{Domain, DomainIdAllocator, FrameAlloc, Handoff, PhysMem, PollLimit, RegisterFile, Unit, UnitError};
 use pci::alias::dma_requester_ids;
 use pci::{ConfigSpace, Topology};
@@ -510,6 +510,22 @@ impl Vtd {
             }
         }
         Ok(())
+    }
+
+    /// The context entries the unit's root table holds now for every
+    /// requester id of function `index`: what its DMA would be translated
+    /// with (read from the table, not from the kernel's bookkeeping).
+    pub fn hardware_context(&self, topo: &Topology, index: usize) -> Vec<(SourceId, ContextEntry)> {
+        let Some(unit) = self.unit_of.get(index).copied().flatten() else { return Vec::new() };
+        let state = &self.units[unit];
+        dma_requester_ids(topo, index)
+            .iter()
+            .map(|a| {
+                let r = a.requester_id;
+                let sid = SourceId::new(r.bus, r.device, r.function);
+                (sid, state.root.context_entry(&KernelMemory, sid))
+            })
+            .collect()
     }
 
     /// Clear the context entries of function `index`'s requester ids: its
