@@ -264,10 +264,59 @@ mod tests {
         g.use_default_domain().unwrap();
     }
 
-    /// A random walk over every operation: the invariant holds after each
-    /// step, and each outcome matches a model written from Linux's rules.
+    /// One step of the model the random walk checks against.
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Use,
+        Unuse,
+        Claim(OwnerToken),
+        Release(OwnerToken),
+        Attach(u32, Option<OwnerToken>),
+        Detach(Option<OwnerToken>),
+    }
+
+    /// The rules, restated from Linux 6.1's iommu.c (plus this crate's
+    /// owner tokens on release/attach/detach) as a table over (users,
+    /// owner, domain), independent of the implementation above.
+    fn model(
+        s: (u32, Option<OwnerToken>, CurrentDomain),
+        op: Op,
+    ) -> Result<(u32, Option<OwnerToken>, CurrentDomain), OwnershipError> {
+        use CurrentDomain::*;
+        use OwnershipError::*;
+        let (cnt, owner, dom) = s;
+        let core = |o: Option<OwnerToken>| if o.is_some() { Blocking } else { Default };
+        match (op, owner) {
+            // iommu_device_use_default_domain: -EBUSY if users exist and the
+            // group is owned or off its default domain.
+            (Op::Use, Some(_)) => Err(Busy),
+            (Op::Use, None) if cnt > 0 && dom != Default => Err(Busy),
+            (Op::Use, None) => Ok((cnt + 1, None, dom)),
+            (Op::Unuse, None) if cnt > 0 => Ok((cnt - 1, None, dom)),
+            (Op::Unuse, _) => Err(NotOwner),
+            // iommu_group_claim_dma_owner: -EPERM with any user, -EBUSY off
+            // the default domain, else the blocking domain.
+            (Op::Claim(_), _) if cnt > 0 => Err(Permission),
+            (Op::Claim(_), _) if dom != Default => Err(Busy),
+            (Op::Claim(t), _) => Ok((1, Some(t), Blocking)),
+            (Op::Release(t), Some(o)) if o == t => Ok((0, None, Default)),
+            (Op::Release(_), _) => Err(NotOwner),
+            // __iommu_attach_group: only over the default or blocking domain;
+            // on an owned group only its owner.
+            (Op::Attach(_, by), Some(o)) if by != Some(o) => Err(NotOwner),
+            (Op::Attach(_, _), _) if !matches!(dom, Default | Blocking) => Err(Busy),
+            (Op::Attach(tag, _), _) => Ok((cnt, owner, Attached(tag))),
+            // __iommu_group_set_core_domain, by whoever holds the group.
+            (Op::Detach(by), _) if by != owner => Err(NotOwner),
+            (Op::Detach(_), _) => Ok((cnt, owner, core(owner))),
+        }
+    }
+
+    /// A random walk over every operation, with random callers: each
+    /// outcome (error kind and resulting state) equals the model's, and the
+    /// invariant holds after every step.
     #[test]
-    fn randomized_sequence_keeps_the_invariant() {
+    fn randomized_sequence_matches_the_model() {
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
             seed ^= seed << 13;
@@ -275,28 +324,51 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
+        let token = |n: u64| match n % 3 {
+            0 => None,
+            1 => Some(VFIO),
+            _ => Some(OTHER),
+        };
+        let mut seen = [0u32; 6];
         for _ in 0..200 {
             let mut g = GroupOwnership::default();
             for _ in 0..200 {
                 let before = g;
                 let who = if next() % 2 == 0 { VFIO } else { OTHER };
-                let r = match next() % 7 {
-                    0 => g.use_default_domain(),
-                    1 => g.unuse_default_domain(),
-                    2 => g.claim_dma_owner(who),
-                    3 => g.release_dma_owner(who),
-                    4 => g.attach_domain((next() % 4) as u32, before.owner.map(|_| who)),
-                    5 => g.detach_domain(before.owner.map(|_| who)),
-                    _ => Ok(()),
+                let op = match next() % 6 {
+                    0 => Op::Use,
+                    1 => Op::Unuse,
+                    2 => Op::Claim(who),
+                    3 => Op::Release(who),
+                    4 => Op::Attach((next() % 4) as u32, token(next())),
+                    _ => Op::Detach(token(next())),
                 };
-                assert!(g.check(), "invariant broken: {before:?} -> {g:?}");
+                let r = match op {
+                    Op::Use => g.use_default_domain(),
+                    Op::Unuse => g.unuse_default_domain(),
+                    Op::Claim(t) => g.claim_dma_owner(t),
+                    Op::Release(t) => g.release_dma_owner(t),
+                    Op::Attach(tag, by) => g.attach_domain(tag, by),
+                    Op::Detach(by) => g.detach_domain(by),
+                };
+                let want = model((before.owner_cnt, before.owner, before.domain), op);
+                assert_eq!(r.map(|_| (g.owner_cnt, g.owner, g.domain)), want, "{op:?} on {before:?}");
                 if r.is_err() {
                     assert_eq!(g, before, "a failed operation changes nothing");
                 }
-                if before.owner.is_some() {
-                    assert!(g.owner.is_none() || g.owner == before.owner, "ownership never moves directly");
+                assert!(g.check(), "invariant broken: {before:?} -> {g:?}");
+                if r.is_ok() {
+                    seen[match op {
+                        Op::Use => 0,
+                        Op::Unuse => 1,
+                        Op::Claim(_) => 2,
+                        Op::Release(_) => 3,
+                        Op::Attach(..) => 4,
+                        Op::Detach(_) => 5,
+                    }] += 1;
                 }
             }
         }
+        assert!(seen.iter().all(|&n| n > 0), "every operation succeeded at least once: {seen:?}");
     }
 }
