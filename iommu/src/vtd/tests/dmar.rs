@@ -347,3 +347,27 @@ fn rmrr_checks_follow_linux_and_keep_off_ram() {
     assert_eq!(big.check(ram), Err(RmrrError::TooLarge { len: RMRR_MAX_LEN + 0x1000 }));
     assert!(big.check(ram).unwrap_err().to_string().contains("more than"));
 }
+
+/// The boundaries the tests above leave out: structure lengths 1-3 (too
+/// short for a header, would loop at 0), an unaligned DRHD base, and ANDD
+/// names that are terminated but not ASCII, or ASCII but unterminated.
+#[test]
+fn boundary_lengths_bases_and_names() {
+    for length in 1..4u16 {
+        let mut s = drhd(0, 0, 0xfed9_0000, &[]);
+        s[2..4].copy_from_slice(&length.to_le_bytes());
+        let dmar = parse(&table(0, &[s])).unwrap();
+        assert_eq!(dmar.errors[0].kind, DmarErrorKind::StructureTooShort { kind: 0, length: usize::from(length) });
+    }
+    let dmar = parse(&table(0, &[drhd(0, 0, 0xfed9_0800, &[])])).unwrap();
+    assert_eq!(dmar.errors[0].kind, DmarErrorKind::BadRegisterBase { base: 0xfed9_0800 });
+    assert_eq!(dmar.drhds().count(), 0);
+    let andd = |name: &[u8]| {
+        let mut fixed = vec![0, 0, 0, 1];
+        fixed.extend(name);
+        parse(&table(0, &[structure(4, &fixed, &[])])).unwrap().errors.iter().map(|e| e.kind).collect::<Vec<_>>()
+    };
+    assert_eq!(andd(b"\\_SB.PCI0\0"), []);
+    assert_eq!(andd(&[b'\\', 0xc3, 0xa9, 0]), [DmarErrorKind::BadAnddName]);
+    assert_eq!(andd(b"\\_SB.PCI0"), [DmarErrorKind::BadAnddName]);
+}
