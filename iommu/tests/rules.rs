@@ -272,3 +272,72 @@ fn quirk_plx_ntb_aliases_all_devfns() {
     let (topo, _) = run(&mut s, &[0]);
     assert_eq!(dma_requester_ids(&topo, idx(&topo, 1, 0, 0)).len(), 256);
 }
+
+/// Intel PCH root ports (pci_quirk_intel_pch_acs_ids) have no ACS
+/// capability; without the RCBA-based enable (MMIO, not applied here) the
+/// quirk answers "not isolated", so two such ports in one slot and
+/// everything below them form one group. An id outside the table gets no
+/// quirk answer (the generic rules decide).
+#[test]
+fn quirk_intel_pch_root_ports_answer_not_isolated_without_the_enable() {
+    let pch = |dev: u16, sec: u8| {
+        SimFn::new(0x8086, dev).class(0x060400).pcie(PCI_EXP_TYPE_ROOT_PORT).bridge(0, sec, sec).multifunction()
+    };
+    let mut s = SimConfig::new();
+    s.at(0, 0x1c, 0, pch(0x1c10, 1));
+    s.at(0, 0x1c, 1, pch(0x1c12, 2));
+    s.at(1, 0, 0, e1000e());
+    s.at(2, 0, 0, e1000e());
+    let (topo, groups) = run(&mut s, &[0]);
+    let port = &topo.functions[idx(&topo, 0, 0x1c, 0)];
+    let answer = pci::acs_quirks::pci_dev_specific_acs_enabled(&mut s, port, REQ_ACS_FLAGS);
+    assert_eq!(answer, Some((pci::acs_quirks::AcsQuirk::IntelPch, false)));
+    assert_eq!(
+        pci::acs_quirks::pci_dev_specific_acs_enabled(&mut s, port, pci::AcsFlags::empty()).map(|a| a.1),
+        Some(true),
+        "nothing requested: enabled"
+    );
+    // Two functions of one slot without isolation: one group with both
+    // subtrees.
+    assert_eq!(canonical(&groups, &topo), "0000:00:1c.0 0000:00:1c.1 0000:01:00.0 0000:02:00.0\n");
+    // An id just outside the table gets no quirk answer.
+    let mut other = SimConfig::new();
+    other.at(0, 0x1c, 0, pch(0x1c20, 1));
+    let (t2, _) = run(&mut other, &[0]);
+    assert_eq!(pci::acs_quirks::pci_dev_specific_acs_enabled(&mut other, &t2.functions[0], REQ_ACS_FLAGS), None);
+}
+
+/// Sunrise Point PCH root ports keep ACS control in a dword at cap + 8
+/// (an erratum): the quirk must read there, not the standard word at +6.
+#[test]
+fn quirk_intel_spt_reads_acs_control_at_offset_8() {
+    let spt = |std_ctrl: u16, spt_ctrl: u32| {
+        let f = SimFn::new(0x8086, 0xa110).class(0x060400).pcie(PCI_EXP_TYPE_ROOT_PORT).bridge(0, 1, 1);
+        f.acs(QEMU_ACS_CAP, std_ctrl).poke32(0x100 + INTEL_SPT_ACS_CTRL, spt_ctrl)
+    };
+    for (std_ctrl, spt_ctrl, isolated) in [(0x1d, 0, false), (0, 0x1d, true)] {
+        let mut s = SimConfig::new();
+        s.at(0, 0x1c, 0, spt(std_ctrl, spt_ctrl));
+        let mut topo = enumerate(&mut s, 0, &[0], 0..=255);
+        assert_eq!(topo.functions[0].caps.acs.map(|a| a.offset), Some(0x100));
+        let port = topo.functions.remove(0);
+        let answer = pci::acs_quirks::pci_dev_specific_acs_enabled(&mut s, &port, REQ_ACS_FLAGS);
+        assert_eq!(
+            answer,
+            Some((pci::acs_quirks::AcsQuirk::IntelSptPch, isolated)),
+            "ctrl +6 {std_ctrl:#x}, +8 {spt_ctrl:#x}"
+        );
+    }
+}
+
+/// A PCI/PCI-X-to-PCIe ("reverse") bridge forwards requests from its PCIe
+/// side as its own id (pci_for_each_dma_alias, PCI_EXP_TYPE_PCIE_BRIDGE).
+#[test]
+fn alias_through_a_pci_to_pcie_reverse_bridge() {
+    let mut s = SimConfig::new();
+    s.at(0, 0x1e, 0, pci_bridge(0, 1, 2));
+    s.at(1, 1, 0, SimFn::new(0x10e3, 0x8114).class(0x060400).bridge(1, 2, 2).pcie(PCI_EXP_TYPE_PCIE_BRIDGE));
+    s.at(2, 0, 0, SimFn::new(0x8086, 0x10d3).pcie(PCI_EXP_TYPE_ENDPOINT));
+    let (topo, _) = run(&mut s, &[0]);
+    assert_eq!(rids(&topo, idx(&topo, 2, 0, 0)), ["0000:02:00.0", "0000:01:01.0", "0000:00:1e.0"]);
+}
