@@ -335,3 +335,14 @@ fn a_second_table_of_a_kind_is_reported_and_the_first_valid_one_used() {
     assert!(f.problems.iter().any(|p| p.contains("DMAR") && p.contains("checksum")), "{:?}", f.problems);
     assert_eq!(f.dmar.as_deref(), Some(&dmar[..]));
 }
+
+/// The DSDT is reached through the FADT, not the root table: its checksum
+/// is checked all the same, and a bad one means it is not scanned.
+#[test]
+fn a_dsdt_with_a_bad_checksum_is_not_scanned() {
+    let t = Tables::q35_like();
+    t.mem[DSDT + 20] ^= 0x10;
+    let f = t.discover();
+    assert!(f.problems.iter().any(|p| p.contains("DSDT") && p.contains("bad checksum")), "{:?}", f.problems);
+    assert_eq!(f.host_bridge_buses, vec![0x40], "only the SSDT's _BBN");
+}
