@@ -53,29 +53,27 @@ impl Handoff {
 
 impl core::fmt::Display for Handoff {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.is_clean() {
+            return f.write_str("nothing left running");
+        }
+        let notes = [
+            (
+                self.translation_disabled,
+                "translation was on at hand-off: turned off until this kernel's tables are in place",
+            ),
+            (self.queue_disabled, "queued invalidation was on at hand-off: drained and turned off"),
+            (
+                self.queue_drain_timed_out,
+                "the left-over queue did not drain (IQH never reached IQT); turned off anyway",
+            ),
+        ];
         let mut sep = "";
-        let mut item = |f: &mut core::fmt::Formatter<'_>, text: core::fmt::Arguments| {
-            let r = write!(f, "{sep}{text}");
+        for (_, text) in notes.iter().filter(|(on, _)| *on) {
+            write!(f, "{sep}{text}")?;
             sep = "; ";
-            r
-        };
-        if self.translation_disabled {
-            item(
-                f,
-                format_args!("translation was on at hand-off: turned off until this kernel's tables are in place"),
-            )?;
-        }
-        if self.queue_disabled {
-            item(f, format_args!("queued invalidation was on at hand-off: drained and turned off"))?;
-        }
-        if self.queue_drain_timed_out {
-            item(f, format_args!("the left-over queue did not drain (IQH never reached IQT); turned off anyway"))?;
         }
         if self.stale_queue_errors != 0 {
-            item(f, format_args!("stale queue errors in FSTS cleared ({:#x})", self.stale_queue_errors))?;
-        }
-        if self.is_clean() {
-            write!(f, "nothing left running")?;
+            write!(f, "{sep}stale queue errors in FSTS cleared ({:#x})", self.stale_queue_errors)?;
         }
         Ok(())
     }
