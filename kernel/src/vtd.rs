@@ -321,6 +321,18 @@ impl Vtd {
         let topo = &seg.topology;
         let mut mm = KernelMemory;
 
+        // Bus mastering off everywhere until translation is on: nothing
+        // masters while units are taken over from firmware (which may mean
+        // turning its translation off) and programmed.
+        let mut mastering = Vec::new();
+        for f in &topo.functions {
+            let cmd = ecam.read16(f.bdf, PCI_COMMAND);
+            if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
+                ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
+                mastering.push(f.bdf);
+            }
+        }
+
         let mut units = Vec::new();
         for drhd in dmar.drhds() {
             if drhd.segment != topo.segment {
@@ -337,16 +349,15 @@ impl Vtd {
         }
         PAGE_WALKS_SNOOP.store(!units.is_empty() && units.iter().all(|u| u.unit.ecap().c()), Ordering::Relaxed);
 
-        // Bus mastering off everywhere until translation is on, if there is
-        // a unit to turn it on (the caller treats no unit as no IOMMU).
-        let mut bus_master_cleared = 0;
-        for f in topo.functions.iter().filter(|_| !units.is_empty()) {
-            let cmd = ecam.read16(f.bdf, PCI_COMMAND);
-            if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
-                ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
-                bus_master_cleared += 1;
+        // No unit came up: the caller runs as without an IOMMU, so bus
+        // mastering goes back to what firmware left.
+        if units.is_empty() {
+            for &bdf in &mastering {
+                let cmd = ecam.read16(bdf, PCI_COMMAND);
+                ecam.write16(bdf, PCI_COMMAND, cmd | PCI_COMMAND_MASTER);
             }
         }
+        let bus_master_cleared = mastering.len();
         let unit_of = assign_units(&units, seg);
         for (i, f) in topo.functions.iter().enumerate() {
             if unit_of[i].is_none() && !units.is_empty() {

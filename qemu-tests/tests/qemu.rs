@@ -5,6 +5,7 @@
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use qemu_tests::{OracleDevice, Run, parse_oracle_raw, root, run_qemu};
+use std::collections::BTreeMap;
 
 fn ok(r: Result<(), String>) -> Result<(), Failed> {
     r.map_err(Failed::from)
@@ -75,7 +76,8 @@ fn dmar_without_a_usable_unit_runs_without_an_iommu() -> Result<(), String> {
     let path = std::env::temp_dir().join(format!("vtd-kernel-dmar-{}.bin", std::process::id()));
     std::fs::write(&path, dmar_with_unusable_unit()).map_err(|e| e.to_string())?;
     let table = format!("file={}", path.display());
-    let run = run_qemu(&["--no-iommu", "--append", "demos=off", "--", "-acpitable", &table]);
+    let run =
+        run_qemu(&[&["--no-iommu", "--append", "demos=off", "--", "-acpitable", &table][..], &CONFIG_TRACE].concat());
     let _ = std::fs::remove_file(&path);
     run.check(run.status == 0, "the boot goes on without an IOMMU and passes")?;
     run.check(run.stdout.contains("DRHD 0x1000 segment 0000"), "the DMAR table was found and parsed")?;
@@ -85,37 +87,43 @@ fn dmar_without_a_usable_unit_runs_without_an_iommu() -> Result<(), String> {
         "and the kernel says it runs without an IOMMU",
     )?;
     run.check(run.stdout.contains("group -"), "no function is in a group")?;
-    run.check(!run.stdout.contains("bus mastering cleared"), "bus mastering is left as firmware set it")
+    let (last, firmware_set) = command_registers(&run.stderr)?;
+    let now: Vec<&String> = last.iter().filter(|(_, v)| *v & 4 != 0).map(|(b, _)| b).collect();
+    run.check(!firmware_set.is_empty() && now.len() == firmware_set.len(), "bus mastering is back as firmware left it")
 }
 
-/// Bus mastering stays off where no driver does DMA: firmware leaves it on
-/// for some functions (SeaBIOS: AHCI, NVMe), and the kernel must turn it
-/// off before translation is on. Judged from QEMU's own config-space trace:
-/// each function's last COMMAND value read or written.
-fn bus_mastering_is_off_without_dma() -> Result<(), String> {
-    let run = run_qemu(&["--append", "demos=off", "--", "-trace", "pci_cfg_read", "-trace", "pci_cfg_write"]);
-    run.check(run.status == 0, "boot must pass")?;
-    let mut last: std::collections::BTreeMap<&str, u64> = Default::default();
-    let mut firmware_set = Vec::new();
-    for line in run.stderr.lines() {
-        let mut w = line.split_whitespace();
-        let (Some(ev), Some(_name), Some(bdf), Some(reg), Some(_arrow), Some(value)) =
-            (w.next(), w.next(), w.next(), w.next(), w.next(), w.next())
-        else {
-            continue;
-        };
-        if !matches!(ev, "pci_cfg_read" | "pci_cfg_write") || reg != "@0x4" {
+/// Each function's COMMAND register as QEMU's config trace last saw it
+/// (read or written), and the functions it ever saw with bus mastering on.
+fn command_registers(stderr: &str) -> Result<(BTreeMap<String, u64>, Vec<String>), String> {
+    let mut last = BTreeMap::new();
+    let mut ever_mastering = Vec::new();
+    for line in stderr.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [ev, _name, bdf, "@0x4", _arrow, value] = w[..] else { continue };
+        if !matches!(ev, "pci_cfg_read" | "pci_cfg_write") {
             continue;
         }
         let v = u64::from_str_radix(value.trim_start_matches("0x"), 16).map_err(|e| format!("{line}: {e}"))?;
-        if v & 4 != 0 && !firmware_set.contains(&bdf) {
-            firmware_set.push(bdf);
+        if v & 4 != 0 && !ever_mastering.iter().any(|b| b == bdf) {
+            ever_mastering.push(bdf.to_string());
         }
-        last.insert(bdf, v);
+        last.insert(bdf.to_string(), v);
     }
+    Ok((last, ever_mastering))
+}
+
+const CONFIG_TRACE: [&str; 4] = ["-trace", "pci_cfg_read", "-trace", "pci_cfg_write"];
+
+/// Bus mastering stays off where no driver does DMA: firmware leaves it on
+/// for some functions (SeaBIOS: AHCI, NVMe), and the kernel must turn it
+/// off before translation is on. Judged from QEMU's own config-space trace.
+fn bus_mastering_is_off_without_dma() -> Result<(), String> {
+    let run = run_qemu(&[&["--append", "demos=off", "--"][..], &CONFIG_TRACE].concat());
+    run.check(run.status == 0, "boot must pass")?;
+    let (last, firmware_set) = command_registers(&run.stderr)?;
     run.check(last.len() > 20, "the trace shows every function's COMMAND register")?;
     run.check(!firmware_set.is_empty(), "firmware left bus mastering on somewhere (else this proves nothing)")?;
-    let mastering: Vec<&str> = last.iter().filter(|(_, v)| *v & 4 != 0).map(|(b, _)| *b).collect();
+    let mastering: Vec<&String> = last.iter().filter(|(_, v)| *v & 4 != 0).map(|(b, _)| b).collect();
     run.check(mastering.is_empty(), &format!("no function may master the bus without DMA: {mastering:?}"))
 }
 
