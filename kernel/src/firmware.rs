@@ -78,9 +78,9 @@ pub struct IdentityMap;
 
 impl AcpiHandler for IdentityMap {
     unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
-        // SAFETY: the caller (the acpi crate, or platform::acpi after its
-        // range checks) asks only for firmware tables below IDENTITY_LIMIT,
-        // which the boot page tables map one-to-one.
+        // SAFETY: the only caller, platform::acpi, maps only ranges it has
+        // checked against [4 KiB, IDENTITY_LIMIT), which the boot page
+        // tables map one-to-one (so the address is never 0).
         unsafe {
             PhysicalMapping::new(
                 physical_address,
