@@ -60,6 +60,10 @@ pub struct Case {
 }
 
 impl Case {
+    fn skipped(name: &'static str, why: &str) -> Self {
+        Self { name, device: String::new(), outcome: Outcome::Skipped(String::from(why)), detail: String::new() }
+    }
+
     fn of(name: &'static str, device: &str, r: Result<String, String>) -> Self {
         let (outcome, detail) = match r {
             Ok(d) => (Outcome::Pass, d),
@@ -132,23 +136,13 @@ impl Runner<'_> {
     pub fn run(&mut self, edus: &[usize]) -> Vec<Case> {
         let mut cases = Vec::new();
         let Some(&a_index) = edus.first() else {
-            cases.push(Case {
-                name: "dma",
-                device: String::new(),
-                outcome: Outcome::Skipped(String::from("no edu device")),
-                detail: String::new(),
-            });
+            cases.push(Case::skipped("dma", "no edu device"));
             return cases;
         };
         let a = match self.setup(a_index) {
             Ok(d) => d,
             Err(e) => {
-                cases.push(Case {
-                    name: "setup",
-                    device: format!("{}", self.topo.functions[a_index].bdf),
-                    outcome: Outcome::Fail(e),
-                    detail: String::new(),
-                });
+                cases.push(Case::of("setup", &format!("{}", self.topo.functions[a_index].bdf), Err(e)));
                 return cases;
             }
         };
@@ -170,12 +164,7 @@ impl Runner<'_> {
                 cases.push(Case::of("DMA at kernel memory faults", &name_b, r));
             }
             Some(Err(e)) => cases.push(Case::of("no DMA into another group's domain", "", Err(e))),
-            None => cases.push(Case {
-                name: "no DMA into another group's domain",
-                device: String::new(),
-                outcome: Outcome::Skipped(String::from("needs edu devices in two groups")),
-                detail: String::new(),
-            }),
+            None => cases.push(Case::skipped("no DMA into another group's domain", "needs edu devices in two groups")),
         }
 
         // An edu whose DMA QEMU tags with a bridge alias (its top-most
@@ -193,12 +182,10 @@ impl Runner<'_> {
                 cases.push(Case::of("DMA under a bridge alias reaches its mapping", &name_c, r));
             }
             Some(Err(e)) => cases.push(Case::of("DMA under a bridge alias reaches its mapping", "", Err(e))),
-            None => cases.push(Case {
-                name: "DMA under a bridge alias reaches its mapping",
-                device: String::new(),
-                outcome: Outcome::Skipped(String::from("no edu behind a PCIe-to-PCI bridge")),
-                detail: String::new(),
-            }),
+            None => cases.push(Case::skipped(
+                "DMA under a bridge alias reaches its mapping",
+                "no edu behind a PCIe-to-PCI bridge",
+            )),
         }
         cases
     }

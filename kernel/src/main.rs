@@ -105,8 +105,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         0 => RsdpSource::BiosScan,
         a => RsdpSource::StartInfo(a),
     };
-    // SAFETY: `IdentityMap` maps all of [4 KiB, 4 GiB); q35 is a BIOS
-    // platform, so the fallback scan of the BIOS area is sound.
+    // SAFETY: `IdentityMap` maps all of [4 KiB, 4 GiB), the range given.
     let acpi: AcpiFacts =
         unsafe { platform::acpi::discover(firmware::IdentityMap, source, &(0x1000..memory::IDENTITY_LIMIT)) };
     if let Some(port) = acpi.pm_timer_port {
@@ -133,11 +132,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // One PCI segment (q35 has one); a DRHD of another segment is reported.
     let mut vtd = match (&dmar, segments.first()) {
         (Some(d), Some(seg)) => {
-            let ram: Vec<(u64, u64)> = map
-                .iter()
-                .filter(|r| r.kind == platform::memmap::MemoryKind::Ram)
-                .map(|r| (r.start, r.end()))
-                .collect();
+            let ram: Vec<(u64, u64)> = platform::memmap::ram_ranges(&map).collect();
             Some(vtd::Vtd::setup(d, seg, &mut ecam, &ram))
         }
         _ => None,
@@ -147,7 +142,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // mastering as firmware left it). ACS stays enabled, as in Linux, which
     // requests it when it finds the DMAR table.
     if let Some(v) = vtd.take_if(|v| v.units.is_empty()) {
-        problems.extend(v.problems.iter().cloned());
+        problems.extend(v.problems);
         problems.push("VT-d: no DRHD unit came up; running without an IOMMU (no groups, no translation)".into());
         for seg in &mut segments {
             seg.groups = None;

@@ -329,7 +329,7 @@ impl Vtd {
             let cmd = ecam.read16(f.bdf, PCI_COMMAND);
             if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
                 ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
-                mastering.push(f.bdf);
+                mastering.push((f.bdf, cmd));
             }
         }
 
@@ -349,22 +349,7 @@ impl Vtd {
         }
         PAGE_WALKS_SNOOP.store(!units.is_empty() && units.iter().all(|u| u.unit.ecap().c()), Ordering::Relaxed);
 
-        // No unit came up: the caller runs as without an IOMMU, so bus
-        // mastering goes back to what firmware left.
-        if units.is_empty() {
-            for &bdf in &mastering {
-                let cmd = ecam.read16(bdf, PCI_COMMAND);
-                ecam.write16(bdf, PCI_COMMAND, cmd | PCI_COMMAND_MASTER);
-            }
-        }
-        let bus_master_cleared = mastering.len();
         let unit_of = assign_units(&units, seg);
-        for (i, f) in topo.functions.iter().enumerate() {
-            if unit_of[i].is_none() && !units.is_empty() {
-                problems.push(format!("VT-d: no DRHD covers {}; its DMA is not remapped", f.bdf));
-            }
-        }
-
         let mut vtd = Self {
             units,
             unit_of,
@@ -372,8 +357,22 @@ impl Vtd {
             faults: Vec::new(),
             lost_faults: false,
             problems,
-            bus_master_cleared,
+            bus_master_cleared: mastering.len(),
         };
+        // No unit came up: the caller runs as without an IOMMU, so bus
+        // mastering goes back to what firmware left, and there are no
+        // domains to make or RMRRs to map.
+        if vtd.units.is_empty() {
+            for &(bdf, cmd) in &mastering {
+                ecam.write16(bdf, PCI_COMMAND, cmd);
+            }
+            return vtd;
+        }
+        for (i, f) in topo.functions.iter().enumerate() {
+            if vtd.unit_of[i].is_none() {
+                vtd.problems.push(format!("VT-d: no DRHD covers {}; its DMA is not remapped", f.bdf));
+            }
+        }
         if let Some(groups) = &seg.groups {
             vtd.create_domains(groups);
         }
@@ -419,7 +418,7 @@ impl Vtd {
                     continue;
                 };
                 let Some(group) = groups.group_of(i).map(|g| g.id) else { continue };
-                let mut page = rmrr.base & !0xfff;
+                let mut page = rmrr.base;
                 if page == 0 {
                     self.problems.push(format!(
                         "RMRR {:#x}-{:#x}: page 0 left unmapped (IOVA 0 is never mapped)",

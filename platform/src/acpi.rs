@@ -141,18 +141,32 @@ unsafe fn read_checked<H: AcpiHandler>(handler: &H, addr: u64, memory: &Range<u6
     t
 }
 
-/// Check every RSDT/XSDT entry: reachable, sane length, checksum.
+/// Check the root table (signature, length, checksum) and every RSDT/XSDT
+/// entry: reachable, sane length, checksum. Returns the bytes of each
+/// valid table, in the order of `facts.tables`.
 ///
 /// # Safety
 /// As [`discover`].
-unsafe fn audit<H: AcpiHandler>(handler: &H, root: u64, entry_size: usize, memory: &Range<u64>, facts: &mut AcpiFacts) {
+unsafe fn audit<H: AcpiHandler>(
+    handler: &H,
+    root: u64,
+    entry_size: usize,
+    memory: &Range<u64>,
+    facts: &mut AcpiFacts,
+) -> Vec<Option<Vec<u8>>> {
     let root_name = if entry_size == 4 { "RSDT" } else { "XSDT" };
+    let mut bodies = Vec::new();
     // SAFETY: the caller's contract.
     let root_table = unsafe { read_checked(handler, root, memory) };
+    if root_table.status != TableStatus::Unreachable && root_table.signature != *root_name.as_bytes() {
+        let found = String::from_utf8_lossy(&root_table.signature).into_owned();
+        facts.problems.push(format!("ACPI: the {root_name} at {root:#x} is signed {found:?}; no tables"));
+        return bodies;
+    }
     let bytes = match (root_table.status, root_table.bytes) {
         (TableStatus::Unreachable, _) => {
             facts.problems.push(format!("ACPI: {root_name} at {root:#x} is outside memory"));
-            return;
+            return bodies;
         }
         (TableStatus::BadChecksum, Some(b)) => {
             facts.problems.push(format!("ACPI: {root_name} checksum is wrong; its entries are used anyway"));
@@ -161,7 +175,7 @@ unsafe fn audit<H: AcpiHandler>(handler: &H, root: u64, entry_size: usize, memor
         (_, Some(b)) => b,
         (_, None) => {
             facts.problems.push(format!("ACPI: {root_name} length {} is invalid", root_table.length));
-            return;
+            return bodies;
         }
     };
     for chunk in bytes[HEADER_LEN as usize..].chunks_exact(entry_size).take(MAX_ROOT_ENTRIES) {
@@ -171,6 +185,7 @@ unsafe fn audit<H: AcpiHandler>(handler: &H, root: u64, entry_size: usize, memor
         // SAFETY: the caller's contract.
         let t = unsafe { read_checked(handler, address, memory) };
         let entry = TableEntry { signature: t.signature, address, length: t.length, status: t.status };
+        bodies.push(t.bytes.filter(|_| t.status == TableStatus::Valid));
         match entry.status {
             TableStatus::Valid => {}
             TableStatus::BadChecksum => facts.problems.push(format!(
@@ -190,6 +205,7 @@ unsafe fn audit<H: AcpiHandler>(handler: &H, root: u64, entry_size: usize, memor
         }
         facts.tables.push(entry);
     }
+    bodies
 }
 
 /// The RSDP's facts (ACPI 6.5 §5.2.5.3).
@@ -255,48 +271,28 @@ unsafe fn read_rsdp<H: AcpiHandler>(handler: &H, addr: u64, memory: &Range<u64>)
     Ok(rsdp)
 }
 
-/// Search the BIOS area 0xE0000..0x100000 (and the first KiB of the EBDA
-/// when the BDA's pointer to it is readable) on 16-byte boundaries for a
-/// valid RSDP (ACPI 6.5 §5.2.5.1).
+/// Search the BIOS area 0xE0000..0x100000 on 16-byte boundaries for a valid
+/// RSDP (ACPI 6.5 §5.2.5.1). The other place the spec names, the first KiB
+/// of the EBDA, is found through a pointer at 0x40E, in the page the kernel
+/// leaves unmapped; PVH loaders pass the RSDP address anyway, and SeaBIOS
+/// puts the RSDP in the BIOS area.
 ///
 /// # Safety
 /// As [`discover`].
 unsafe fn scan_for_rsdp<H: AcpiHandler>(handler: &H, memory: &Range<u64>) -> Result<Rsdp, String> {
-    let mut areas = Vec::new();
-    if fits(memory, 0x40e, 2) {
-        // SAFETY: checked against `memory`.
-        let p = unsafe { read_bytes(handler, 0x40e, 2) };
-        let ebda = u64::from(u16::from_le_bytes([p[0], p[1]])) << 4;
-        if ebda != 0 {
-            areas.push(ebda..ebda + 1024);
-        }
-    }
-    areas.push(0xe_0000..0x10_0000);
-    for area in areas {
-        for addr in area.step_by(16) {
-            // SAFETY: `read_rsdp` checks every read against `memory`.
-            if let Ok(r) = unsafe { read_rsdp(handler, addr, memory) } {
-                return Ok(r);
-            }
+    for addr in (0xe_0000..0x10_0000).step_by(16) {
+        // SAFETY: `read_rsdp` checks every read against `memory`.
+        if let Ok(r) = unsafe { read_rsdp(handler, addr, memory) } {
+            return Ok(r);
         }
     }
     Err(String::from("no valid RSDP found in the BIOS area"))
 }
 
-/// The bytes of a table the audit accepted, read again through its header.
-///
-/// # Safety
-/// As [`discover`].
-unsafe fn valid_table<H: AcpiHandler>(
-    handler: &H,
-    facts: &AcpiFacts,
-    sig: &[u8; 4],
-    memory: &Range<u64>,
-) -> Option<Vec<u8>> {
-    let entry = facts.tables.iter().find(|t| &t.signature == sig && t.status == TableStatus::Valid)?;
-    // SAFETY: the caller's contract.
-    let t = unsafe { read_checked(handler, entry.address, memory) };
-    if t.status == TableStatus::Valid { t.bytes } else { None }
+/// The bytes of the first valid table signed `sig`.
+fn valid_table(facts: &AcpiFacts, bodies: &[Option<Vec<u8>>], sig: &[u8; 4]) -> Option<Vec<u8>> {
+    let i = facts.tables.iter().position(|t| &t.signature == sig && t.status == TableStatus::Valid)?;
+    bodies.get(i)?.clone()
 }
 
 /// The PM timer's I/O port and the DSDT address from FADT bytes, reading
@@ -304,12 +300,13 @@ unsafe fn valid_table<H: AcpiHandler>(
 /// Generic Address) when present and in system I/O space, else PM_TMR_BLK
 /// (offset 76, with PM_TMR_LEN = 4); X_DSDT (offset 140) when present and
 /// non-zero, else DSDT (offset 40).
-pub fn fadt_facts(fadt: &[u8]) -> (Option<u16>, Option<u64>) {
+fn fadt_facts(fadt: &[u8]) -> (Option<u16>, Option<u64>) {
     const SYSTEM_IO: u8 = 1;
-    let x_pm = le64(fadt, 212).filter(|&a| a != 0 && fadt.get(208) == Some(&SYSTEM_IO));
-    let pm = x_pm.or_else(|| le32(fadt, 76).filter(|&p| p != 0 && fadt.get(91) == Some(&4)).map(u64::from));
+    let port = |a: u64| u16::try_from(a).ok().filter(|&p| p != 0);
+    let x_pm = le64(fadt, 212).filter(|_| fadt.get(208) == Some(&SYSTEM_IO)).and_then(port);
+    let pm = x_pm.or_else(|| le32(fadt, 76).filter(|_| fadt.get(91) == Some(&4)).and_then(|p| port(u64::from(p))));
     let dsdt = le64(fadt, 140).filter(|&a| a != 0).or_else(|| le32(fadt, 40).filter(|&a| a != 0).map(u64::from));
-    (pm.and_then(|p| u16::try_from(p).ok()), dsdt)
+    (pm, dsdt)
 }
 
 /// Discover the ACPI facts.
@@ -339,7 +336,7 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
     facts.rsdp_address = rsdp.address;
     facts.revision = rsdp.revision;
     // SAFETY: the caller's `memory` contract.
-    unsafe { audit(&handler, rsdp.root, rsdp.entry_size, memory, &mut facts) };
+    let bodies = unsafe { audit(&handler, rsdp.root, rsdp.entry_size, memory, &mut facts) };
     for sig in [b"MCFG", b"DMAR", b"FACP"] {
         let n = facts.tables.iter().filter(|t| &t.signature == sig).count();
         if n > 1 {
@@ -376,57 +373,44 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
         facts.problems.push(String::from("ACPI: no MCFG table; PCI enumeration is skipped"));
     }
 
-    // SAFETY: the caller's `memory` contract.
-    facts.dmar = unsafe { valid_table(&handler, &facts, b"DMAR", memory) };
+    facts.dmar = valid_table(&facts, &bodies, b"DMAR");
 
-    // SAFETY: the caller's `memory` contract.
-    if let Some(fadt) = unsafe { valid_table(&handler, &facts, b"FACP", memory) } {
+    if let Some(fadt) = valid_table(&facts, &bodies, b"FACP") {
         let (pm, dsdt) = fadt_facts(&fadt);
         facts.pm_timer_port = pm;
         if pm.is_none() {
             log::debug!("ACPI: no I/O-port PM timer in the FADT");
         }
         if let Some(a) = dsdt {
+            // The DSDT is not in the root table: checked here.
             // SAFETY: the caller's `memory` contract.
-            unsafe { scan_aml(&handler, a, memory, "DSDT", &mut facts) };
+            let checked = unsafe { read_checked(&handler, a, memory) };
+            match (checked.status, checked.bytes) {
+                (TableStatus::Valid, Some(b)) => add_bbns(&mut facts, &b),
+                (TableStatus::Unreachable, _) => facts.problems.push(format!("ACPI: DSDT at {a:#x} is outside memory")),
+                (TableStatus::BadChecksum, _) => {
+                    facts.problems.push(format!("ACPI: DSDT at {a:#x} has a bad checksum; not scanned"))
+                }
+                _ => facts.problems.push(format!("ACPI: DSDT at {a:#x} has an invalid length {}", checked.length)),
+            }
         }
     }
-    let ssdts: Vec<u64> = facts
+    let ssdts: Vec<&Vec<u8>> = facts
         .tables
         .iter()
-        .filter(|t| &t.signature == b"SSDT" && t.status == TableStatus::Valid)
-        .map(|t| t.address)
+        .zip(&bodies)
+        .filter(|(t, _)| &t.signature == b"SSDT")
+        .filter_map(|(_, b)| b.as_ref())
         .collect();
-    for a in ssdts {
-        // SAFETY: the caller's `memory` contract.
-        unsafe { scan_aml(&handler, a, memory, "SSDT", &mut facts) };
+    for b in ssdts {
+        add_bbns(&mut facts, b);
     }
     facts
 }
 
-/// Add the constant `_BBN`s of one AML table.
-///
-/// # Safety
-/// As [`discover`].
-unsafe fn scan_aml<H: AcpiHandler>(handler: &H, addr: u64, memory: &Range<u64>, name: &str, facts: &mut AcpiFacts) {
-    // SAFETY: the caller's contract.
-    let checked = unsafe { read_checked(handler, addr, memory) };
-    let t = match (checked.status, checked.bytes) {
-        (TableStatus::Valid, Some(b)) => b,
-        (TableStatus::Unreachable, _) => {
-            facts.problems.push(format!("ACPI: {name} at {addr:#x} is outside memory"));
-            return;
-        }
-        (TableStatus::BadChecksum, _) => {
-            facts.problems.push(format!("ACPI: {name} at {addr:#x} has a bad checksum; not scanned"));
-            return;
-        }
-        _ => {
-            facts.problems.push(format!("ACPI: {name} at {addr:#x} has an invalid length {}", checked.length));
-            return;
-        }
-    };
-    for bus in aml::find_bbn(&t[HEADER_LEN as usize..]) {
+/// Add the constant `_BBN`s of one AML table (header included).
+fn add_bbns(facts: &mut AcpiFacts, table: &[u8]) {
+    for bus in aml::find_bbn(&table[HEADER_LEN as usize..]) {
         if !facts.host_bridge_buses.contains(&bus) {
             facts.host_bridge_buses.push(bus);
         }

@@ -346,3 +346,26 @@ fn a_dsdt_with_a_bad_checksum_is_not_scanned() {
     assert!(f.problems.iter().any(|p| p.contains("DSDT") && p.contains("bad checksum")), "{:?}", f.problems);
     assert_eq!(f.host_bridge_buses, vec![0x40], "only the SSDT's _BBN");
 }
+
+/// An RSDP pointing at something that is not an XSDT (here the MCFG, a
+/// valid table of believable length) gives no tables, not its "entries".
+#[test]
+fn a_root_table_with_the_wrong_signature_is_refused() {
+    let mut t = Tables::q35_like();
+    let mcfg = t.addr(MCFG);
+    t.put(RSDP + 24, &mcfg.to_le_bytes());
+    t.fix_checksum(RSDP, 36, 32);
+    let f = t.discover();
+    assert!(f.tables.is_empty() && f.mcfg.is_empty());
+    assert!(f.problems.iter().any(|p| p.contains("XSDT") && p.contains("\"MCFG\"")), "{:?}", f.problems);
+}
+
+#[test]
+fn an_x_pm_timer_beyond_the_io_space_falls_back_to_the_legacy_field() {
+    let mut f = vec![0u8; 244];
+    f[208] = 1;
+    f[212..220].copy_from_slice(&0x1_0008u64.to_le_bytes());
+    f[76..80].copy_from_slice(&0x608u32.to_le_bytes());
+    f[91] = 4;
+    assert_eq!(fadt_facts(&f).0, Some(0x608));
+}

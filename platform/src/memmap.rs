@@ -57,6 +57,11 @@ impl MemoryRegion {
     }
 }
 
+/// Usable RAM as `[start, end)` ranges.
+pub fn ram_ranges(regions: &[MemoryRegion]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    regions.iter().filter(|r| r.kind == MemoryKind::Ram).map(|r| (r.start, r.end()))
+}
+
 /// Total bytes of usable RAM.
 pub fn total_ram(regions: &[MemoryRegion]) -> u64 {
     regions.iter().filter(|r| r.kind == MemoryKind::Ram).fold(0u64, |sum, r| sum.saturating_add(r.len))

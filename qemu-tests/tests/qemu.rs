@@ -87,9 +87,13 @@ fn dmar_without_a_usable_unit_runs_without_an_iommu() -> Result<(), String> {
         "and the kernel says it runs without an IOMMU",
     )?;
     run.check(run.stdout.contains("group -"), "no function is in a group")?;
-    let (last, firmware_set) = command_registers(&run.stderr)?;
-    let now: Vec<&String> = last.iter().filter(|(_, v)| *v & 4 != 0).map(|(b, _)| b).collect();
-    run.check(!firmware_set.is_empty() && now.len() == firmware_set.len(), "bus mastering is back as firmware left it")
+    let (last, mut firmware_set) = command_registers(&run.stderr)?;
+    firmware_set.sort();
+    let now: Vec<String> = last.into_iter().filter(|(_, v)| *v & 4 != 0).map(|(b, _)| b).collect();
+    run.check(
+        !firmware_set.is_empty() && now == firmware_set,
+        &format!("bus mastering is back as firmware left it: {now:?} vs {firmware_set:?}"),
+    )
 }
 
 /// Each function's COMMAND register as QEMU's config trace last saw it

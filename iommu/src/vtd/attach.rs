@@ -37,8 +37,9 @@ impl<R: RegisterFile> Unit<R> {
         if u32::from(domain.id().0) >= self.cap.number_of_domains() {
             return Err(UnitError::Unsupported { feature: "the domain id within CAP.ND" });
         }
-        // Caching mode tags not-present entries with domain id 0 (spec
-        // §6.1), so no live domain may use it.
+        // Caching mode tags cached not-present entries with domain id 0
+        // (spec §6.2.2, as `DomainIdAllocator` reserves it): a domain made
+        // with id 0 by hand must not reach the hardware either.
         if self.cap.cm() && domain.id() == DomainId(0) {
             return Err(UnitError::Unsupported { feature: "domain id 0 (reserved under caching mode)" });
         }

@@ -47,6 +47,9 @@ pub enum UnitError {
     /// GSTS.QIES is set, so register-based invalidation would be ignored
     /// (spec §6.5.2; QEMU refuses it with an error message).
     QueuedInvalidationActive,
+    /// Queued invalidation set up by someone else (firmware) is still on:
+    /// [`super::Unit::take_over`] turns it off.
+    ForeignQueueActive,
     /// An operation needs a capability the unit lacks.
     Unsupported { feature: &'static str },
     /// The invalidation queue has no room (hardware stopped consuming it).
@@ -88,6 +91,9 @@ impl fmt::Display for UnitError {
             }
             Self::QueuedInvalidationActive => {
                 write!(f, "VT-d register-based invalidation refused: queued invalidation is enabled")
+            }
+            Self::ForeignQueueActive => {
+                write!(f, "VT-d queued invalidation left on by firmware; take the unit over first")
             }
             Self::Unsupported { feature } => write!(f, "VT-d unit lacks {feature}"),
             Self::QueueFull => write!(f, "VT-d invalidation queue full"),

@@ -158,15 +158,15 @@ impl<R: RegisterFile> Unit<R> {
     }
 
     /// Choose the invalidation interface once: queued when ECAP.QI (Linux
-    /// `intel_iommu_init_qi`), registers otherwise. If firmware left QI
-    /// enabled, it is drained and disabled first (Linux `dmar_disable_qi`),
-    /// so the queue is ours.
+    /// `intel_iommu_init_qi`), registers otherwise. A queue firmware left
+    /// enabled must be turned off first ([`Unit::take_over`]): its IQA may
+    /// not be changed while GSTS.QIES is set.
     pub fn setup_invalidation<M: PhysMem + FrameAlloc>(&mut self, mm: &mut M) -> Result<InvalidationKind, UnitError> {
         if let InvalMode::Queued(_) = self.inval {
             return Ok(InvalidationKind::Queued);
         }
         if self.status().contains(GlobalStatus::QIES) {
-            self.disable_queued_invalidation()?;
+            return Err(UnitError::ForeignQueueActive);
         }
         if self.ecap.qi() {
             self.enable_queued_invalidation(mm)?;

@@ -87,8 +87,6 @@ pub struct Unit<R: RegisterFile> {
     pub(super) poll: PollLimit,
     pub(super) inval: InvalMode,
     version: u32,
-    /// GSTS at bring-up: what firmware left enabled.
-    handoff: GlobalStatus,
     /// Shadow of the last GCMD value written (GCMD reads are undefined).
     gcmd: GlobalCommand,
 }
@@ -121,7 +119,6 @@ impl<R: RegisterFile> Unit<R> {
                 return Err(UnitError::RegisterOutOfRange { register, end, mapped });
             }
         }
-        let handoff = GlobalStatus::from_bits_retain(gsts);
         Ok(Self {
             regs,
             cap,
@@ -129,7 +126,6 @@ impl<R: RegisterFile> Unit<R> {
             poll,
             inval: InvalMode::Register,
             version,
-            handoff,
             gcmd: GlobalCommand::from_bits_retain(gsts & GSTS_PERSISTENT_MASK),
         })
     }
@@ -168,12 +164,6 @@ impl<R: RegisterFile> Unit<R> {
             handoff.stale_queue_errors = stale.bits();
         }
         Ok(handoff)
-    }
-
-    /// GSTS as found at [`Unit::new`] (TES or QIES set means firmware or a
-    /// previous kernel left the unit running).
-    pub fn handoff_status(&self) -> GlobalStatus {
-        self.handoff
     }
 
     /// GSTS now.

@@ -155,6 +155,8 @@ fn qi_left_on_by_firmware_blocks_registers_until_taken_over() {
     sim.clear_events();
     let (mut unit, mut sim) = unit_with(sim);
     assert_eq!(unit.invalidate_context(&mut sim, ContextScope::Global), Err(UnitError::QueuedInvalidationActive));
+    assert_eq!(unit.setup_invalidation(&mut sim), Err(UnitError::ForeignQueueActive), "take over first");
+    assert!(unit.take_over().unwrap().queue_disabled);
     assert_eq!(unit.setup_invalidation(&mut sim), Ok(InvalidationKind::Queued));
     // QIE was cleared, then set again with our queue.
     let gcmd: std::vec::Vec<_> = sim.events().into_iter().filter(|e| matches!(e, Event::Gcmd(_))).collect();
