@@ -11,6 +11,7 @@
 //! - enumeration order and bus-number checks: [`enumerate`], result: [`topology`]
 //! - ACS judgement and enabling: [`acs`]; ACS quirk table: [`acs_quirks`]
 //! - DMA alias walk: [`alias`]; DMA alias quirk table: [`dma_alias_fixups`]
+//! - SR-IOV virtual functions of enabled physical functions: [`sriov`]
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -29,6 +30,7 @@ pub mod port_services;
 pub mod regs;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod sriov;
 pub mod topology;
 
 pub use config::{Bdf, ConfigSpace};

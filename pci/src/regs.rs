@@ -138,8 +138,17 @@ pub const fn pci_ari_cap_nfn(cap: u16) -> u8 {
 }
 
 // --- SR-IOV extended capability (PCIe Base 5.0 §9.3.3) ---
+pub const PCI_SRIOV_CTRL: u16 = 0x08;
+/// SR-IOV Control: VF Enable.
+pub const PCI_SRIOV_CTRL_VFE: u16 = 0x0001;
 pub const PCI_SRIOV_INITIAL_VF: u16 = 0x0c;
 pub const PCI_SRIOV_TOTAL_VF: u16 = 0x0e;
+pub const PCI_SRIOV_NUM_VF: u16 = 0x10;
+/// First VF's routing id offset from the PF's.
+pub const PCI_SRIOV_VF_OFFSET: u16 = 0x14;
+/// Routing id distance between consecutive VFs.
+pub const PCI_SRIOV_VF_STRIDE: u16 = 0x16;
+pub const PCI_SRIOV_VF_DID: u16 = 0x1a;
 
 /// `PCI_SLOT(devfn)`.
 pub const fn pci_slot(devfn: u8) -> u8 {
