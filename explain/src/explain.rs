@@ -1,0 +1,351 @@
+//! The report of one run: the machine's functions and groups with each
+//! member's rule (the kernel's wording), the comparison with the groups
+//! Linux formed, and what would isolate each shared group.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use iommu::group::Reason;
+use pci::acs::{AcsFail, pci_acs_check, pci_acs_path_check, pci_acs_path_enabled};
+use pci::acs_quirks::{AcsQuirk, PCI_ANY_ID, PCI_DEV_ACS_ENABLED, intel_pch_acs_match};
+use pci::caps::PcieType;
+use pci::{Bdf, REQ_ACS_FLAGS, Topology};
+use report::names::{class_name, device_name};
+use report::{AcsGap, Comparison, Difference, Function, Group, Isolation, Report};
+
+use crate::input::Input;
+use crate::machine::Machine;
+
+/// ACS quirks that Linux gained after 6.1 (drivers/pci/quirks.c
+/// `pci_dev_acs_enabled[]`): vendor, device range, quirk and release.
+const LATER_ACS_QUIRKS: &[(u16, u16, u16, &str)] = &[
+    (0x8088, 0x0100, 0x010f, "pci_quirk_wangxun_nic_acs (Wangxun NICs), Linux 6.3"),
+    (0x8088, 0x1001, 0x1001, "pci_quirk_wangxun_nic_acs (Wangxun NICs), Linux 6.3"),
+    (0x8088, 0x2001, 0x2001, "pci_quirk_wangxun_nic_acs (Wangxun NICs), Linux 6.3"),
+];
+
+/// `6.1.2-1-pve` → (6, 1).
+fn major_minor(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+fn port_type_name(t: PcieType) -> String {
+    format!("{t}")
+}
+
+/// Build the report of one run.
+pub fn build(input: &Input, m: &mut Machine) -> Report {
+    let by_bdf: BTreeMap<Bdf, &crate::input::InputDevice> =
+        input.devices.iter().filter_map(|d| d.bdf.map(|b| (b, d))).collect();
+    let mut report = Report {
+        kernel: format!("iommu-explain {}", env!("CARGO_PKG_VERSION")),
+        source: Some(input.source.clone()),
+        problems: input.problems.clone(),
+        partial: input.partial,
+        ..Report::default()
+    };
+    for seg in &m.segments {
+        let topo = &seg.topology;
+        for (i, f) in topo.functions.iter().enumerate() {
+            let d = by_bdf.get(&f.bdf);
+            let acs = f.caps.acs.map(|a| report::Acs {
+                offset: a.offset,
+                cap: a.cap,
+                ctrl: pci::ConfigSpace::read16(&mut m.snapshot, f.bdf, a.offset + pci::regs::PCI_ACS_CTRL),
+            });
+            let name = device_name(f.vendor, f.device)
+                .map(String::from)
+                .or_else(|| d.and_then(|d| d.name.clone()))
+                .unwrap_or_else(|| class_name(f.class).to_string());
+            let mut unknown = d.map(|d| d.unknown.clone()).unwrap_or_default();
+            if m.not_covered.contains(&f.bdf) {
+                unknown.push("no IOMMU group in the input: no IOMMU covers it (left out of grouping)".into());
+            }
+            report.functions.push(Function {
+                bdf: f.bdf.to_string(),
+                vendor: f.vendor,
+                device: f.device,
+                class: f.class,
+                header_type: f.header_type,
+                multifunction: f.multifunction,
+                port_type: f.pcie_type.map(port_type_name),
+                pcie_type: f.caps.pcie.map(|p| p.port_type.raw()),
+                acs,
+                parent: f.parent.map(|p| topo.functions[p].bdf.to_string()),
+                group: seg.groups.group_of(i).map(|g| g.id),
+                driver: d.and_then(|d| d.driver.clone()),
+                port_services: None,
+                name,
+                kind: f.kind().to_string(),
+                linux_group: d.and_then(|d| d.linux_group),
+                unknown,
+            });
+        }
+        for g in &seg.groups.groups {
+            report.groups.push(Group {
+                id: g.id,
+                members: g.members.iter().map(|x| topo.functions[x.function].bdf.to_string()).collect(),
+                explanation: g
+                    .members
+                    .iter()
+                    .map(|x| format!("{} {}", topo.functions[x.function].bdf, x.reason))
+                    .collect(),
+                ..Group::default()
+            });
+        }
+        report.pci_errors.extend(topo.errors.iter().map(|e| e.to_string()));
+    }
+    for b in &m.unreached {
+        report.problems.push(format!(
+            "{b}: in the input but not reached by enumeration (no bridge in the input leads to bus {:02x}); no group",
+            b.bus
+        ));
+    }
+    if !m.unreached.is_empty() {
+        report.partial = true;
+    }
+    isolation(m, &mut report);
+    if input.has_linux_groups() {
+        report.comparison = Some(compare(input, m, &report));
+    }
+    report
+}
+
+/// Every port below which a device would get a group of its own: root and
+/// downstream ports whose ACS path to the root is complete
+/// (`pci_acs_path_enabled(port, NULL, REQ_ACS_FLAGS)`), and every port the
+/// rules judge from a quirk the same way.
+fn isolating_ports(m: &mut Machine) -> Vec<String> {
+    let mut out = Vec::new();
+    for seg in &m.segments {
+        let topo = &seg.topology;
+        for (i, f) in topo.functions.iter().enumerate() {
+            if f.pcie_type.is_some_and(PcieType::is_downstream_port)
+                && f.secondary_scanned
+                && pci_acs_path_enabled(&mut m.snapshot, topo, i, None, REQ_ACS_FLAGS)
+            {
+                out.push(format!("{} ({})", f.bdf, f.kind()));
+            }
+        }
+    }
+    out
+}
+
+fn fail_words(why: &AcsFail) -> String {
+    match why {
+        AcsFail::Missing { missing, .. } => {
+            format!("ACS {} not enabled or not implemented", pci::acs::FlagNames(*missing))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// For every group of more than one device: the ports and functions whose
+/// missing ACS merges it, a later Linux quirk for its ids, and advice.
+fn isolation(m: &mut Machine, report: &mut Report) {
+    let ports = isolating_ports(m);
+    for seg in &m.segments {
+        let topo = &seg.topology;
+        for g in seg.groups.groups.iter().filter(|g| g.members.len() > 1) {
+            let mut gaps: Vec<AcsGap> = Vec::new();
+            let add = |gaps: &mut Vec<AcsGap>, topo: &Topology, at: usize, lacks: String| {
+                let bdf = topo.functions[at].bdf.to_string();
+                if !gaps.iter().any(|x| x.device == bdf) {
+                    gaps.push(AcsGap { device: bdf, kind: topo.functions[at].kind().to_string(), lacks });
+                }
+            };
+            let mut aliases = Vec::new();
+            for member in &g.members {
+                let i = member.function;
+                if let Some(p) = topo.functions[i].parent
+                    && let Err(brk) = pci_acs_path_check(&mut m.snapshot, topo, p, None, REQ_ACS_FLAGS)
+                {
+                    add(&mut gaps, topo, brk.at, fail_words(&brk.why));
+                }
+                match &member.reason {
+                    Reason::SharesSlot { with, .. } => {
+                        for j in [topo.find(*with), Some(i)].into_iter().flatten() {
+                            if let Err(why) = pci_acs_check(&mut m.snapshot, topo, j, REQ_ACS_FLAGS) {
+                                add(&mut gaps, topo, j, format!("multifunction, {}", fail_words(&why)));
+                            }
+                        }
+                    }
+                    Reason::BehindBridge { bridge, .. } | Reason::DmaAlias { with: bridge, .. } => {
+                        aliases.push(format!(
+                            "{} shares a requester id with {bridge}: no ACS setting separates them",
+                            topo.functions[i].bdf
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            let later_quirk = g.members.iter().find_map(|x| {
+                let f = &topo.functions[x.function];
+                LATER_ACS_QUIRKS
+                    .iter()
+                    .find(|(v, lo, hi, _)| *v == f.vendor && (*lo..=*hi).contains(&f.device))
+                    .map(|q| format!("{} [{:04x}:{:04x}]: {}", f.bdf, f.vendor, f.device, q.3))
+            });
+            let mut advice = aliases;
+            if !gaps.is_empty() {
+                let names: Vec<&str> = gaps.iter().map(|x| x.device.as_str()).collect();
+                advice.push(format!(
+                    "ACS on {} (SV/RR/CR/UF enabled) would split it; no software setting of Linux 6.1 enables bits a \
+                     device does not implement (an ACS override patch only pretends)",
+                    names.join(", ")
+                ));
+            }
+            if ports.is_empty() {
+                advice.push("no port of this machine isolates a device placed below it".into());
+            } else {
+                advice.push(format!(
+                    "a device placed below one of the {} port(s) listed under \"Ports that isolate\" gets its own group",
+                    ports.len()
+                ));
+            }
+            report.isolation.push(Isolation {
+                group: g.id,
+                members: g.members.iter().map(|x| topo.functions[x.function].bdf.to_string()).collect(),
+                gaps,
+                later_quirk,
+                advice,
+            });
+        }
+    }
+    report.isolating_ports = ports;
+}
+
+/// Whether a rule that config space cannot show decides `bdf`'s isolation:
+/// the function or a bridge above it is an Intel PCH root port whose ACS
+/// Linux enables through chipset registers, or an AMD southbridge function
+/// whose quirk reads the IVRS table.
+fn chipset_quirk(m: &Machine, bdf: Bdf) -> Option<String> {
+    let idx = m.index();
+    let &(s, mut i) = idx.get(&bdf)?;
+    let topo = &m.segments[s].topology;
+    for _ in 0..=topo.functions.len() {
+        let f = &topo.functions[i];
+        if f.vendor == pci::ids::INTEL && intel_pch_acs_match(f) {
+            return Some(format!(
+                "Intel PCH root port {} [8086:{:04x}]: Linux 6.1 isolates it through the chipset's RCBA register \
+                 (pci_quirk_enable_intel_pch_acs writes the LPC bridge's memory-mapped UPDCR), which config space \
+                 and lspci do not show; when that write succeeds each such port gets its own group",
+                f.bdf, f.device
+            ));
+        }
+        let amd_sb = PCI_DEV_ACS_ENABLED.iter().any(|q| {
+            q.quirk == AcsQuirk::AmdSb && q.vendor == f.vendor && (q.device == f.device || q.device == PCI_ANY_ID)
+        });
+        if amd_sb {
+            return Some(format!(
+                "AMD southbridge function {} [{:04x}:{:04x}]: pci_quirk_amd_sb_acs decides from the ACPI IVRS table, \
+                 which config space does not show",
+                f.bdf, f.vendor, f.device
+            ));
+        }
+        i = f.parent?;
+    }
+    None
+}
+
+/// Compare our partition with Linux's on every device that carries a group
+/// in the input, and give each difference its most likely cause.
+fn compare(input: &Input, m: &Machine, report: &Report) -> Comparison {
+    let ours: BTreeMap<&str, u32> =
+        report.functions.iter().filter_map(|f| f.group.map(|g| (f.bdf.as_str(), g))).collect();
+    let linux: BTreeMap<String, u32> =
+        input.devices.iter().filter_map(|d| Some((d.bdf?.to_string(), d.linux_group?))).collect();
+    // Facts missing from the input that can change a group (not the notes
+    // that only say what was assumed the way Linux does it).
+    let unknown: BTreeSet<&str> = report
+        .functions
+        .iter()
+        .filter(|f| {
+            f.unknown.iter().any(|u| !u.starts_with("no IOMMU group") && !u.contains("taken as Linux enables it"))
+        })
+        .map(|f| f.bdf.as_str())
+        .collect();
+    let version = input.source.linux.as_deref().and_then(major_minor);
+    // Pieces: devices linked when they share our group or Linux's group.
+    let devices: Vec<&String> = linux.keys().collect();
+    let mut piece: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut pieces: Vec<BTreeSet<&str>> = Vec::new();
+    for d in &devices {
+        if piece.contains_key(d.as_str()) {
+            continue;
+        }
+        let mut set = BTreeSet::new();
+        let mut todo = vec![d.as_str()];
+        while let Some(x) = todo.pop() {
+            if !set.insert(x) {
+                continue;
+            }
+            let (og, lg) = (ours.get(x), linux.get(x));
+            for y in &devices {
+                let same_ours = og.is_some() && ours.get(y.as_str()) == og;
+                if !set.contains(y.as_str()) && (same_ours || linux.get(y.as_str()) == lg) {
+                    todo.push(y.as_str());
+                }
+            }
+        }
+        for x in &set {
+            piece.insert(x, pieces.len());
+        }
+        pieces.push(set);
+    }
+    let mut differences: Vec<Difference> = Vec::new();
+    for set in pieces {
+        let split = |key: &dyn Fn(&str) -> Option<u32>| -> Vec<Vec<String>> {
+            let mut by: BTreeMap<Option<u32>, Vec<String>> = BTreeMap::new();
+            for x in &set {
+                by.entry(key(x)).or_default().push(x.to_string());
+            }
+            let mut v: Vec<Vec<String>> = by
+                .into_iter()
+                .flat_map(|(k, m)| match k {
+                    Some(_) => vec![m],
+                    None => m.into_iter().map(|x| vec![x]).collect(),
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let our_groups = split(&|x| ours.get(x).copied());
+        let linux_groups = split(&|x| linux.get(x).copied());
+        if our_groups == linux_groups && set.iter().all(|x| ours.contains_key(x)) {
+            continue;
+        }
+        let first = set.iter().next().map(|s| s.to_string()).unwrap_or_default();
+        let involved: Vec<&str> = set.iter().copied().collect();
+        let (cause_kind, cause) = if let Some(x) = involved.iter().find(|x| !ours.contains_key(**x)) {
+            ("not-found", format!("{x} is not reached by enumeration from the input, so the rules gave it no group"))
+        } else if let Some(u) = involved.iter().find(|d| unknown.contains(**d)) {
+            let what = report.functions.iter().find(|f| f.bdf == *u).map(|f| f.unknown.join("; ")).unwrap_or_default();
+            ("unknown-text", format!("{u}: the input does not say enough: {what}"))
+        } else if let Some(o) = &input.source.acs_override {
+            (
+                "acs-override",
+                format!(
+                    "the machine's kernel ran with {o}: the ACS override patch reports ACS where the hardware has none and splits groups the rules keep together"
+                ),
+            )
+        } else if let Some(q) = involved.iter().filter_map(|d| Bdf::parse(d)).find_map(|b| chipset_quirk(m, b)) {
+            ("chipset-quirk", q)
+        } else if let Some((a, b)) = version.filter(|v| *v != (6, 1)) {
+            (
+                "kernel-version",
+                format!("the machine ran Linux {a}.{b}, not 6.1: its ACS and alias rules or quirk tables differ here"),
+            )
+        } else {
+            ("rule", "the Linux 6.1 rules give a different partition here; see each member's reason above".to_string())
+        };
+        differences.push(Difference {
+            device: first,
+            ours: our_groups,
+            linux: linux_groups,
+            cause,
+            cause_kind: cause_kind.to_string(),
+        });
+    }
+    Comparison { compared: linux.len() as u64, agree: differences.is_empty(), differences }
+}

@@ -1,0 +1,109 @@
+//! The kernel's pipeline on a snapshot: root buses from the input, the same
+//! enumeration (`pci::enumerate`), ACS enabling (`pci::acs::enable_acs`),
+//! SR-IOV virtual functions (`pci::sriov`) and grouping
+//! (`iommu::group::pci_device_groups`) as the kernel runs over ECAM.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use iommu::group::{Groups, pci_device_groups};
+use pci::acs::enable_acs;
+use pci::regs::{
+    PCI_HEADER_TYPE, PCI_HEADER_TYPE_MASK, PCI_HEADER_TYPE_NORMAL, PCI_SECONDARY_BUS, PCI_SUBORDINATE_BUS,
+};
+use pci::sriov::add_virtual_functions;
+use pci::{Bdf, ConfigSpace, Topology, enumerate};
+
+use crate::input::Input;
+use crate::snapshot::{Snapshot, Space};
+
+/// One PCI segment after the pipeline.
+pub struct Segment {
+    pub number: u16,
+    pub roots: Vec<u8>,
+    pub topology: Topology,
+    pub groups: Groups,
+}
+
+/// The whole machine after the pipeline.
+pub struct Machine {
+    pub snapshot: Snapshot,
+    pub segments: Vec<Segment>,
+    /// Functions of the input that enumeration did not reach.
+    pub unreached: Vec<Bdf>,
+    /// Functions left out of grouping: the input carries Linux's groups and
+    /// names none for them (no IOMMU covers them).
+    pub not_covered: BTreeSet<Bdf>,
+}
+
+/// Root buses of one segment: every bus holding a function that no
+/// bridge's secondary..subordinate range covers, in ascending order (ACPI
+/// lists the main host bridge first, then expanders by bus number).
+pub fn root_buses(snapshot: &mut Snapshot, segment: u16) -> Vec<u8> {
+    let bdfs: Vec<Bdf> = snapshot.spaces.keys().copied().filter(|b| b.segment == segment).collect();
+    let mut covered = [false; 256];
+    for &b in &bdfs {
+        let header = snapshot.read8(b, PCI_HEADER_TYPE) & PCI_HEADER_TYPE_MASK;
+        if header == PCI_HEADER_TYPE_NORMAL || header > 2 {
+            continue;
+        }
+        let (sec, sub) = (snapshot.read8(b, PCI_SECONDARY_BUS), snapshot.read8(b, PCI_SUBORDINATE_BUS));
+        if sec > b.bus && sub >= sec {
+            for n in sec..=sub {
+                covered[usize::from(n)] = true;
+            }
+        }
+    }
+    let buses: BTreeSet<u8> = bdfs.iter().map(|b| b.bus).filter(|&n| !covered[usize::from(n)]).collect();
+    buses.into_iter().collect()
+}
+
+/// Run the pipeline on an input.
+pub fn build(input: &Input) -> Machine {
+    let mut snapshot = Snapshot::default();
+    for d in &input.devices {
+        if let Some(bdf) = d.bdf {
+            snapshot.insert(bdf, Space::new(&d.config));
+        }
+    }
+    let has_groups = input.has_linux_groups();
+    let covered: BTreeSet<Bdf> =
+        input.devices.iter().filter(|d| d.linux_group.is_some()).filter_map(|d| d.bdf).collect();
+    let segment_numbers: BTreeSet<u16> = snapshot.spaces.keys().map(|b| b.segment).collect();
+    let mut segments = Vec::new();
+    let mut reached = BTreeSet::new();
+    let mut not_covered = BTreeSet::new();
+    for number in segment_numbers {
+        let roots = root_buses(&mut snapshot, number);
+        let mut topology = enumerate(&mut snapshot, number, &roots, 0..=255);
+        enable_acs(&mut snapshot, &mut topology);
+        add_virtual_functions(&mut snapshot, &mut topology);
+        let order: Vec<usize> = (0..topology.functions.len())
+            .filter(|&i| {
+                let bdf = topology.functions[i].bdf;
+                let keep = !has_groups || covered.contains(&bdf);
+                if !keep {
+                    not_covered.insert(bdf);
+                }
+                keep
+            })
+            .collect();
+        let groups = pci_device_groups(&mut snapshot, &topology, &order);
+        reached.extend(topology.functions.iter().map(|f| f.bdf));
+        segments.push(Segment { number, roots, topology, groups });
+    }
+    let unreached = snapshot.spaces.keys().copied().filter(|b| !reached.contains(b)).collect();
+    Machine { snapshot, segments, unreached, not_covered }
+}
+
+impl Machine {
+    /// Every function's position: (segment index, function index).
+    pub fn index(&self) -> BTreeMap<Bdf, (usize, usize)> {
+        let mut out = BTreeMap::new();
+        for (s, seg) in self.segments.iter().enumerate() {
+            for (i, f) in seg.topology.functions.iter().enumerate() {
+                out.insert(f.bdf, (s, i));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,357 @@
+//! The report's schema. Field names are the JSON keys. Everything the
+//! kernel alone knows (memory, ACPI, VT-d, ownership, timing) is optional
+//! or an empty list by default, so `iommu-explain` leaves it out; what the
+//! tool alone knows (the input's groups, the comparison, what would
+//! isolate a group) is optional the other way round.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// One report: a kernel boot or one `iommu-explain` run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The program and version that formed the groups: the kernel's
+    /// version, or `iommu-explain x.y.z`.
+    pub kernel: String,
+    /// Where the machine's facts came from (tool only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    #[serde(default)]
+    pub memory: Option<Memory>,
+    #[serde(default)]
+    pub acpi: Option<Acpi>,
+    #[serde(default)]
+    pub dmar: Option<Dmar>,
+    #[serde(default)]
+    pub domains: Vec<Domain>,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    #[serde(default)]
+    pub dma_tests: Vec<DmaTest>,
+    #[serde(default)]
+    pub ownership: Option<Ownership>,
+    /// Every PCI function, in Linux `device_add` order.
+    pub functions: Vec<Function>,
+    /// Every IOMMU group, in creation order.
+    pub groups: Vec<Group>,
+    #[serde(default)]
+    pub pci_errors: Vec<String>,
+    #[serde(default)]
+    pub problems: Vec<String>,
+    #[serde(default)]
+    pub timing: Option<Timing>,
+    /// The comparison with the groups Linux formed on the machine (tool,
+    /// when the input carries them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+    /// For every group of more than one device, what would isolate it (tool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub isolation: Vec<Isolation>,
+    /// Ports below which a device would get a group of its own (tool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub isolating_ports: Vec<String>,
+    /// Set when some facts could not be known: the groups are then a best
+    /// effort, and `functions[].unknown` says what is missing.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+/// The input of an `iommu-explain` run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// `lspci`, `sysfs` or `live`.
+    pub kind: String,
+    /// The file or directory read (`-` for standard input).
+    pub path: String,
+    /// `hex dumps`, `decoded text` or `hex dumps and decoded text`; for
+    /// sysfs, how many config bytes were readable.
+    pub detail: String,
+    /// The machine's kernel version, when the input says it.
+    #[serde(default)]
+    pub linux: Option<String>,
+    /// The machine's kernel command line, when known.
+    #[serde(default)]
+    pub cmdline: Option<String>,
+    /// An ACS override found on the command line (`pcie_acs_override=...`).
+    #[serde(default)]
+    pub acs_override: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    pub ram_bytes: u64,
+    pub free_frames: u64,
+    pub heap_bytes: u64,
+    pub map: Vec<MemoryRegion>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryRegion {
+    pub start: u64,
+    pub length: u64,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acpi {
+    pub revision: u64,
+    pub tables: Vec<AcpiTable>,
+    pub mcfg: Vec<Mcfg>,
+    pub dmar_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcpiTable {
+    pub signature: String,
+    pub address: u64,
+    pub length: u64,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mcfg {
+    pub segment: u16,
+    pub base: u64,
+    pub start_bus: u8,
+    pub end_bus: u8,
+}
+
+/// The DMAR table and the state of each unit (kernel), or the DMAR/IVRS
+/// facts read from `/sys/firmware/acpi/tables` (tool).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dmar {
+    pub host_address_width: u8,
+    pub flags: u8,
+    pub units: Vec<DmarUnit>,
+    pub rmrr: Vec<Rmrr>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmarUnit {
+    pub register_base: u64,
+    pub segment: u16,
+    pub flags: u8,
+    pub scopes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecap: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sagaw: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_bits: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalidation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caching_mode: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_walk_coherent: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domains: Option<u64>,
+    pub translation: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rmrr {
+    pub base: u64,
+    pub limit: u64,
+}
+
+/// One group's VT-d domain (kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub group: u32,
+    pub domain: u16,
+    pub unit: u64,
+    pub context_entries: Vec<String>,
+    pub mappings: Vec<Mapping>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub iova: u64,
+    pub phys: u64,
+    pub perms: String,
+}
+
+/// One decoded VT-d fault record (kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    pub unit: u64,
+    pub source: String,
+    pub reason: u8,
+    pub access: String,
+    pub address: u64,
+    pub text: String,
+}
+
+/// One DMA isolation proof (kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmaTest {
+    pub name: String,
+    pub device: String,
+    /// `pass`, `fail` or `skipped`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub detail: String,
+}
+
+/// The DMA-ownership demonstrations (kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    pub demonstrations: Vec<Demonstration>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Demonstration {
+    pub number: u8,
+    pub title: String,
+    pub outcome: String,
+    pub skipped_because: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub demo: u8,
+    pub action: String,
+    pub group: Option<u32>,
+    pub devices: Vec<String>,
+    pub owner: String,
+    pub expected: String,
+    pub outcome: String,
+    pub reason: String,
+}
+
+/// One PCI function.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    /// `SSSS:BB:DD.F`.
+    pub bdf: String,
+    pub vendor: u16,
+    pub device: u16,
+    /// 24-bit class code.
+    pub class: u32,
+    pub header_type: u8,
+    pub multifunction: bool,
+    /// Linux's view of the PCIe type (after `set_pcie_port_type`), in words.
+    pub port_type: Option<String>,
+    /// The raw Device/Port Type field, as `lspci` shows it.
+    pub pcie_type: Option<u8>,
+    pub acs: Option<Acs>,
+    /// The bridge above (`bus->self`), `None` on a root bus.
+    pub parent: Option<String>,
+    pub group: Option<u32>,
+    pub driver: Option<String>,
+    pub port_services: Option<String>,
+    /// A display name ("pcie-root-port", "Ethernet controller", ...).
+    #[serde(default)]
+    pub name: String,
+    /// The kind Linux's rules see ("root port", "conventional PCI function").
+    #[serde(default)]
+    pub kind: String,
+    /// The group Linux formed, as the input recorded it (tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux_group: Option<u32>,
+    /// What could not be known about this function from the input (tool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+}
+
+/// ACS capability offset, capability word and the control word in force.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acs {
+    pub offset: u16,
+    pub cap: u16,
+    pub ctrl: u16,
+}
+
+/// One IOMMU group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: u32,
+    /// Members in the order they joined.
+    pub members: Vec<String>,
+    /// The VT-d domain it translates through now (kernel).
+    #[serde(default)]
+    pub domain: Option<u16>,
+    /// `none`, `kernel` or `user` (kernel).
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// One line per member: `BDF reason`.
+    pub explanation: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    pub tsc_hz: Option<u64>,
+    pub phases: Vec<Phase>,
+    pub config_reads: u64,
+    pub config_writes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub cycles: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub us: Option<u64>,
+}
+
+/// Our partition against the one Linux formed on the machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Devices that carry a group in the input.
+    pub compared: u64,
+    /// Whether the partitions agree on every compared device.
+    pub agree: bool,
+    pub differences: Vec<Difference>,
+}
+
+/// One place where the partitions differ: a set of devices that our
+/// groups and Linux's split differently (a connected piece of the overlap
+/// between the two partitions).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    /// The first device of the piece, to name it.
+    pub device: String,
+    /// Our groups there (compared members, sorted).
+    pub ours: Vec<Vec<String>>,
+    /// Linux's groups there (members sorted).
+    pub linux: Vec<Vec<String>>,
+    /// The most likely cause, in words.
+    pub cause: String,
+    /// A short key for the cause: `kernel-version`, `acs-override`,
+    /// `chipset-quirk`, `unknown-text`, `not-found`, `rule`.
+    pub cause_kind: String,
+}
+
+/// What would isolate one group of more than one device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Isolation {
+    pub group: u32,
+    pub members: Vec<String>,
+    /// Ports (and functions) whose missing ACS bits merge the group.
+    pub gaps: Vec<AcsGap>,
+    /// A quirk for these ids in a Linux later than 6.1, when one is known.
+    pub later_quirk: Option<String>,
+    /// In words: what would give each member its own group.
+    pub advice: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcsGap {
+    pub device: String,
+    pub kind: String,
+    /// What it lacks: `no ACS capability`, `lacks ACS RR/CR`, ...
+    pub lacks: String,
+}
