@@ -44,6 +44,7 @@ pub fn build(input: &Input, m: &mut Machine) -> Report {
         partial: input.partial,
         ..Report::default()
     };
+    dmar(input, &mut report);
     for seg in &m.segments {
         let topo = &seg.topology;
         for (i, f) in topo.functions.iter().enumerate() {
@@ -109,6 +110,36 @@ pub fn build(input: &Input, m: &mut Machine) -> Report {
         report.comparison = Some(compare(input, m, &report));
     }
     report
+}
+
+/// The DMAR table's units (which devices each covers: its scopes, or every
+/// device of its segment with INCLUDE_PCI_ALL), parsed with the kernel's
+/// own parser; the IVRS table is only noted.
+fn dmar(input: &Input, report: &mut Report) {
+    if input.ivrs {
+        report.problems.push("ACPI IVRS table present: an AMD IOMMU (its coverage is not decoded here)".into());
+    }
+    let Some(bytes) = &input.dmar else { return };
+    match iommu::vtd::dmar::parse(bytes) {
+        Ok(d) => {
+            report.dmar = Some(report::Dmar {
+                host_address_width: d.host_address_width,
+                flags: d.flags.bits(),
+                units: d
+                    .drhds()
+                    .map(|h| report::DmarUnit {
+                        register_base: h.register_base,
+                        segment: h.segment,
+                        flags: h.flags.bits(),
+                        scopes: h.scopes.len() as u64,
+                        ..report::DmarUnit::default()
+                    })
+                    .collect(),
+                rmrr: d.rmrrs().map(|r| report::Rmrr { base: r.base, limit: r.limit }).collect(),
+            })
+        }
+        Err(e) => report.problems.push(format!("DMAR table: {e}")),
+    }
 }
 
 /// Every port below which a device would get a group of its own: root and
@@ -267,11 +298,18 @@ fn compare(input: &Input, m: &Machine, report: &Report) -> Comparison {
         .collect();
     let version = input.source.linux.as_deref().and_then(major_minor);
     // Pieces: devices linked when they share our group or Linux's group.
-    let devices: Vec<&String> = linux.keys().collect();
-    let mut piece: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_ours: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+    let mut by_linux: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+    for d in linux.keys() {
+        if let Some(g) = ours.get(d.as_str()) {
+            by_ours.entry(*g).or_default().push(d);
+        }
+        by_linux.entry(linux[d]).or_default().push(d);
+    }
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
     let mut pieces: Vec<BTreeSet<&str>> = Vec::new();
-    for d in &devices {
-        if piece.contains_key(d.as_str()) {
+    for d in linux.keys() {
+        if placed.contains(d.as_str()) {
             continue;
         }
         let mut set = BTreeSet::new();
@@ -280,17 +318,11 @@ fn compare(input: &Input, m: &Machine, report: &Report) -> Comparison {
             if !set.insert(x) {
                 continue;
             }
-            let (og, lg) = (ours.get(x), linux.get(x));
-            for y in &devices {
-                let same_ours = og.is_some() && ours.get(y.as_str()) == og;
-                if !set.contains(y.as_str()) && (same_ours || linux.get(y.as_str()) == lg) {
-                    todo.push(y.as_str());
-                }
-            }
+            let same_ours = ours.get(x).and_then(|g| by_ours.get(g)).into_iter().flatten();
+            let same_linux = linux.get(x).and_then(|g| by_linux.get(g)).into_iter().flatten();
+            todo.extend(same_ours.chain(same_linux).filter(|y| !set.contains(**y)));
         }
-        for x in &set {
-            piece.insert(x, pieces.len());
-        }
+        placed.extend(set.iter().copied());
         pieces.push(set);
     }
     let mut differences: Vec<Difference> = Vec::new();

@@ -122,7 +122,9 @@ fn read_groups(l: &Layout, input: &mut Input) {
         input.problems.push(format!("{}: not readable: no groups to compare with (IOMMU off?)", dir.display()));
         return;
     };
+    let mut found = 0;
     for g in groups.filter_map(|e| e.ok()) {
+        found += 1;
         let name = g.file_name().to_string_lossy().into_owned();
         let Ok(id) = name.parse::<u32>() else {
             input.problems.push(format!("{}: not a group number; skipped", g.path().display()));
@@ -141,6 +143,12 @@ fn read_groups(l: &Layout, input: &mut Input) {
                 None => input.problems.push(format!("{}: {bdf} has no config file; not compared", m.path().display())),
             }
         }
+    }
+    if found == 0 {
+        input.problems.push(format!(
+            "{}: empty: Linux formed no IOMMU groups (no IOMMU, or it is off: intel_iommu=on / amd_iommu=on); nothing to compare",
+            dir.display()
+        ));
     }
 }
 
