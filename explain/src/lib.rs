@@ -15,6 +15,7 @@ pub mod input;
 pub mod lspci;
 pub mod machine;
 pub mod snapshot;
+pub mod synthetic;
 pub mod sysfs;
 pub mod text;
 

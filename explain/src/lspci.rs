@@ -357,6 +357,11 @@ fn synthesize(b: &Block, multifunction: bool, unknown: &mut Vec<String>) -> Opti
     }
     // Extended list.
     let ext: Vec<&Cap> = b.caps.iter().filter(|c| c.extended).collect();
+    // The list starts at 0x100; text that shows its first capability
+    // elsewhere gets an empty (id 0) header there that points to it.
+    if let Some(first) = ext.first().filter(|c| c.offset != PCI_CFG_SPACE_SIZE) {
+        put32(&mut d, PCI_CFG_SPACE_SIZE, u32::from(first.offset) << 20);
+    }
     for (i, c) in ext.iter().enumerate() {
         let next = ext.get(i + 1).map_or(0, |n| u32::from(n.offset));
         let id = ext_cap_id(&c.title);
