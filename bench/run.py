@@ -15,6 +15,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import explain as explain_bench  # noqa: E402  (bench/explain.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_QEMU = os.path.join(ROOT, "run-qemu.sh")
 KERNEL = os.path.join(ROOT, "target/x86_64-unknown-none/release/kernel")
@@ -176,6 +179,8 @@ def main():
     ap.add_argument("--no-linux", action="store_true", help="skip the Linux oracle")
     ap.add_argument("--no-scale", action="store_true", help="only scenarios/default.qemu")
     ap.add_argument("--no-micro", action="store_true", help="skip the host micro-benchmarks")
+    ap.add_argument("--no-explain", action="store_true", help="skip the iommu-explain section")
+    ap.add_argument("--only-explain", action="store_true", help="only the iommu-explain section (no QEMU)")
     ap.add_argument("--scenario", action="append", default=[],
                     help="add a scenario file (repeatable)")
     a = ap.parse_args()
@@ -192,6 +197,9 @@ def main():
         print(line)
     print(f"runs per figure: {a.runs} (medians; other QEMU processes may share the 2 cores)")
     print()
+    if a.only_explain:
+        explain_bench.run(a.runs)
+        return
 
     # Build once through the runner (and check it boots).
     log("bench: building the kernel (./run-qemu.sh --groups)")
@@ -282,6 +290,8 @@ def main():
     print_scale(results)
     if not a.no_micro:
         micro(a.quick)
+    if not a.no_explain:
+        explain_bench.run(a.runs)
 
 
 def print_boot(results, oracle):

@@ -50,6 +50,27 @@ fn hex_row(line: &str) -> Option<Result<(usize, [u8; 16]), String>> {
         return None;
     }
     let offset = usize::from_str_radix(off, 16).ok()?;
+    // Fast path: exactly " xx" sixteen times, as lspci prints it.
+    let raw = rest.as_bytes();
+    if raw.len() == 48 {
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        let mut bytes = [0u8; 16];
+        let ok = raw.chunks_exact(3).zip(bytes.iter_mut()).all(|(c, b)| match (c[0], nibble(c[1]), nibble(c[2])) {
+            (b' ', Some(h), Some(l)) => {
+                *b = (h << 4) | l;
+                true
+            }
+            _ => false,
+        });
+        if ok {
+            return Some(Ok((offset, bytes)));
+        }
+    }
     let words: Vec<&str> = rest.split_whitespace().collect();
     if words.len() != 16 {
         return Some(Err(format!("hex row at offset {off} has {} bytes, not 16", words.len())));
