@@ -179,10 +179,12 @@ fn isolation(m: &mut Machine, report: &mut Report) {
         let topo = &seg.topology;
         for g in seg.groups.groups.iter().filter(|g| g.members.len() > 1) {
             let mut gaps: Vec<AcsGap> = Vec::new();
-            let add = |gaps: &mut Vec<AcsGap>, topo: &Topology, at: usize, lacks: String| {
+            let add = |gaps: &mut Vec<AcsGap>, topo: &Topology, at: usize, why: &AcsFail, prefix: &str| {
                 let bdf = topo.functions[at].bdf.to_string();
                 if !gaps.iter().any(|x| x.device == bdf) {
-                    gaps.push(AcsGap { device: bdf, kind: topo.functions[at].kind().to_string(), lacks });
+                    let acs_possible = !matches!(why, AcsFail::NotPcie | AcsFail::NeverAcs(_) | AcsFail::EndNotOnPath);
+                    let lacks = format!("{prefix}{}", fail_words(why));
+                    gaps.push(AcsGap { device: bdf, kind: topo.functions[at].kind().to_string(), lacks, acs_possible });
                 }
             };
             let mut aliases = Vec::new();
@@ -191,13 +193,13 @@ fn isolation(m: &mut Machine, report: &mut Report) {
                 if let Some(p) = topo.functions[i].parent
                     && let Err(brk) = pci_acs_path_check(&mut m.snapshot, topo, p, None, REQ_ACS_FLAGS)
                 {
-                    add(&mut gaps, topo, brk.at, fail_words(&brk.why));
+                    add(&mut gaps, topo, brk.at, &brk.why, "");
                 }
                 match &member.reason {
                     Reason::SharesSlot { with, .. } => {
                         for j in [topo.find(*with), Some(i)].into_iter().flatten() {
                             if let Err(why) = pci_acs_check(&mut m.snapshot, topo, j, REQ_ACS_FLAGS) {
-                                add(&mut gaps, topo, j, format!("multifunction, {}", fail_words(&why)));
+                                add(&mut gaps, topo, j, &why, "multifunction, ");
                             }
                         }
                     }
@@ -218,12 +220,19 @@ fn isolation(m: &mut Machine, report: &mut Report) {
                     .map(|q| format!("{} [{:04x}:{:04x}]: {}", f.bdf, f.vendor, f.device, q.3))
             });
             let mut advice = aliases;
-            if !gaps.is_empty() {
-                let names: Vec<&str> = gaps.iter().map(|x| x.device.as_str()).collect();
+            let fixable: Vec<&str> = gaps.iter().filter(|x| x.acs_possible).map(|x| x.device.as_str()).collect();
+            let never: Vec<&str> = gaps.iter().filter(|x| !x.acs_possible).map(|x| x.device.as_str()).collect();
+            if !fixable.is_empty() {
                 advice.push(format!(
-                    "ACS on {} (SV/RR/CR/UF enabled) would split it; no software setting of Linux 6.1 enables bits a \
-                     device does not implement (an ACS override patch only pretends)",
-                    names.join(", ")
+                    "ACS (SV/RR/CR/UF implemented and enabled) on {} would split it; no software setting of Linux 6.1 \
+                     enables bits a device does not implement (an ACS override patch only pretends)",
+                    fixable.join(", ")
+                ));
+            }
+            if !never.is_empty() {
+                advice.push(format!(
+                    "{}: conventional PCI or a bridge type ACS never applies to: what is below stays together",
+                    never.join(", ")
                 ));
             }
             if ports.is_empty() {

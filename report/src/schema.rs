@@ -354,4 +354,7 @@ pub struct AcsGap {
     pub kind: String,
     /// What it lacks: `no ACS capability`, `lacks ACS RR/CR`, ...
     pub lacks: String,
+    /// Whether ACS could exist there at all (false for conventional PCI,
+    /// PCIe-to-PCI bridges and the other types ACS never applies to).
+    pub acs_possible: bool,
 }
