@@ -28,7 +28,17 @@ impl Run {
         }
     }
 
+    /// The JSON report read back with the shared schema's types (the
+    /// `report` crate, as `iommu-explain` writes it too).
+    pub fn report(&self) -> Result<report::Report, String> {
+        serde_json::from_str(&self.stdout)
+            .map_err(|e| format!("report does not parse as the shared schema: {e}\n{}", self.stdout))
+    }
+
+    /// The JSON report as a generic value, after checking that it parses as
+    /// the shared schema.
     pub fn json(&self) -> Result<serde_json::Value, String> {
+        self.report()?;
         serde_json::from_str(&self.stdout).map_err(|e| format!("report is not JSON: {e}\n{}", self.stdout))
     }
 }

@@ -14,13 +14,14 @@ fn ok(r: Result<(), String>) -> Result<(), Failed> {
 fn default_boot_reports_firmware_facts() -> Result<(), String> {
     let run = run_qemu(&["--json"]);
     run.check(run.status == 0, "default boot must pass")?;
-    let j = run.json()?;
-    let mcfg = &j["acpi"]["mcfg"][0];
-    run.check(mcfg["base"] == 0xb000_0000u64 && mcfg["segment"] == 0, "MCFG base 0xb0000000, segment 0")?;
-    run.check(mcfg["start_bus"] == 0 && mcfg["end_bus"] == 255, "MCFG buses 0-255")?;
-    let units = j["dmar"]["units"].as_array().ok_or("no dmar.units")?;
-    run.check(units.iter().any(|u| u["register_base"] == 0xfed9_0000u64), "a DRHD at 0xfed90000")?;
-    run.check(j["memory"]["ram_bytes"].as_u64().unwrap_or(0) > 200 << 20, "about 256 MiB of RAM")?;
+    let j = run.report()?;
+    let acpi = j.acpi.as_ref().ok_or("no acpi")?;
+    let mcfg = acpi.mcfg.first().ok_or("no MCFG region")?;
+    run.check(mcfg.base == 0xb000_0000 && mcfg.segment == 0, "MCFG base 0xb0000000, segment 0")?;
+    run.check(mcfg.start_bus == 0 && mcfg.end_bus == 255, "MCFG buses 0-255")?;
+    let units = &j.dmar.as_ref().ok_or("no dmar")?.units;
+    run.check(units.iter().any(|u| u.register_base == 0xfed9_0000), "a DRHD at 0xfed90000")?;
+    run.check(j.memory.as_ref().map_or(0, |m| m.ram_bytes) > 200 << 20, "about 256 MiB of RAM")?;
     Ok(())
 }
 
@@ -44,9 +45,9 @@ fn fails_with(test: &str, message: &str) -> Result<(), String> {
 fn no_iommu_reports_no_dmar() -> Result<(), String> {
     let run = run_qemu(&["--no-iommu", "--json"]);
     run.check(run.status == 0, "boot without an IOMMU must pass")?;
-    let j = run.json()?;
-    run.check(j["acpi"]["dmar_bytes"].is_null(), "no DMAR table")?;
-    run.check(j["dmar"].is_null(), "no DMAR units")
+    let j = run.report()?;
+    run.check(j.acpi.as_ref().is_some_and(|a| a.dmar_bytes.is_none()), "no DMAR table")?;
+    run.check(j.dmar.is_none(), "no DMAR units")
 }
 
 /// A DMAR table (VT-d spec §8.1) with one INCLUDE_PCI_ALL DRHD whose
@@ -151,19 +152,19 @@ fn bad_command_line_value_fails() -> Result<(), String> {
 
 /// The five DMA proofs on the default topology, with the unit's shape
 /// the QEMU options ask for.
-fn dma_proofs(extra: &[&str], levels: u64, caching_mode: bool) -> Result<(), String> {
+fn dma_proofs(extra: &[&str], levels: u8, caching_mode: bool) -> Result<(), String> {
     let mut args = vec!["--json"];
     args.extend_from_slice(extra);
     let run = run_qemu(&args);
     run.check(run.status == 0, "boot with DMA proofs must pass")?;
-    let j = run.json()?;
-    let unit = &j["dmar"]["units"][0];
-    run.check(unit["translation"] == true, "translation on")?;
-    run.check(unit["levels"] == levels, &format!("{levels}-level tables"))?;
-    run.check(unit["caching_mode"] == caching_mode, &format!("caching mode {caching_mode}"))?;
-    run.check(unit["invalidation"] == "queued", "queued invalidation (QEMU has ECAP.QI)")?;
-    let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
-    let names: Vec<&str> = tests.iter().filter_map(|t| t["name"].as_str()).collect();
+    let j = run.report()?;
+    let unit = j.dmar.as_ref().and_then(|d| d.units.first()).ok_or("no DMAR unit")?;
+    run.check(unit.translation, "translation on")?;
+    run.check(unit.levels == Some(levels), &format!("{levels}-level tables"))?;
+    run.check(unit.caching_mode == Some(caching_mode), &format!("caching mode {caching_mode}"))?;
+    run.check(unit.invalidation.as_deref() == Some("queued"), "queued invalidation (QEMU has ECAP.QI)")?;
+    let tests = &j.dma_tests;
+    let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
     for want in [
         "mapped DMA lands byte for byte",
         "unmapped DMA is blocked and faults once",
@@ -174,14 +175,13 @@ fn dma_proofs(extra: &[&str], levels: u64, caching_mode: bool) -> Result<(), Str
     ] {
         run.check(names.contains(&want), &format!("case {want:?} ran"))?;
     }
-    run.check(tests.iter().all(|t| t["outcome"] == "pass"), "every DMA case passes")?;
-    let faults = j["faults"].as_array().ok_or("no faults")?;
+    run.check(tests.iter().all(|t| t.outcome == "pass"), "every DMA case passes")?;
+    let faults = &j.faults;
     // Four proofs expect a fault each, and so do the ownership story's
     // "DMA at kernel memory" steps; nothing else may fault.
-    let story_faults =
-        j["ownership"]["events"].as_array().map_or(0, |e| e.iter().filter(|e| e["expected"] == "fault").count());
+    let story_faults = j.ownership.as_ref().map_or(0, |o| o.events.iter().filter(|e| e.expected == "fault").count());
     run.check(faults.len() == 4 + story_faults, "exactly the expected faults")?;
-    run.check(faults.iter().all(|f| f["reason"] == 5 && f["access"] == "write"), "all write faults, reason 5")?;
+    run.check(faults.iter().all(|f| f.reason == 5 && f.access == "write"), "all write faults, reason 5")?;
     Ok(())
 }
 
@@ -206,20 +206,19 @@ fn trace_agrees_with_report() -> Result<(), String> {
         .collect();
     traced.sort_unstable();
     traced.dedup();
-    let j = run.json()?;
-    let mut reported: Vec<(u64, u64, u64)> = j["faults"]
-        .as_array()
-        .ok_or("no faults")?
+    let j = run.report()?;
+    let mut reported: Vec<(u64, u64, u64)> = j
+        .faults
         .iter()
         .filter_map(|f| {
             // "BB:DD.F" -> requester id
-            let s = f["source"].as_str()?;
+            let s = f.source.as_str();
             let (bus, rest) = s.split_once(':')?;
             let (dev, func) = rest.split_once('.')?;
             let rid = (u64::from_str_radix(bus, 16).ok()? << 8)
                 | (u64::from_str_radix(dev, 16).ok()? << 3)
                 | func.parse::<u64>().ok()?;
-            Some((rid, f["reason"].as_u64()?, f["address"].as_u64()?))
+            Some((rid, u64::from(f.reason), f.address))
         })
         .collect();
     reported.sort_unstable();
@@ -228,27 +227,23 @@ fn trace_agrees_with_report() -> Result<(), String> {
 }
 
 /// The outcome of demonstration `n` in the JSON report.
-fn demo(j: &serde_json::Value, n: u64) -> String {
-    j["ownership"]["demonstrations"]
-        .as_array()
-        .and_then(|d| d.iter().find(|d| d["number"] == n))
-        .and_then(|d| d["outcome"].as_str())
-        .unwrap_or("missing")
+fn demo(j: &report::Report, n: u8) -> String {
+    j.ownership
+        .as_ref()
+        .and_then(|o| o.demonstrations.iter().find(|d| d.number == n))
+        .map_or("missing", |d| d.outcome.as_str())
         .to_string()
 }
 
 /// Events of the ownership story matching `action` (a prefix).
-fn events<'a>(j: &'a serde_json::Value, action: &str) -> Vec<&'a serde_json::Value> {
-    j["ownership"]["events"]
-        .as_array()
-        .map(|e| e.iter().filter(|e| e["action"].as_str().is_some_and(|a| a.starts_with(action))).collect())
-        .unwrap_or_default()
+fn events<'a>(j: &'a report::Report, action: &str) -> Vec<&'a report::Event> {
+    j.ownership.as_ref().map(|o| o.events.iter().filter(|e| e.action.starts_with(action)).collect()).unwrap_or_default()
 }
 
 fn default_ownership_story() -> Result<(), String> {
     let run = run_qemu(&["--json"]);
     run.check(run.status == 0, "boot must pass")?;
-    let j = run.json()?;
+    let j = run.report()?;
     for (n, want) in [(1, "pass"), (2, "pass"), (3, "skipped"), (4, "pass"), (5, "pass")] {
         run.check(demo(&j, n) == want, &format!("demonstration {n} is {want}"))?;
     }
@@ -257,47 +252,42 @@ fn default_ownership_story() -> Result<(), String> {
     let claims = events(&j, "claim group");
     let switch_claim = claims
         .iter()
-        .find(|e| e["devices"].as_array().is_some_and(|d| d.iter().any(|d| d == "0000:02:00.0 (pcieport)")))
+        .find(|e| e.devices.iter().any(|d| d == "0000:02:00.0 (pcieport)"))
         .ok_or("no claim of the switch port's group")?;
     run.check(
-        switch_claim["outcome"] == "ok" && switch_claim["owner"] == "passthrough",
+        switch_claim.outcome == "ok" && switch_claim.owner == "passthrough",
         "switch group claimed by the owner",
     )?;
     run.check(
-        events(&j, "0000:02:00.0 keeps pcieport")[0]["reason"] == "services: hotplug",
+        events(&j, "0000:02:00.0 keeps pcieport").first().is_some_and(|e| e.reason == "services: hotplug"),
         "portdrv stays, services listed",
     )?;
     // 2: EPERM on the kernel driver's group; EBUSY binding into the owned one.
-    run.check(claims.iter().any(|e| e["outcome"] == "EPERM" && e["demo"] == 2), "claim refused with EPERM")?;
-    run.check(
-        events(&j, "bind edu to 0000:03:00.0").iter().any(|e| e["outcome"] == "EBUSY"),
-        "bind refused with EBUSY",
-    )?;
-    run.check(events(&j, "group ").iter().all(|e| e["outcome"] == "unchanged"), "refusals change nothing")?;
+    run.check(claims.iter().any(|e| e.outcome == "EPERM" && e.demo == 2), "claim refused with EPERM")?;
+    run.check(events(&j, "bind edu to 0000:03:00.0").iter().any(|e| e.outcome == "EBUSY"), "bind refused with EBUSY")?;
+    run.check(events(&j, "group ").iter().all(|e| e.outcome == "unchanged"), "refusals change nothing")?;
     // 4 and 5.
     run.check(
-        events(&j, "edu 0000:03:00.0 DMA at kernel memory")[0]["outcome"] == "fault",
+        events(&j, "edu 0000:03:00.0 DMA at kernel memory").first().is_some_and(|e| e.outcome == "fault"),
         "DMA at kernel memory faults",
     )?;
     run.check(
-        events(&j, "edu kernel driver DMA on 0000:03:00.0")[0]["outcome"] == "ok",
+        events(&j, "edu kernel driver DMA on 0000:03:00.0").first().is_some_and(|e| e.outcome == "ok"),
         "kernel driver DMA works after release",
     )?;
-    // JSON shape: drivers per device, owner and domain per group.
-    let f = j["functions"].as_array().ok_or("no functions")?;
-    let driver = |bdf: &str| f.iter().find(|x| x["bdf"] == bdf).map(|x| x["driver"].clone());
-    run.check(driver("0000:02:00.0") == Some("pcieport".into()), "portdrv on the downstream port")?;
-    run.check(driver("0000:03:00.0") == Some("edu".into()), "edu kernel driver back on 03:00.0")?;
-    run.check(driver("0000:00:1f.0") == Some(serde_json::Value::Null), "no driver on the LPC bridge")?;
-    let groups = j["groups"].as_array().ok_or("no groups")?;
-    let g = groups
-        .iter()
-        .find(|g| g["members"].as_array().is_some_and(|m| m.iter().any(|m| m == "0000:03:00.0")))
-        .ok_or("no group for 03:00.0")?;
-    run.check(g["owner"] == "kernel" && g["domain"].is_u64(), "released group: kernel-owned, default domain")?;
-    run.check(g["events"].as_array().is_some_and(|e| e.len() >= 5), "the group carries its ownership events")?;
+    // Drivers per device, owner and domain per group.
+    let driver = |bdf: &str| j.functions.iter().find(|x| x.bdf == bdf).map(|x| x.driver.clone());
+    run.check(driver("0000:02:00.0") == Some(Some("pcieport".into())), "portdrv on the downstream port")?;
+    run.check(driver("0000:03:00.0") == Some(Some("edu".into())), "edu kernel driver back on 03:00.0")?;
+    run.check(driver("0000:00:1f.0") == Some(None), "no driver on the LPC bridge")?;
+    let g = j.groups.iter().find(|g| g.members.iter().any(|m| m == "0000:03:00.0")).ok_or("no group for 03:00.0")?;
     run.check(
-        groups.iter().all(|g| ["none", "kernel", "user"].contains(&g["owner"].as_str().unwrap_or(""))),
+        g.owner.as_deref() == Some("kernel") && g.domain.is_some(),
+        "released group: kernel-owned, default domain",
+    )?;
+    run.check(g.events.len() >= 5, "the group carries its ownership events")?;
+    run.check(
+        j.groups.iter().all(|g| ["none", "kernel", "user"].contains(&g.owner.as_deref().unwrap_or(""))),
         "owner values",
     )
 }
@@ -305,26 +295,21 @@ fn default_ownership_story() -> Result<(), String> {
 fn shpc_counter_example() -> Result<(), String> {
     let run = run_qemu(&["--json", "--append", "bind-shpc=0000:06:00.0 dma=off"]);
     run.check(run.status == 0, "boot must pass")?;
-    let j = run.json()?;
+    let j = run.report()?;
     run.check(demo(&j, 3) == "pass", "demonstration 3 passes")?;
-    let claim = events(&j, "claim group")
-        .into_iter()
-        .find(|e| e["demo"] == 3)
-        .ok_or("no claim of the shpchp bridge's group")?;
-    run.check(claim["outcome"] == "EPERM", "claim refused")?;
-    run.check(
-        claim["reason"].as_str().is_some_and(|r| r.contains("0000:06:00.0 is bound to shpchp")),
-        "because of shpchp",
-    )
+    let claim =
+        events(&j, "claim group").into_iter().find(|e| e.demo == 3).ok_or("no claim of the shpchp bridge's group")?;
+    run.check(claim.outcome == "EPERM", "claim refused")?;
+    run.check(claim.reason.contains("0000:06:00.0 is bound to shpchp"), "because of shpchp")
 }
 
 fn assign_names_groups() -> Result<(), String> {
     let run = run_qemu(&["--json", "--append", "assign=0000:41:00.0 dma=off"]);
     run.check(run.status == 0, "boot must pass")?;
-    let j = run.json()?;
-    let claim = events(&j, "claim group").into_iter().find(|e| e["demo"] == 1).ok_or("no claim")?;
+    let j = run.report()?;
+    let claim = events(&j, "claim group").into_iter().find(|e| e.demo == 1).ok_or("no claim")?;
     run.check(
-        claim["devices"][0] == "0000:41:00.0 (vfio-pci)" && claim["outcome"] == "ok",
+        claim.devices.first().is_some_and(|d| d == "0000:41:00.0 (vfio-pci)") && claim.outcome == "ok",
         "the named group is claimed",
     )
 }
@@ -369,19 +354,18 @@ fn enumeration_trials() -> Vec<Trial> {
 }
 
 fn compare_functions(run: &Run, expected: &[OracleDevice]) -> Result<(), String> {
-    let j = run.json()?;
-    let functions = j["functions"].as_array().ok_or("no functions in the report")?;
-    let hex = |v: &serde_json::Value| v.as_u64();
-    let got: Vec<OracleDevice> = functions
+    let j = run.report()?;
+    let got: Vec<OracleDevice> = j
+        .functions
         .iter()
         .map(|f| OracleDevice {
-            bdf: f["bdf"].as_str().unwrap_or("").to_string(),
-            vendor: f["vendor"].as_u64().unwrap_or(0),
-            device: f["device"].as_u64().unwrap_or(0),
-            class: f["class"].as_u64().unwrap_or(0),
-            pcie_type: hex(&f["pcie_type"]),
-            acs_cap: hex(&f["acs"]["cap"]),
-            acs_ctrl: hex(&f["acs"]["ctrl"]),
+            bdf: f.bdf.clone(),
+            vendor: u64::from(f.vendor),
+            device: u64::from(f.device),
+            class: u64::from(f.class),
+            pcie_type: f.pcie_type.map(u64::from),
+            acs_cap: f.acs.map(|a| u64::from(a.cap)),
+            acs_ctrl: f.acs.map(|a| u64::from(a.ctrl)),
         })
         .collect();
     let mut got_sorted = got.clone();
@@ -398,6 +382,87 @@ fn compare_functions(run: &Run, expected: &[OracleDevice]) -> Result<(), String>
         .chain(got_sorted.iter().filter(|g| !want.iter().any(|w| w.bdf == g.bdf)).map(|g| format!("extra: {g:?}")))
         .collect();
     run.check(false, &format!("enumeration differs from Linux 6.1:\n{}", diff.join("\n")))
+}
+
+/// Every fixture with Linux's lspci dump: the kernel's JSON report and
+/// iommu-explain's (from that dump) are one schema and say the same about
+/// every function and group: ids, kind, ACS words, parent, and each
+/// member's rule.
+fn kernel_and_tool_trials() -> Vec<Trial> {
+    fixture_names("linux-6.1.lspci")
+        .into_iter()
+        .filter(|n| ["default", "large", "bridge-slot0", "mf-endpoints"].contains(&n.as_str()))
+        .map(|name| {
+            Trial::test(format!("schema::kernel_and_iommu_explain_agree::{name}"), move || {
+                let dir = root().join("fixtures");
+                let lspci = std::fs::read_to_string(dir.join(format!("{name}.linux-6.1.lspci")))
+                    .map_err(|e| Failed::from(e.to_string()))?;
+                let qemu = dir.join(format!("{name}.qemu"));
+                let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--json", "--append", "dma=off"]);
+                ok(run.check(run.status == 0, "scenario boot must pass"))?;
+                let kernel = ok_or(run.report())?;
+                let input = explain::lspci::parse(&lspci, &name).map_err(|e| Failed::from(e.to_string()))?;
+                let tool = explain::analyse(&input);
+                ok(compare_reports(&run, &kernel, &tool))
+            })
+        })
+        .collect()
+}
+
+fn ok_or<T>(r: Result<T, String>) -> Result<T, Failed> {
+    r.map_err(Failed::from)
+}
+
+fn compare_reports(run: &Run, kernel: &report::Report, tool: &report::Report) -> Result<(), String> {
+    let shape = |f: &report::Function| {
+        format!(
+            "{} {:04x}:{:04x} class {:06x} hdr {} mf {} {:?}/{:?} {:?} parent {:?} {} ({})",
+            f.bdf,
+            f.vendor,
+            f.device,
+            f.class,
+            f.header_type,
+            f.multifunction,
+            f.port_type,
+            f.pcie_type,
+            f.acs,
+            f.parent,
+            f.name,
+            f.kind
+        )
+    };
+    let mut k: Vec<String> = kernel.functions.iter().map(shape).collect();
+    let mut t: Vec<String> = tool.functions.iter().map(shape).collect();
+    k.sort();
+    t.sort();
+    run.check(
+        k == t,
+        &format!(
+            "functions differ
+--- kernel
+{}
+--- iommu-explain
+{}",
+            k.join("\n"),
+            t.join("\n")
+        ),
+    )?;
+    let rules = |r: &report::Report| {
+        let mut v: Vec<String> = r.groups.iter().flat_map(|g| g.explanation.clone()).collect();
+        v.sort();
+        v
+    };
+    run.check(
+        rules(kernel) == rules(tool),
+        &format!(
+            "rules differ
+{:?}
+{:?}",
+            rules(kernel),
+            rules(tool)
+        ),
+    )?;
+    run.check(report::render::canonical(kernel) == report::render::canonical(tool), "groups differ")
 }
 
 /// Fixture names that have a `NAME.qemu` and a `NAME.<suffix>` file.
@@ -459,5 +524,6 @@ fn main() {
     ]);
     trials.extend(scenario_trials());
     trials.extend(enumeration_trials());
+    trials.extend(kernel_and_tool_trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -10,7 +10,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use crate::schema::{Function, Report};
+use crate::schema::{Function, Group, Report};
 
 /// `BDF VVVV:DDDD name (kind)`.
 pub fn describe(f: &Function) -> String {
@@ -25,10 +25,14 @@ pub fn acs_state(f: &Function) -> String {
     }
 }
 
+/// The tree of a report's functions.
+pub fn tree(report: &Report) -> String {
+    tree_of(&report.functions)
+}
+
 /// The tree: each bridge's subtree right below it, two spaces a level,
 /// every line indented by two spaces.
-pub fn tree(report: &Report) -> String {
-    let fns = &report.functions;
+pub fn tree_of(fns: &[Function]) -> String {
     let index: BTreeMap<&str, usize> = fns.iter().enumerate().map(|(i, f)| (f.bdf.as_str(), i)).collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); fns.len()];
     let mut top = Vec::new();
@@ -54,9 +58,14 @@ pub fn tree(report: &Report) -> String {
     out
 }
 
-/// One line per member, groups by id: `  group 3: 0000:02:00.0 reason`.
+/// A report's groups with each member's rule.
 pub fn groups(report: &Report) -> String {
-    let mut by_id: Vec<_> = report.groups.iter().collect();
+    groups_of(&report.groups)
+}
+
+/// One line per member, groups by id: `  group 3: 0000:02:00.0 reason`.
+pub fn groups_of(groups: &[Group]) -> String {
+    let mut by_id: Vec<_> = groups.iter().collect();
     by_id.sort_by_key(|g| g.id);
     let mut out = String::new();
     for g in by_id {
@@ -94,7 +103,7 @@ pub fn canonical_of(groups: impl Iterator<Item = Vec<String>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Acs, Group};
+    use crate::schema::Acs;
     use alloc::string::ToString;
 
     fn f(bdf: &str, parent: Option<&str>, group: Option<u32>) -> Function {
