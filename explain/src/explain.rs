@@ -16,11 +16,23 @@ use crate::input::Input;
 use crate::machine::Machine;
 
 /// ACS quirks that Linux gained after 6.1 (drivers/pci/quirks.c
-/// `pci_dev_acs_enabled[]`): vendor, device range, quirk and release.
+/// `pci_dev_acs_enabled[]` in later releases): vendor, device range, the
+/// quirk. A device matching one is isolated by a newer kernel.
 const LATER_ACS_QUIRKS: &[(u16, u16, u16, &str)] = &[
-    (0x8088, 0x0100, 0x010f, "pci_quirk_wangxun_nic_acs (Wangxun NICs), Linux 6.3"),
-    (0x8088, 0x1001, 0x1001, "pci_quirk_wangxun_nic_acs (Wangxun NICs), Linux 6.3"),
-    (0x8088, 0x2001, 0x2001, "pci_quirk_wangxun_nic_acs (Wangxun NICs), Linux 6.3"),
+    (0x8088, 0x0100, 0x010f, "pci_quirk_wangxun_nic_acs (Wangxun NICs)"),
+    (0x8088, 0x1001, 0x1001, "pci_quirk_wangxun_nic_acs (Wangxun NICs)"),
+    (0x8088, 0x2001, 0x2001, "pci_quirk_wangxun_nic_acs (Wangxun NICs)"),
+    (0x14e4, 0x1762, 0x1763, "pci_quirk_mf_endpoint_acs (Broadcom BCM5760X NICs)"),
+    (0x0014, 0x3c09, 0x3c09, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x3c19, 0x3c19, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x3c29, 0x3c29, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x7a09, 0x7a09, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x7a19, 0x7a19, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x7a29, 0x7a29, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x7a39, 0x7a39, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x7a49, 0x7a49, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x7a59, 0x7a59, "pci_quirk_loongson_acs (Loongson root ports)"),
+    (0x0014, 0x7a69, 0x7a69, "pci_quirk_loongson_acs (Loongson root ports)"),
 ];
 
 /// `6.1.2-1-pve` → (6, 1).
@@ -212,12 +224,17 @@ fn isolation(m: &mut Machine, report: &mut Report) {
                     _ => {}
                 }
             }
-            let later_quirk = g.members.iter().find_map(|x| {
-                let f = &topo.functions[x.function];
+            let involved = g
+                .members
+                .iter()
+                .map(|x| x.function)
+                .chain(gaps.iter().filter_map(|x| Bdf::parse(&x.device).and_then(|b| topo.find(b))));
+            let later_quirk = involved.into_iter().find_map(|i| {
+                let f = &topo.functions[i];
                 LATER_ACS_QUIRKS
                     .iter()
                     .find(|(v, lo, hi, _)| *v == f.vendor && (*lo..=*hi).contains(&f.device))
-                    .map(|q| format!("{} [{:04x}:{:04x}]: {}", f.bdf, f.vendor, f.device, q.3))
+                    .map(|q| format!("{} [{:04x}:{:04x}]: {}, added after Linux 6.1", f.bdf, f.vendor, f.device, q.3))
             });
             let mut advice = aliases;
             let fixable: Vec<&str> = gaps.iter().filter(|x| x.acs_possible).map(|x| x.device.as_str()).collect();

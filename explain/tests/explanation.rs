@@ -1,0 +1,136 @@
+//! What the explanation says: the comparison's causes, what would isolate
+//! a shared group, and which ports isolate.
+
+use std::path::PathBuf;
+
+use explain::input::acs_override;
+use explain::{analyse, lspci};
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)).unwrap()
+}
+
+/// `default` with Linux's group of 05:00.1 recorded as a group of its own
+/// (as a kernel with an ACS override would report it).
+fn split_input() -> explain::Input {
+    let text = lspci::strip_hex(&fixture("default.linux-6.1.lspci"));
+    let mut out = String::new();
+    let mut in_target = false;
+    for l in text.lines() {
+        if !l.starts_with('\t') {
+            in_target = l.starts_with("05:00.1 ");
+        }
+        if in_target && l.starts_with("\tIOMMU group: ") {
+            out.push_str("\tIOMMU group: 999\n");
+        } else {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    lspci::parse(&out, "split").unwrap()
+}
+
+#[test]
+fn a_difference_is_put_down_to_an_acs_override_then_the_kernel_version_then_the_rules() {
+    let mut input = split_input();
+    let r = analyse(&input);
+    let c = r.comparison.unwrap();
+    assert!(!c.agree);
+    assert_eq!(c.differences.len(), 1);
+    let d = &c.differences[0];
+    assert_eq!(d.cause_kind, "rule");
+    assert_eq!(d.ours, vec![vec!["0000:00:02.1", "0000:05:00.0", "0000:05:00.1"]]);
+    assert_eq!(d.linux, vec![vec!["0000:00:02.1", "0000:05:00.0"], vec!["0000:05:00.1"]]);
+
+    input.source.linux = Some("5.10.0-20-amd64".into());
+    let d = analyse(&input).comparison.unwrap().differences.remove(0);
+    assert_eq!(d.cause_kind, "kernel-version");
+    assert!(d.cause.contains("Linux 5.10, not 6.1"), "{}", d.cause);
+
+    input.source.acs_override = acs_override("quiet pcie_acs_override=downstream,multifunction");
+    let d = analyse(&input).comparison.unwrap().differences.remove(0);
+    assert_eq!(d.cause_kind, "acs-override");
+    assert!(d.cause.contains("pcie_acs_override=downstream,multifunction"), "{}", d.cause);
+}
+
+#[test]
+fn devices_without_a_group_line_are_not_covered_and_left_out() {
+    let text = lspci::strip_hex(&fixture("basic.linux-6.1.lspci"));
+    let mut out = String::new();
+    let mut skip = false;
+    for l in text.lines() {
+        if !l.starts_with('\t') {
+            skip = l.starts_with("00:00.0 ");
+        }
+        if !(skip && l.starts_with("\tIOMMU group: ")) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    let r = analyse(&lspci::parse(&out, "uncovered").unwrap());
+    let host = r.functions.iter().find(|f| f.bdf == "0000:00:00.0").unwrap();
+    assert_eq!(host.group, None);
+    assert!(host.unknown.iter().any(|u| u.contains("no IOMMU covers it")));
+    let c = r.comparison.unwrap();
+    assert!(c.agree);
+    assert_eq!(c.compared as usize, r.functions.len() - 1);
+}
+
+#[test]
+fn a_shared_group_names_the_port_without_acs_and_the_ports_that_isolate() {
+    let r = analyse(&lspci::parse(&fixture("default.linux-6.1.lspci"), "default").unwrap());
+    let i = r.isolation.iter().find(|i| i.members.contains(&"0000:05:00.0".to_string())).unwrap();
+    assert_eq!(i.gaps.len(), 1);
+    assert_eq!(i.gaps[0].device, "0000:00:02.1");
+    assert_eq!(i.gaps[0].lacks, "no ACS capability");
+    assert!(i.gaps[0].acs_possible);
+    assert_eq!(i.later_quirk, None);
+    // Behind the PCIe-to-PCI bridge: an alias, not an ACS matter.
+    let b = r.isolation.iter().find(|i| i.members.contains(&"0000:07:01.0".to_string())).unwrap();
+    assert!(b.advice.iter().any(|a| a.contains("shares a requester id with 0000:06:00.0")), "{:?}", b.advice);
+    for port in ["0000:00:02.0 (root port)", "0000:00:03.0 (root port)", "0000:40:00.0 (root port)"] {
+        assert!(r.isolating_ports.contains(&port.to_string()), "{port}: {:?}", r.isolating_ports);
+    }
+    for port in ["0000:00:02.1", "0000:00:04.0", "0000:02:00.0"] {
+        assert!(!r.isolating_ports.iter().any(|p| p.starts_with(port)), "{port}");
+    }
+}
+
+#[test]
+fn a_later_linux_quirk_is_named_for_its_ids() {
+    // A two-function Wangxun NIC without ACS below an ACS root port.
+    let text = "\
+00:00.0 Host bridge [0600]: Intel Corporation 82G33/G31/P35/P31 Express DRAM Controller [8086:29c0]
+00:02.0 PCI bridge [0604]: Red Hat, Inc. QEMU PCIe Root port [1b36:000c] (prog-if 00 [Normal decode])
+\tBus: primary=00, secondary=01, subordinate=01, sec-latency=0
+\tCapabilities: [54] Express (v2) Root Port (Slot+), MSI 00
+\tCapabilities: [100 v1] Access Control Services
+\t\tACSCap:\tSrcValid+ TransBlk+ ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans+
+\t\tACSCtl:\tSrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-
+01:00.0 Ethernet controller [0200]: Beijing Wangxun Technology Co., Ltd. Device [8088:1001] (rev 01)
+\tCapabilities: [40] Express (v2) Endpoint, MSI 00
+01:00.1 Ethernet controller [0200]: Beijing Wangxun Technology Co., Ltd. Device [8088:1001] (rev 01)
+\tCapabilities: [40] Express (v2) Endpoint, MSI 00
+";
+    let r = analyse(&lspci::parse(text, "wangxun").unwrap());
+    let i = r.isolation.iter().find(|i| i.members.len() == 2).expect("the NIC's functions share a group");
+    let q = i.later_quirk.as_deref().unwrap();
+    assert!(q.contains("[8088:1001]: pci_quirk_wangxun_nic_acs"), "{q}");
+    assert!(explain::text::explain(&r).contains("later Linux: 0000:01:00.0 [8088:1001]"));
+}
+
+#[test]
+fn the_same_input_with_and_without_the_domain_gives_the_same_groups() {
+    let text = fixture("pxb-two.linux-6.1.lspci");
+    let with_domain: String = text
+        .lines()
+        .map(|l| {
+            let header = l.len() > 8 && l.as_bytes()[2] == b':' && l.as_bytes()[5] == b'.';
+            if header { format!("0000:{l}\n") } else { format!("{l}\n") }
+        })
+        .collect();
+    let a = analyse(&lspci::parse(&text, "a").unwrap());
+    let b = analyse(&lspci::parse(&with_domain, "b").unwrap());
+    assert_eq!(report::render::canonical(&a), report::render::canonical(&b));
+    assert_eq!(report::render::canonical(&a), fixture("pxb-two.linux-6.1.groups"));
+}
