@@ -555,6 +555,13 @@ pub fn parse(text: &str, path: &str) -> Result<Input, Unusable> {
                 dev.unknown.push("extended config space not in the dump (lspci -xxxx shows it)".into());
             }
         } else {
+            if !b.hex.is_empty() && b.caps.is_empty() && !b.access_denied {
+                dev.unknown.push(format!(
+                    "only {} config bytes in the dump and no decoded capabilities: PCIe port type and ACS unknown \
+                     (run lspci -vvnnxxxx as root)",
+                    b.hex.len()
+                ));
+            }
             match synthesize(b, mf, &mut dev.unknown) {
                 Some(mut bytes) => {
                     // Whatever hex there is is exact: lay it over the rebuilt bytes.
@@ -566,7 +573,6 @@ pub fn parse(text: &str, path: &str) -> Result<Input, Unusable> {
                 None if b.hex.len() >= 64 => {
                     any_hex = true;
                     dev.config = b.hex.clone();
-                    dev.unknown.push(format!("only {} config bytes in the dump: capabilities unknown", b.hex.len()));
                 }
                 None => {
                     input.problems.push(format!(

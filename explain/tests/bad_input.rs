@@ -149,3 +149,27 @@ fn a_machine_with_4000_functions_is_read_and_grouped() {
     // 255 ports a segment: 31 full slots and one of seven (4 with ACS).
     assert_eq!(r.groups.len(), 2 * (31 * 9 + 9));
 }
+
+#[test]
+fn a_64_byte_dump_as_a_normal_user_prints_it_is_marked_partial() {
+    // `lspci -xnn` without root: 64 bytes, nothing decoded.
+    let text = fixture("switch.linux-6.1.lspci");
+    let mut out = String::new();
+    for l in text.lines() {
+        let hex_offset =
+            l.split_once(':').and_then(|(o, _)| usize::from_str_radix(o, 16).ok().filter(|_| o.len() <= 3));
+        match (l.starts_with('\t'), hex_offset) {
+            (true, _) => {}
+            (false, Some(off)) if off >= 0x40 => {}
+            _ => {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    let input = lspci::parse(&out, "x.txt").unwrap();
+    assert!(input.partial);
+    assert!(input.devices.iter().all(|d| d.unknown.iter().any(|u| u.contains("only 64 config bytes"))));
+    let r = analyse(&input);
+    assert!(r.partial && !r.groups.is_empty());
+}
