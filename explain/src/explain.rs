@@ -35,6 +35,9 @@ const LATER_ACS_QUIRKS: &[(u16, u16, u16, &str)] = &[
     (0x0014, 0x7a69, 0x7a69, "pci_quirk_loongson_acs (Loongson root ports)"),
 ];
 
+/// How a note about a rule config space cannot show starts.
+const HIDDEN: &str = "chipset quirk, not visible in config space:";
+
 /// `6.1.2-1-pve` → (6, 1).
 fn major_minor(v: &str) -> Option<(u32, u32)> {
     let mut it = v.split(|c: char| !c.is_ascii_digit());
@@ -73,6 +76,10 @@ pub fn build(input: &Input, m: &mut Machine) -> Report {
             let mut unknown = d.map(|d| d.unknown.clone()).unwrap_or_default();
             if m.not_covered.contains(&f.bdf) {
                 unknown.push("no IOMMU group in the input: no IOMMU covers it (left out of grouping)".into());
+            }
+            if let Some(rule) = hidden_rule(f) {
+                unknown.push(format!("{HIDDEN} {rule}"));
+                report.partial = true;
             }
             report.functions.push(Function {
                 bdf: f.bdf.to_string(),
@@ -272,33 +279,42 @@ fn isolation(m: &mut Machine, report: &mut Report) {
     report.isolating_ports = ports;
 }
 
-/// Whether a rule that config space cannot show decides `bdf`'s isolation:
-/// the function or a bridge above it is an Intel PCH root port whose ACS
-/// Linux enables through chipset registers, or an AMD southbridge function
-/// whose quirk reads the IVRS table.
+/// A rule that decides this function's isolation from something config
+/// space does not show: an Intel PCH root port whose ACS Linux enables
+/// through chipset registers (`pci_quirk_enable_intel_pch_acs`), or an AMD
+/// southbridge function whose quirk reads the IVRS table
+/// (`pci_quirk_amd_sb_acs`). The rules here take such a quirk as not
+/// applied, as Linux does when it fails.
+pub fn hidden_rule(f: &pci::Function) -> Option<String> {
+    if f.vendor == pci::ids::INTEL && intel_pch_acs_match(f) {
+        return Some(format!(
+            "Intel PCH root port {} [8086:{:04x}]: Linux 6.1 isolates it through the chipset's RCBA register \
+             (pci_quirk_enable_intel_pch_acs writes the LPC bridge's memory-mapped UPDCR), which config space \
+             and lspci do not show; when that write succeeds each such port gets its own group",
+            f.bdf, f.device
+        ));
+    }
+    let amd_sb = PCI_DEV_ACS_ENABLED.iter().any(|q| {
+        q.quirk == AcsQuirk::AmdSb && q.vendor == f.vendor && (q.device == f.device || q.device == PCI_ANY_ID)
+    });
+    amd_sb.then(|| {
+        format!(
+            "AMD southbridge function {} [{:04x}:{:04x}]: pci_quirk_amd_sb_acs decides from the ACPI IVRS table, \
+             which config space does not show",
+            f.bdf, f.vendor, f.device
+        )
+    })
+}
+
+/// The hidden rule deciding `bdf`'s isolation: its own or a bridge's above.
 fn chipset_quirk(m: &Machine, bdf: Bdf) -> Option<String> {
     let idx = m.index();
     let &(s, mut i) = idx.get(&bdf)?;
     let topo = &m.segments[s].topology;
     for _ in 0..=topo.functions.len() {
         let f = &topo.functions[i];
-        if f.vendor == pci::ids::INTEL && intel_pch_acs_match(f) {
-            return Some(format!(
-                "Intel PCH root port {} [8086:{:04x}]: Linux 6.1 isolates it through the chipset's RCBA register \
-                 (pci_quirk_enable_intel_pch_acs writes the LPC bridge's memory-mapped UPDCR), which config space \
-                 and lspci do not show; when that write succeeds each such port gets its own group",
-                f.bdf, f.device
-            ));
-        }
-        let amd_sb = PCI_DEV_ACS_ENABLED.iter().any(|q| {
-            q.quirk == AcsQuirk::AmdSb && q.vendor == f.vendor && (q.device == f.device || q.device == PCI_ANY_ID)
-        });
-        if amd_sb {
-            return Some(format!(
-                "AMD southbridge function {} [{:04x}:{:04x}]: pci_quirk_amd_sb_acs decides from the ACPI IVRS table, \
-                 which config space does not show",
-                f.bdf, f.vendor, f.device
-            ));
+        if let Some(rule) = hidden_rule(f) {
+            return Some(rule);
         }
         i = f.parent?;
     }
@@ -318,7 +334,9 @@ fn compare(input: &Input, m: &Machine, report: &Report) -> Comparison {
         .functions
         .iter()
         .filter(|f| {
-            f.unknown.iter().any(|u| !u.starts_with("no IOMMU group") && !u.contains("taken as Linux enables it"))
+            f.unknown.iter().any(|u| {
+                !u.starts_with("no IOMMU group") && !u.contains("taken as Linux enables it") && !u.starts_with(HIDDEN)
+            })
         })
         .map(|f| f.bdf.as_str())
         .collect();
