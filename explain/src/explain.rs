@@ -341,6 +341,8 @@ fn compare(input: &Input, m: &Machine, report: &Report) -> Comparison {
         .map(|f| f.bdf.as_str())
         .collect();
     let version = input.source.linux.as_deref().and_then(major_minor);
+    // An AMD IOMMU shows as a PCI function of class 08 06 (IOMMU).
+    let amd_iommu = input.ivrs || report.functions.iter().any(|f| f.vendor == pci::ids::AMD && f.class >> 8 == 0x0806);
     // Pieces: devices linked when they share our group or Linux's group.
     let mut by_ours: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
     let mut by_linux: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
@@ -407,6 +409,14 @@ fn compare(input: &Input, m: &Machine, report: &Report) -> Comparison {
             )
         } else if let Some(q) = involved.iter().filter_map(|d| Bdf::parse(d)).find_map(|b| chipset_quirk(m, b)) {
             ("chipset-quirk", q)
+        } else if linux_groups.len() < our_groups.len() && amd_iommu {
+            (
+                "firmware-alias",
+                "Linux put together devices the rules keep apart, on a machine with an AMD IOMMU: \
+              the ACPI IVRS table's alias entries (applied by amd_iommu as DMA aliases) merge groups, and lspci does \
+              not show them"
+                    .to_string(),
+            )
         } else if let Some((a, b)) = version.filter(|v| *v != (6, 1)) {
             (
                 "kernel-version",

@@ -64,9 +64,41 @@ pub fn acs_override(cmdline: &str) -> Option<String> {
     cmdline.split_whitespace().find(|w| w.starts_with("pcie_acs_override=")).map(String::from)
 }
 
+/// What a `dmesg` of the same boot says about it: the kernel version
+/// (`Linux version X ...`) and the command line (`Command line: ...`, where
+/// an ACS override shows). Lines may carry `[ time]` prefixes.
+pub fn read_dmesg(text: &str, source: &mut Source) {
+    for line in text.lines() {
+        if let Some(v) = line.split("Linux version ").nth(1).and_then(|r| r.split_whitespace().next())
+            && source.linux.is_none()
+        {
+            source.linux = Some(v.to_string());
+        }
+        if let Some(c) = line.split("Command line: ").nth(1)
+            && source.cmdline.is_none()
+        {
+            source.acs_override = acs_override(c);
+            source.cmdline = Some(c.trim().to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dmesg_gives_the_kernel_version_and_command_line() {
+        let mut s = Source::default();
+        read_dmesg(
+            "[    0.000000] Linux version 6.1.2-1-pve (XXX@XXX) (gcc ...) #1 SMP\n\
+             [    0.000000] Command line: BOOT_IMAGE=/vmlinuz ro quiet pcie_acs_override=downstream\n",
+            &mut s,
+        );
+        assert_eq!(s.linux.as_deref(), Some("6.1.2-1-pve"));
+        assert_eq!(s.acs_override.as_deref(), Some("pcie_acs_override=downstream"));
+        assert_eq!(s.cmdline.as_deref(), Some("BOOT_IMAGE=/vmlinuz ro quiet pcie_acs_override=downstream"));
+    }
 
     #[test]
     fn acs_override_is_found_on_the_command_line() {

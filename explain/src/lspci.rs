@@ -86,9 +86,18 @@ fn hex_row(line: &str) -> Option<Result<(usize, [u8; 16]), String>> {
 }
 
 /// The address at the start of a block's first line.
-fn block_start(line: &str) -> Option<(Bdf, &str)> {
+/// `Err(address)` for a line that starts like a function address but is
+/// not one this tool reads (a PCI domain above ffff, as Intel VMD creates).
+fn block_start(line: &str) -> Option<Result<(Bdf, &str), &str>> {
     let (addr, rest) = line.split_once(' ')?;
-    if addr.contains('.') && addr.matches(':').count() >= 1 { Bdf::parse(addr).map(|b| (b, rest)) } else { None }
+    let looks = addr.len() >= 7
+        && addr.contains('.')
+        && addr.contains(':')
+        && addr.bytes().all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.');
+    if !looks {
+        return None;
+    }
+    Some(Bdf::parse(addr).map(|b| (b, rest)).ok_or(addr))
 }
 
 /// Split the text into function blocks. Lines that belong to nothing (a
@@ -101,9 +110,20 @@ fn blocks(text: &str, path: &str, problems: &mut Vec<String>) -> Vec<Block> {
         if line.trim().is_empty() {
             continue;
         }
-        if let Some((bdf, rest)) = block_start(line) {
-            out.push(Block { line: n, bdf: Some(bdf), header: rest.to_string(), ..Block::default() });
-            continue;
+        match block_start(line) {
+            Some(Ok((bdf, rest))) => {
+                out.push(Block { line: n, bdf: Some(bdf), header: rest.to_string(), ..Block::default() });
+                continue;
+            }
+            Some(Err(addr)) => {
+                problems.push(format!(
+                    "{path}:{n}: address {addr} not understood (a PCI domain above ffff, such as an Intel VMD \
+                     domain, is not read); function left out"
+                ));
+                out.push(Block { line: n, ..Block::default() });
+                continue;
+            }
+            None => {}
         }
         let Some(b) = out.last_mut() else { continue };
         if let Some(row) = hex_row(line) {
@@ -523,7 +543,10 @@ pub fn parse(text: &str, path: &str) -> Result<Input, Unusable> {
     let (mut any_hex, mut any_text) = (false, false);
     let mut addresses = BTreeSet::new();
     for b in &blocks {
-        let Some(bdf) = b.bdf else { continue };
+        let Some(bdf) = b.bdf else {
+            input.partial = true;
+            continue;
+        };
         if !addresses.insert(bdf) {
             input.problems.push(format!("{path}:{}: {bdf} listed twice; the first block is used", b.line));
             continue;
@@ -638,6 +661,22 @@ mod tests {
     fn acs_words_decode() {
         assert_eq!(acs_bits("SrcValid+ TransBlk+ ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans+"), 0x5f);
         assert_eq!(acs_bits("SrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-"), 0x1d);
+    }
+
+    #[test]
+    fn an_address_in_a_vmd_domain_is_named_and_left_out() {
+        let text = "00:00.0 Host bridge [0600]: Intel Corporation Device [8086:9a14]\n\
+                    10000:e0:17.0 SATA controller [0106]: Intel Corporation Device [8086:a0d3]\n\
+                    \tIOMMU group: 3\n";
+        let input = parse(text, "vmd.txt").unwrap();
+        assert_eq!(input.devices.len(), 1);
+        assert!(input.partial);
+        assert!(
+            input.problems[0].starts_with("vmd.txt:2: address 10000:e0:17.0 not understood"),
+            "{:?}",
+            input.problems
+        );
+        assert_eq!(input.devices[0].linux_group, None, "the VMD device's lines are not given to the one before");
     }
 
     #[test]

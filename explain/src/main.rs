@@ -23,6 +23,7 @@ OUTPUT (one; default: the explanation):
   --json           the report as one JSON document (the kernel's schema)
   --check          compare with the groups recorded in the input
 OTHER:
+  --dmesg FILE     dmesg of the same boot: its kernel version and command line
   --kernel-version V   the kernel the input came from (lspci output does not say)
   --cmdline \"ARGS\"     its command line (an ACS override changes what groups mean)
   -h, --help       this text;  -V, --version
@@ -50,10 +51,12 @@ struct Args {
     output: Output,
     kernel_version: Option<String>,
     cmdline: Option<String>,
+    dmesg: Option<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args { source: Source::Live, output: Output::Explain, kernel_version: None, cmdline: None };
+    let mut a =
+        Args { source: Source::Live, output: Output::Explain, kernel_version: None, cmdline: None, dmesg: None };
     let (mut have_source, mut have_output) = (false, false);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -103,6 +106,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             }
             "--kernel-version" => a.kernel_version = Some(value("--kernel-version")?),
             "--cmdline" => a.cmdline = Some(value("--cmdline")?),
+            "--dmesg" => a.dmesg = Some(value("--dmesg")?),
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -148,6 +152,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(path) = &args.dmesg {
+        match std::fs::read(path) {
+            Ok(b) => explain::input::read_dmesg(&String::from_utf8_lossy(&b), &mut input.source),
+            Err(e) => {
+                eprintln!("iommu-explain: {path}: cannot read: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if let Some(v) = args.kernel_version {
         input.source.linux = Some(v);
     }

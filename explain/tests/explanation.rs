@@ -134,3 +134,29 @@ fn the_same_input_with_and_without_the_domain_gives_the_same_groups() {
     assert_eq!(report::render::canonical(&a), report::render::canonical(&b));
     assert_eq!(report::render::canonical(&a), fixture("pxb-two.linux-6.1.groups"));
 }
+
+#[test]
+fn linux_merging_more_on_an_amd_iommu_machine_is_put_down_to_ivrs_aliases() {
+    // A real AMD machine, with two groups Linux formed recorded as one.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/real-machines/DC43DDB50C");
+    let text = std::fs::read_to_string(dir.join("lspci-vvnn.txt")).unwrap();
+    let mut out = String::new();
+    let mut target = false;
+    for l in text.lines() {
+        if !l.starts_with('\t') && !l.is_empty() {
+            target = l.starts_with("11:00.1 ");
+        }
+        if target && l.starts_with("\tIOMMU group: ") {
+            // 11:00.1 joins 11:00.0's group.
+            let g = text.split("11:00.0 ").nth(1).unwrap().split("IOMMU group: ").nth(1).unwrap();
+            out.push_str(&format!("\tIOMMU group: {}\n", g.lines().next().unwrap()));
+        } else {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    let c = analyse(&lspci::parse(&out, "amd").unwrap()).comparison.unwrap();
+    assert_eq!(c.differences.len(), 1);
+    assert_eq!(c.differences[0].cause_kind, "firmware-alias", "{}", c.differences[0].cause);
+    assert_eq!(c.differences[0].linux, vec![vec!["0000:11:00.0", "0000:11:00.1"]]);
+}

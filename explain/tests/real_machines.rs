@@ -20,13 +20,18 @@ fn kernel(dir: &std::path::Path) -> String {
     meta["kernel"].as_str().unwrap().split_whitespace().next().unwrap().to_string()
 }
 
+/// `--check` as a user runs it with what the probe published: the lspci
+/// output and, when there is one, the dmesg of the same boot (kernel
+/// version and command line); otherwise the kernel named in meta.json.
 fn check(dir: &std::path::Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_iommu-explain"))
-        .arg("--lspci")
-        .arg(dir.join("lspci-vvnn.txt"))
-        .args(["--check", "--kernel-version", &kernel(dir)])
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iommu-explain"));
+    cmd.arg("--lspci").arg(dir.join("lspci-vvnn.txt")).arg("--check");
+    if dir.join("dmesg-excerpt.txt").exists() {
+        cmd.arg("--dmesg").arg(dir.join("dmesg-excerpt.txt"));
+    } else {
+        cmd.args(["--kernel-version", &kernel(dir)]);
+    }
+    let out = cmd.output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap())
 }
 

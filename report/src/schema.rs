@@ -330,8 +330,9 @@ pub struct Difference {
     pub linux: Vec<Vec<String>>,
     /// The most likely cause, in words.
     pub cause: String,
-    /// A short key for the cause: `kernel-version`, `acs-override`,
-    /// `chipset-quirk`, `unknown-text`, `not-found`, `rule`.
+    /// A short key for the cause: `not-found`, `unknown-text`,
+    /// `acs-override`, `chipset-quirk`, `firmware-alias`, `kernel-version`,
+    /// `rule`.
     pub cause_kind: String,
 }
 
