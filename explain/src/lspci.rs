@@ -569,13 +569,26 @@ pub fn parse(text: &str, path: &str) -> Result<Input, Unusable> {
         let mf = multi.contains(&(bdf.segment, bdf.bus, bdf.device));
         let has_text = !b.decoded.is_empty() || !b.caps.is_empty() || b.access_denied;
         any_text |= has_text;
-        let full_hex = b.hex.len() >= 256 && b.hex_broken.is_none();
-        if full_hex {
+        // The dump alone when it holds everything the rules read: 4 KiB, or
+        // 256 bytes of a function whose decoded text shows no extended
+        // capability (or of a conventional one). A 256-byte dump of a PCIe
+        // function with extended capabilities in the text is completed from
+        // the text.
+        let text_ext = b.caps.iter().any(|c| c.extended);
+        let pcie = hex_has_pcie(&b.hex);
+        let whole =
+            b.hex_broken.is_none() && (b.hex.len() >= 4096 || (b.hex.len() >= 256 && !text_ext && (has_text || !pcie)));
+        let dump_only = b.hex_broken.is_none() && b.hex.len() >= 256 && !has_text;
+        if whole || dump_only {
             any_hex = true;
             dev.config = b.hex.clone();
             dev.exact = true;
-            if b.hex.len() < 4096 && b.caps.iter().any(|c| c.extended) {
-                dev.unknown.push("extended config space not in the dump (lspci -xxxx shows it)".into());
+            if !whole {
+                dev.unknown.push(format!(
+                    "PCIe function with a {}-byte dump: extended capabilities (ACS, ARI) unknown (lspci -xxxx as \
+                     root shows them)",
+                    b.hex.len()
+                ));
             }
         } else {
             if !b.hex.is_empty() && b.caps.is_empty() && !b.access_denied {
@@ -625,6 +638,28 @@ pub fn parse(text: &str, path: &str) -> Result<Input, Unusable> {
         return Err(Unusable(format!("{path}: no usable function in the input ({})", input.problems.join("; "))));
     }
     Ok(input)
+}
+
+/// Whether dumped bytes hold a PCI Express capability (a bounded walk of
+/// the standard list, as `pci::caps` does it).
+fn hex_has_pcie(hex: &[u8]) -> bool {
+    let byte = |o: usize| hex.get(o).copied();
+    if byte(usize::from(PCI_STATUS)).is_none_or(|s| s & PCI_STATUS_CAP_LIST as u8 == 0) {
+        return false;
+    }
+    let mut pos = byte(usize::from(PCI_CAPABILITY_LIST)).unwrap_or(0);
+    for _ in 0..pci::caps::PCI_FIND_CAP_TTL {
+        if u16::from(pos) < PCI_STD_HEADER_SIZEOF {
+            return false;
+        }
+        let at = usize::from(pos & !3);
+        match (byte(at), byte(at + 1)) {
+            (Some(id), _) if id == PCI_CAP_ID_EXP => return true,
+            (Some(_), Some(next)) => pos = next,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The input with every hex dump row removed (what `lspci -vvnn` alone

@@ -173,3 +173,43 @@ fn a_64_byte_dump_as_a_normal_user_prints_it_is_marked_partial() {
     let r = analyse(&input);
     assert!(r.partial && !r.groups.is_empty());
 }
+
+/// Keep hex rows below `limit` only (what `lspci -xxx` prints: 256 bytes).
+fn cut_dumps(text: &str, limit: usize, keep_text: bool) -> String {
+    let mut out = String::new();
+    for l in text.lines() {
+        let off = l.split_once(':').and_then(|(o, r)| {
+            (o.len() <= 3 && r.starts_with(' ')).then(|| usize::from_str_radix(o, 16).ok()).flatten()
+        });
+        let keep = match off {
+            Some(o) => o < limit,
+            None => keep_text || !l.starts_with('\t'),
+        };
+        if keep {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn a_256_byte_dump_is_completed_from_the_decoded_text() {
+    // lspci -vvnnxxx as root: 256 bytes each, the extended capabilities decoded.
+    let text = cut_dumps(&fixture("default.linux-6.1.lspci"), 0x100, true);
+    let input = lspci::parse(&text, "xxx.txt").unwrap();
+    assert!(!input.partial, "{:?}", input.devices.iter().flat_map(|d| d.unknown.clone()).collect::<Vec<_>>());
+    assert_eq!(report::render::canonical(&analyse(&input)), fixture("default.linux-6.1.groups"));
+}
+
+#[test]
+fn a_256_byte_dump_without_text_says_the_extended_capabilities_are_unknown() {
+    // lspci -xxx alone: PCIe functions lose ACS.
+    let text = cut_dumps(&fixture("default.linux-6.1.lspci"), 0x100, false);
+    let input = lspci::parse(&text, "xxx.txt").unwrap();
+    assert!(input.partial);
+    let port = input.devices.iter().find(|d| d.bdf.unwrap().to_string() == "0000:00:02.0").unwrap();
+    assert!(port.unknown.iter().any(|u| u.contains("extended capabilities (ACS, ARI) unknown")), "{:?}", port.unknown);
+    let host = input.devices.iter().find(|d| d.bdf.unwrap().to_string() == "0000:00:00.0").unwrap();
+    assert!(host.unknown.is_empty(), "a conventional function's 256 bytes are all of it");
+}
