@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use iommu::group::{Groups, pci_device_groups};
 use pci::acs::enable_acs;
+use pci::caps::read_capabilities;
+use pci::regs::PCI_VENDOR_ID;
 use pci::regs::{
     PCI_HEADER_TYPE, PCI_HEADER_TYPE_MASK, PCI_HEADER_TYPE_NORMAL, PCI_SECONDARY_BUS, PCI_SUBORDINATE_BUS,
 };
-use pci::sriov::add_virtual_functions;
+use pci::sriov::{add_virtual_functions, virtual_function_addresses};
 use pci::{Bdf, ConfigSpace, Topology, enumerate};
 
 use crate::input::Input;
@@ -57,6 +59,28 @@ pub fn root_buses(snapshot: &mut Snapshot, segment: u16) -> Vec<u8> {
     buses.into_iter().collect()
 }
 
+/// A VF does not answer a configuration scan (its vendor id reads all
+/// ones; lspci names it from sysfs): make every enabled VF of the input
+/// read so, whatever the input showed, so that enumeration skips it and
+/// `pci::sriov` adds it as Linux does.
+fn hide_virtual_functions(snapshot: &mut Snapshot) {
+    let bdfs: Vec<Bdf> = snapshot.spaces.keys().copied().collect();
+    let mut vfs = Vec::new();
+    for pf in bdfs {
+        let header = snapshot.read8(pf, PCI_HEADER_TYPE) & PCI_HEADER_TYPE_MASK;
+        if header != PCI_HEADER_TYPE_NORMAL {
+            continue;
+        }
+        let (caps, _) = read_capabilities(snapshot, pf, header);
+        if let Some(sriov) = caps.sriov {
+            vfs.extend(virtual_function_addresses(snapshot, pf, sriov.offset));
+        }
+    }
+    for vf in vfs {
+        snapshot.write32(vf, PCI_VENDOR_ID, u32::MAX);
+    }
+}
+
 /// Run the pipeline on an input.
 pub fn build(input: &Input) -> Machine {
     let mut snapshot = Snapshot::default();
@@ -72,6 +96,7 @@ pub fn build(input: &Input) -> Machine {
     let mut segments = Vec::new();
     let mut reached = BTreeSet::new();
     let mut not_covered = BTreeSet::new();
+    hide_virtual_functions(&mut snapshot);
     for number in segment_numbers {
         let roots = root_buses(&mut snapshot, number);
         let mut topology = enumerate(&mut snapshot, number, &roots, 0..=255);

@@ -160,3 +160,46 @@ fn linux_merging_more_on_an_amd_iommu_machine_is_put_down_to_ivrs_aliases() {
     assert_eq!(c.differences[0].cause_kind, "firmware-alias", "{}", c.differences[0].cause);
     assert_eq!(c.differences[0].linux, vec![vec!["0000:11:00.0", "0000:11:00.1"]]);
 }
+
+#[test]
+fn vfs_on_their_pfs_bus_are_added_as_vfs_not_scanned_as_a_multifunction_device() {
+    // An integrated PF on the root bus (00:05.0) with two VFs at offset 8,
+    // stride 1: 00:06.0 and 00:06.1, which lspci names with their ids. A
+    // scan of slot 06 would take them for one multifunction device without
+    // ACS; Linux adds them as VFs, each single-function, each its own group.
+    let vf = |f: u8| {
+        format!(
+            "00:06.{f} Display controller [0380]: Intel Corporation Device [8086:9a49] (rev 01)\n\
+             \tCapabilities: [ac] MSI: Enable- Count=1/1 Maskable+ 64bit-\n\
+             \tCapabilities: [d0] Express (v2) Root Complex Integrated Endpoint, MSI 00\n\
+             \tIOMMU group: {}\n",
+            10 + f
+        )
+    };
+    let text = format!(
+        "00:00.0 Host bridge [0600]: Intel Corporation Device [8086:9a14] (rev 01)
+\tIOMMU group: 1
+00:05.0 VGA compatible controller [0300]: Intel Corporation Device [8086:9a49] (rev 01)
+\tCapabilities: [40] Express (v2) Root Complex Integrated Endpoint, MSI 00
+\tCapabilities: [100 v1] Single Root I/O Virtualization (SR-IOV)
+\t\tIOVCap:\tMigration-, Interrupt Message Number: 000
+\t\tIOVCtl:\tEnable+ Migration- Interrupt- MSE+ ARIHierarchy-
+\t\tIOVSta:\tMigration-
+\t\tInitial VFs: 7, Total VFs: 7, Number of VFs: 2, Function Dependency Link: 00
+\t\tVF offset: 8, stride: 1, Device ID: 9a49
+\tIOMMU group: 2
+{}{}",
+        vf(0),
+        vf(1)
+    );
+    let r = analyse(&lspci::parse(&text, "vf").unwrap());
+    assert_eq!(
+        report::render::canonical(&r),
+        "0000:00:00.0\n0000:00:05.0\n0000:00:06.0\n0000:00:06.1\n",
+        "{}",
+        explain::text::explain(&r)
+    );
+    let vf0 = r.functions.iter().find(|f| f.bdf == "0000:00:06.0").unwrap();
+    assert!(!vf0.multifunction);
+    assert!(r.comparison.unwrap().agree);
+}

@@ -19,6 +19,24 @@ use crate::devfn_mask::DevfnMask;
 use crate::enumerate::set_pcie_port_type;
 use crate::regs::*;
 use crate::topology::{DevFlags, Function, Topology};
+use alloc::vec::Vec;
+
+/// The addresses of the VFs a physical function at `pf` has enabled, its
+/// SR-IOV capability at `sriov` (`pci_iov_virtfn_bus`,
+/// `pci_iov_virtfn_devfn`): none unless VF Enable is set; routing ids past
+/// bus 255 are dropped.
+pub fn virtual_function_addresses(cfg: &mut dyn ConfigSpace, pf: Bdf, sriov: u16) -> Vec<Bdf> {
+    if cfg.read16(pf, sriov + PCI_SRIOV_CTRL) & PCI_SRIOV_CTRL_VFE == 0 {
+        return Vec::new();
+    }
+    let num = cfg.read16(pf, sriov + PCI_SRIOV_NUM_VF);
+    let offset = u32::from(cfg.read16(pf, sriov + PCI_SRIOV_VF_OFFSET));
+    let stride = u32::from(cfg.read16(pf, sriov + PCI_SRIOV_VF_STRIDE));
+    (0..u32::from(num))
+        .map_while(|i| u16::try_from(u32::from(pf.requester_id()) + offset + stride * i).ok())
+        .map(|rid| Bdf::from_devfn(pf.segment, (rid >> 8) as u8, rid as u8))
+        .collect()
+}
 
 /// Append the VFs of every physical function whose SR-IOV control has VF
 /// Enable set and NumVFs > 0. Returns how many were added. A VF whose
@@ -29,18 +47,9 @@ pub fn add_virtual_functions(cfg: &mut dyn ConfigSpace, topo: &mut Topology) -> 
     for pf in 0..topo.functions.len() {
         let f = &topo.functions[pf];
         let Some(sriov) = f.caps.sriov else { continue };
-        let (bdf, base) = (f.bdf, sriov.offset);
-        if cfg.read16(bdf, base + PCI_SRIOV_CTRL) & PCI_SRIOV_CTRL_VFE == 0 {
-            continue;
-        }
-        let num = cfg.read16(bdf, base + PCI_SRIOV_NUM_VF);
-        let offset = u32::from(cfg.read16(bdf, base + PCI_SRIOV_VF_OFFSET));
-        let stride = u32::from(cfg.read16(bdf, base + PCI_SRIOV_VF_STRIDE));
-        let vf_device = cfg.read16(bdf, base + PCI_SRIOV_VF_DID);
-        for i in 0..u32::from(num) {
-            let rid = u32::from(bdf.requester_id()) + offset + stride * i;
-            let Ok(rid) = u16::try_from(rid) else { break };
-            let vf = Bdf::from_devfn(bdf.segment, (rid >> 8) as u8, rid as u8);
+        let bdf = f.bdf;
+        let vf_device = cfg.read16(bdf, sriov.offset + PCI_SRIOV_VF_DID);
+        for vf in virtual_function_addresses(cfg, bdf, sriov.offset) {
             if topo.find(vf).is_some() {
                 continue;
             }
