@@ -75,7 +75,11 @@ pub fn build(input: &Input, m: &mut Machine) -> Report {
                 .unwrap_or_else(|| class_name(f.class).to_string());
             let mut unknown = d.map(|d| d.unknown.clone()).unwrap_or_default();
             if m.not_covered.contains(&f.bdf) {
-                unknown.push("no IOMMU group in the input: no IOMMU covers it (left out of grouping)".into());
+                unknown.push(if input.has_linux_groups() {
+                    "no IOMMU group in the input: no IOMMU covers it (left out of grouping)".into()
+                } else {
+                    "no IOMMU group: no DMAR unit covers it (left out of grouping)".into()
+                });
             }
             if let Some(rule) = hidden_rule(f) {
                 unknown.push(format!("{HIDDEN} {rule}"));
@@ -98,6 +102,7 @@ pub fn build(input: &Input, m: &mut Machine) -> Report {
                 name,
                 kind: f.kind().to_string(),
                 linux_group: d.and_then(|d| d.linux_group),
+                iommu_unit: m.unit_of.get(&f.bdf).copied(),
                 unknown,
             });
         }

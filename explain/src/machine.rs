@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use iommu::group::{Groups, pci_device_groups};
+use iommu::vtd::coverage::unit_of_each;
+use iommu::vtd::dmar::Drhd;
 use pci::acs::enable_acs;
 use pci::caps::read_capabilities;
 use pci::regs::PCI_VENDOR_ID;
@@ -33,8 +35,11 @@ pub struct Machine {
     /// Functions of the input that enumeration did not reach.
     pub unreached: Vec<Bdf>,
     /// Functions left out of grouping: the input carries Linux's groups and
-    /// names none for them (no IOMMU covers them).
+    /// names none for them, or (without groups) no DMAR unit covers them.
     pub not_covered: BTreeSet<Bdf>,
+    /// The register base of the DMAR unit covering each function, when the
+    /// input has a DMAR table (`iommu::vtd::coverage`).
+    pub unit_of: BTreeMap<Bdf, u64>,
 }
 
 /// Root buses of one segment: every bus holding a function that no
@@ -96,16 +101,27 @@ pub fn build(input: &Input) -> Machine {
     let mut segments = Vec::new();
     let mut reached = BTreeSet::new();
     let mut not_covered = BTreeSet::new();
+    let mut unit_of = BTreeMap::new();
+    let dmar = input.dmar.as_deref().and_then(|b| iommu::vtd::dmar::parse(b).ok());
     hide_virtual_functions(&mut snapshot);
     for number in segment_numbers {
         let roots = root_buses(&mut snapshot, number);
         let mut topology = enumerate(&mut snapshot, number, &roots, 0..=255);
         enable_acs(&mut snapshot, &mut topology);
         add_virtual_functions(&mut snapshot, &mut topology);
+        // Without Linux's groups, a DMAR table says which functions an
+        // IOMMU covers; Linux groups no other.
+        let dmar_units = match (&dmar, has_groups) {
+            (Some(d), false) => Some(unit_of_each(&d.drhds().collect::<Vec<_>>(), &topology)),
+            _ => None,
+        };
         let order: Vec<usize> = (0..topology.functions.len())
             .filter(|&i| {
                 let bdf = topology.functions[i].bdf;
-                let keep = !has_groups || covered.contains(&bdf);
+                let keep = match &dmar_units {
+                    Some(units) => units[i].is_some(),
+                    None => !has_groups || covered.contains(&bdf),
+                };
                 if !keep {
                     not_covered.insert(bdf);
                 }
@@ -113,11 +129,19 @@ pub fn build(input: &Input) -> Machine {
             })
             .collect();
         let groups = pci_device_groups(&mut snapshot, &topology, &order);
+        if let Some(d) = &dmar {
+            let drhds: Vec<&Drhd> = d.drhds().collect();
+            for (i, unit) in unit_of_each(&drhds, &topology).into_iter().enumerate() {
+                if let Some(u) = unit {
+                    unit_of.insert(topology.functions[i].bdf, drhds[u].register_base);
+                }
+            }
+        }
         reached.extend(topology.functions.iter().map(|f| f.bdf));
         segments.push(Segment { number, roots, topology, groups });
     }
     let unreached = snapshot.spaces.keys().copied().filter(|b| !reached.contains(b)).collect();
-    Machine { snapshot, segments, unreached, not_covered }
+    Machine { snapshot, segments, unreached, not_covered, unit_of }
 }
 
 impl Machine {

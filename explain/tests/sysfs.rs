@@ -132,3 +132,53 @@ fn a_copy_with_missing_files_names_each_path_and_goes_on() {
     let e = sysfs::read_copy(&empty.0).unwrap_err();
     assert!(e.0.contains("bus/pci/devices"), "{e}");
 }
+
+/// A DMAR table (VT-d §8.1, §8.3) with one DRHD at `base`: INCLUDE_PCI_ALL,
+/// or one PCI sub-hierarchy scope for the bridge at 00:DD.0.
+fn dmar(base: u64, subtree_of: Option<u8>) -> Vec<u8> {
+    let mut drhd = vec![0u8, 0, 0, 0, u8::from(subtree_of.is_none()), 0, 0, 0];
+    drhd.extend_from_slice(&base.to_le_bytes());
+    if let Some(dev) = subtree_of {
+        drhd.extend_from_slice(&[2, 8, 0, 0, 0, 0, dev, 0]);
+    }
+    let len = drhd.len() as u16;
+    drhd[2..4].copy_from_slice(&len.to_le_bytes());
+    let mut t = vec![0u8; 48];
+    t[0..4].copy_from_slice(b"DMAR");
+    t.extend_from_slice(&drhd);
+    let total = t.len() as u32;
+    t[4..8].copy_from_slice(&total.to_le_bytes());
+    t[8] = 1;
+    t[36] = 38; // host address width - 1
+    let sum = t.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    t[9] = 0u8.wrapping_sub(sum);
+    t
+}
+
+#[test]
+fn without_groups_the_dmar_table_says_which_functions_an_iommu_covers() {
+    let t = TempDir::new("dmar");
+    let (text, groups) = fixture("default");
+    fake_machine(&t.0, &text, 4096, "quiet");
+    fs::remove_dir_all(t.0.join("sys/kernel/iommu_groups")).unwrap();
+    let tables = t.0.join("sys/firmware/acpi/tables");
+    fs::create_dir_all(&tables).unwrap();
+
+    // One unit for everything: Linux's groups, each function on that unit.
+    fs::write(tables.join("DMAR"), dmar(0xfed9_0000, None)).unwrap();
+    let r = analyse(&sysfs::read_live(&t.0).unwrap());
+    assert_eq!(r.dmar.as_ref().unwrap().units.len(), 1);
+    assert_eq!(report::render::canonical(&r), groups);
+    assert!(r.functions.iter().all(|f| f.iommu_unit == Some(0xfed9_0000)));
+
+    // A unit covering only the switch below 00:02.0: nothing else is grouped.
+    fs::write(tables.join("DMAR"), dmar(0xfed9_0000, Some(2))).unwrap();
+    let r = analyse(&sysfs::read_live(&t.0).unwrap());
+    let grouped: Vec<&str> = r.functions.iter().filter(|f| f.group.is_some()).map(|f| f.bdf.as_str()).collect();
+    assert_eq!(
+        grouped,
+        ["0000:00:02.0", "0000:01:00.0", "0000:02:00.0", "0000:02:01.0", "0000:03:00.0", "0000:04:00.0"]
+    );
+    let lpc = r.functions.iter().find(|f| f.bdf == "0000:00:1f.0").unwrap();
+    assert!(lpc.unknown.iter().any(|u| u.contains("no DMAR unit covers it")), "{:?}", lpc.unknown);
+}

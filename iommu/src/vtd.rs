@@ -5,7 +5,8 @@
 //! Specification", chapters in brackets):
 //!
 //! - [`dmar`], [`dmar_scope`]: the ACPI DMAR table (ch. 8) and device-scope
-//!   paths resolved through bridges.
+//!   paths resolved through bridges; [`coverage`]: which unit covers each
+//!   function (`dmar_find_matched_drhd_unit`).
 //! - [`regs`], [`cap`]: the register block (ch. 11) with access rights in the
 //!   types, and the decoded CAP/ECAP registers.
 //! - [`unit`]: one remapping unit (a DRHD): GCMD/GSTS handshakes (§11.4.4),
@@ -27,6 +28,7 @@
 
 pub mod attach;
 pub mod cap;
+pub mod coverage;
 pub mod dmar;
 pub mod dmar_scope;
 pub mod domain;

@@ -257,6 +257,9 @@ pub struct Function {
     /// The kind Linux's rules see ("root port", "conventional PCI function").
     #[serde(default)]
     pub kind: String,
+    /// The register base of the DMAR unit that covers it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iommu_unit: Option<u64>,
     /// The group Linux formed, as the input recorded it (tool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux_group: Option<u32>,
