@@ -132,9 +132,29 @@ proptest! {
     }
 
     #[test]
-    fn command_lines_and_addresses_never_panic(s in "\\PC{0,80}") {
+    fn command_lines_dmesg_and_addresses_never_panic(s in "\\PC{0,80}") {
         let _ = acs_override(&s);
         let _ = Bdf::parse(&s);
+        let mut source = report::Source::default();
+        explain::input::read_dmesg(&s, &mut source);
+    }
+
+    #[test]
+    fn random_dmar_tables_never_panic(
+        mut table in proptest::collection::vec(any::<u8>(), 0..200),
+        signature in any::<bool>(),
+    ) {
+        if signature && table.len() >= 8 {
+            table[0..4].copy_from_slice(b"DMAR");
+            let len = table.len() as u32;
+            table[4..8].copy_from_slice(&len.to_le_bytes());
+        }
+        let mut input = lspci::parse(&lspci::strip_hex(fixture()), "dmar").unwrap();
+        for d in &mut input.devices {
+            d.linux_group = None;
+        }
+        input.dmar = Some(table);
+        let _ = analyse(&input);
     }
 }
 
