@@ -591,6 +591,11 @@ pub fn parse(text: &str, path: &str) -> Result<Input, Unusable> {
                 ));
             }
         } else {
+            if b.hex.is_empty() && !has_text {
+                dev.unknown.push(
+                    "only the header line (lspci without -vv): capabilities unknown (run lspci -vvnn as root)".into(),
+                );
+            }
             if !b.hex.is_empty() && b.caps.is_empty() && !b.access_denied {
                 dev.unknown.push(format!(
                     "only {} config bytes in the dump and no decoded capabilities: PCIe port type and ACS unknown \
@@ -696,6 +701,16 @@ mod tests {
     fn acs_words_decode() {
         assert_eq!(acs_bits("SrcValid+ TransBlk+ ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans+"), 0x5f);
         assert_eq!(acs_bits("SrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-"), 0x1d);
+    }
+
+    #[test]
+    fn header_lines_alone_are_read_and_marked_partial() {
+        let text = "00:00.0 Host bridge [0600]: Intel Corporation Device [8086:29c0]\n\
+                    00:02.0 PCI bridge [0604]: Red Hat, Inc. QEMU PCIe Root port [1b36:000c]\n";
+        let input = parse(text, "nn.txt").unwrap();
+        assert_eq!(input.devices.len(), 2);
+        assert!(input.partial);
+        assert!(input.devices.iter().all(|d| d.unknown.iter().any(|u| u.contains("lspci without -vv"))));
     }
 
     #[test]
