@@ -51,7 +51,9 @@ def machine(copies):
             elif cur and re.match(r"^[0-9a-f]{2,3}: ", line):
                 cur[1].extend(bytes.fromhex(line.split(":", 1)[1]))
             elif cur and line.startswith("\tIOMMU group: "):
-                cur[2] = 1000 * seg + int(line.split(":")[1])
+                # Group ids are machine-wide: each copy's follow the last's.
+                cur[2] = 100 * seg + int(line.split(":")[1])
+                line = "\tIOMMU group: %d" % cur[2]
             out.append(line)
     return "\n".join(out), funcs
 

@@ -96,7 +96,7 @@ pub fn build(input: &Input, m: &mut Machine) -> Report {
                 pcie_type: f.caps.pcie.map(|p| p.port_type.raw()),
                 acs,
                 parent: f.parent.map(|p| topo.functions[p].bdf.to_string()),
-                group: seg.groups.group_of(i).map(|g| g.id),
+                group: seg.group_id(i),
                 driver: d.and_then(|d| d.driver.clone()),
                 port_services: None,
                 name,
@@ -108,7 +108,7 @@ pub fn build(input: &Input, m: &mut Machine) -> Report {
         }
         for g in &seg.groups.groups {
             report.groups.push(Group {
-                id: g.id,
+                id: g.id + seg.id_base,
                 members: g.members.iter().map(|x| topo.functions[x.function].bdf.to_string()).collect(),
                 explanation: g
                     .members
@@ -273,7 +273,7 @@ fn isolation(m: &mut Machine, report: &mut Report) {
                 ));
             }
             report.isolation.push(Isolation {
-                group: g.id,
+                group: g.id + seg.id_base,
                 members: g.members.iter().map(|x| topo.functions[x.function].bdf.to_string()).collect(),
                 gaps,
                 later_quirk,

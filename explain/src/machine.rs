@@ -26,6 +26,17 @@ pub struct Segment {
     pub roots: Vec<u8>,
     pub topology: Topology,
     pub groups: Groups,
+    /// Added to this segment's group ids: Linux hands ids out from one
+    /// allocator for every segment (`iommu_group_ida`), segments probed in
+    /// order, so a segment's ids follow the previous segments' groups.
+    pub id_base: u32,
+}
+
+impl Segment {
+    /// The machine-wide id of this segment's function `index`'s group.
+    pub fn group_id(&self, index: usize) -> Option<u32> {
+        self.groups.group_of(index).map(|g| g.id + self.id_base)
+    }
 }
 
 /// The whole machine after the pipeline.
@@ -138,7 +149,8 @@ pub fn build(input: &Input) -> Machine {
             }
         }
         reached.extend(topology.functions.iter().map(|f| f.bdf));
-        segments.push(Segment { number, roots, topology, groups });
+        let id_base = segments.iter().map(|s: &Segment| s.groups.groups.len() as u32).sum();
+        segments.push(Segment { number, roots, topology, groups, id_base });
     }
     let unreached = snapshot.spaces.keys().copied().filter(|b| !reached.contains(b)).collect();
     Machine { snapshot, segments, unreached, not_covered, unit_of }

@@ -1,5 +1,5 @@
-//! Synthetic machines in `lspci -vvnn` form, for the scale tests and the
-//! benchmark: `segments` PCI domains, each with `ports` root ports on bus
+//! Synthetic machines in `lspci -vvnn` form, for the scale tests (a
+//! machine of 4,080 functions): `segments` PCI domains, each with `ports` root ports on bus
 //! 00 (alternately with and without ACS, eight to a slot) and, below each,
 //! one endpoint device with `functions` functions.
 

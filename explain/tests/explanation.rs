@@ -203,3 +203,39 @@ fn vfs_on_their_pfs_bus_are_added_as_vfs_not_scanned_as_a_multifunction_device()
     assert!(!vf0.multifunction);
     assert!(r.comparison.unwrap().agree);
 }
+
+/// `basic` twice, in domains 0000 and 0001, the second copy's Linux group
+/// numbers moved up by `shift`.
+fn two_domains(shift: u32) -> String {
+    let text = lspci::strip_hex(&fixture("basic.linux-6.1.lspci"));
+    let mut out = String::new();
+    for (domain, add) in [("0000", 0), ("0001", shift)] {
+        for l in text.lines() {
+            if let Some(g) = l.strip_prefix("\tIOMMU group: ") {
+                out.push_str(&format!("\tIOMMU group: {}\n", g.parse::<u32>().unwrap() + add));
+            } else if !l.starts_with('\t') && !l.is_empty() {
+                out.push_str(&format!("{domain}:{l}\n"));
+            } else {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn group_ids_are_machine_wide_across_domains() {
+    let r = analyse(&lspci::parse(&two_domains(50), "two").unwrap());
+    let mut ids: Vec<u32> = r.groups.iter().map(|g| g.id).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no id is used twice");
+    assert_eq!(ids, (0..n as u32).collect::<Vec<_>>(), "one allocator, segments in order");
+    assert!(r.comparison.unwrap().agree);
+    // Linux numbers groups machine-wide: the same numbers in both domains
+    // would mean groups spanning them, which the rules never form.
+    let c = analyse(&lspci::parse(&two_domains(0), "same").unwrap()).comparison.unwrap();
+    assert!(!c.agree);
+}
