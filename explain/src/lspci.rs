@@ -18,24 +18,24 @@ use crate::input::{Input, InputDevice, Unusable};
 
 /// One capability as lspci decoded it.
 #[derive(Clone, Debug, Default)]
-struct Cap {
+struct Cap<'a> {
     offset: u16,
     extended: bool,
     version: u8,
-    title: String,
+    title: &'a str,
     /// The decoded lines below it: (tab depth, text without the tabs).
     /// Depth 2 starts a field (`DevCap2:`), deeper lines continue it.
-    body: Vec<(usize, String)>,
+    body: Vec<(usize, &'a str)>,
 }
 
 /// One function block of lspci output.
 #[derive(Clone, Debug, Default)]
-struct Block {
+struct Block<'a> {
     line: usize,
     bdf: Option<Bdf>,
-    header: String,
-    decoded: Vec<String>,
-    caps: Vec<Cap>,
+    header: &'a str,
+    decoded: Vec<&'a str>,
+    caps: Vec<Cap<'a>>,
     access_denied: bool,
     hex: Vec<u8>,
     hex_broken: Option<String>,
@@ -102,7 +102,7 @@ fn block_start(line: &str) -> Option<Result<(Bdf, &str), &str>> {
 
 /// Split the text into function blocks. Lines that belong to nothing (a
 /// stray message from pcilib in the middle of a line) are skipped.
-fn blocks(text: &str, path: &str, problems: &mut Vec<String>) -> Vec<Block> {
+fn blocks<'a>(text: &'a str, path: &str, problems: &mut Vec<String>) -> Vec<Block<'a>> {
     let mut out: Vec<Block> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -112,7 +112,7 @@ fn blocks(text: &str, path: &str, problems: &mut Vec<String>) -> Vec<Block> {
         }
         match block_start(line) {
             Some(Ok((bdf, rest))) => {
-                out.push(Block { line: n, bdf: Some(bdf), header: rest.to_string(), ..Block::default() });
+                out.push(Block { line: n, bdf: Some(bdf), header: rest, ..Block::default() });
                 continue;
             }
             Some(Err(addr)) => {
@@ -159,7 +159,7 @@ fn blocks(text: &str, path: &str, problems: &mut Vec<String>) -> Vec<Block> {
                 if b.in_cap
                     && let Some(c) = b.caps.last_mut()
                 {
-                    c.body.push((depth, text.to_string()));
+                    c.body.push((depth, text));
                 }
                 continue;
             }
@@ -176,14 +176,14 @@ fn blocks(text: &str, path: &str, problems: &mut Vec<String>) -> Vec<Block> {
                 continue;
             }
             b.in_cap = false;
-            b.decoded.push(body.to_string());
+            b.decoded.push(body);
         }
     }
     out
 }
 
 /// `[54] Express (v2) Root Port (Slot+), MSI 00` or `[148 v1] Access ...`.
-fn parse_cap_title(s: &str) -> Option<Cap> {
+fn parse_cap_title(s: &str) -> Option<Cap<'_>> {
     let s = s.strip_prefix('[')?;
     let (inside, title) = s.split_once(']')?;
     let (off, version) = match inside.split_once(' ') {
@@ -194,7 +194,7 @@ fn parse_cap_title(s: &str) -> Option<Cap> {
     if offset >= 4096 {
         return None;
     }
-    Some(Cap { offset, extended: offset >= 0x100, version, title: title.trim().to_string(), body: Vec::new() })
+    Some(Cap { offset, extended: offset >= 0x100, version, title: title.trim(), body: Vec::new() })
 }
 
 /// The standard capability id lspci prints under this title.
@@ -500,7 +500,7 @@ fn acs(d: &mut [u8], c: &Cap, vendor: u16, device: u16, unknown: &mut Vec<String
 
 /// SR-IOV control, counts, offset, stride and VF device id.
 fn sriov(d: &mut [u8], c: &Cap) {
-    let find = |key: &str| c.body.iter().find(|(_, l)| l.contains(key)).map_or("", |(_, l)| l.as_str());
+    let find = |key: &str| c.body.iter().find(|(_, l)| l.contains(key)).map_or("", |(_, l)| *l);
     if find("IOVCtl:").contains("Enable+") {
         put16(d, c.offset + PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_VFE);
     }

@@ -130,7 +130,11 @@ fn read(source: &Source) -> Result<Input, Unusable> {
                 std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map(|_| ())
             };
             res.map_err(|e| Unusable(format!("{path}: cannot read: {e}")))?;
-            let text = String::from_utf8_lossy(&bytes);
+            // Valid UTF-8 (the usual case) is checked fast and used as is.
+            let text = match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            };
             lspci::parse(&text, if path == "-" { "<stdin>" } else { path })
         }
     }
