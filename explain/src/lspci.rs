@@ -339,18 +339,18 @@ fn put32(d: &mut [u8], off: u16, v: u32) {
 /// Rebuild the config bytes the rules read from one block's decoded text.
 /// `multifunction`: whether sibling functions exist (sets header bit 7).
 fn synthesize(b: &Block, multifunction: bool, unknown: &mut Vec<String>) -> Option<Vec<u8>> {
-    let (vendor, device) = ids(&b.header)?;
+    let (vendor, device) = ids(b.header)?;
     let pcie = b.caps.iter().find(|c| !c.extended && c.title.starts_with("Express"));
     let size = if pcie.is_some() && !b.access_denied { 4096 } else { 256 };
     let mut d = vec![0u8; size];
     put16(&mut d, PCI_VENDOR_ID, vendor);
     put16(&mut d, PCI_DEVICE_ID, device);
-    let class = class_code(&b.header).unwrap_or_else(|| {
+    let class = class_code(b.header).unwrap_or_else(|| {
         unknown.push("class code not in the text (run lspci with -nn)".into());
         0xff00
     });
-    let rev = number_after(&b.header, "(rev ", true).unwrap_or(0) as u8;
-    let progif = number_after(&b.header, "(prog-if ", true).unwrap_or(0) as u8;
+    let rev = number_after(b.header, "(rev ", true).unwrap_or(0) as u8;
+    let progif = number_after(b.header, "(prog-if ", true).unwrap_or(0) as u8;
     put32(&mut d, PCI_CLASS_REVISION, (u32::from(class) << 16) | (u32::from(progif) << 8) | u32::from(rev));
     let bus_line = b.decoded.iter().find(|l| l.starts_with("Bus: primary="));
     let mut header_type = match class {
@@ -390,7 +390,7 @@ fn synthesize(b: &Block, multifunction: bool, unknown: &mut Vec<String>) -> Opti
     }
     for (i, c) in std.iter().enumerate() {
         let next = std.get(i + 1).map_or(0, |n| n.offset as u8);
-        let id = std_cap_id(&c.title);
+        let id = std_cap_id(c.title);
         put16(&mut d, c.offset, u16::from(id) | (u16::from(next) << 8));
         if id == PCI_CAP_ID_EXP {
             express(&mut d, c, unknown);
@@ -405,7 +405,7 @@ fn synthesize(b: &Block, multifunction: bool, unknown: &mut Vec<String>) -> Opti
     }
     for (i, c) in ext.iter().enumerate() {
         let next = ext.get(i + 1).map_or(0, |n| u32::from(n.offset));
-        let id = ext_cap_id(&c.title);
+        let id = ext_cap_id(c.title);
         put32(&mut d, c.offset, u32::from(id) | (u32::from(c.version & 0xf) << 16) | (next << 20));
         match id {
             PCI_EXT_CAP_ID_ACS => acs(&mut d, c, vendor, device, unknown),
@@ -552,7 +552,7 @@ pub fn parse(text: &str, path: &str) -> Result<Input, Unusable> {
             continue;
         }
         let mut dev = InputDevice { bdf: Some(bdf), line: b.line, ..InputDevice::default() };
-        dev.name = Some(display_name(&b.header));
+        dev.name = Some(display_name(b.header));
         for l in &b.decoded {
             if let Some(g) = l.strip_prefix("IOMMU group: ") {
                 match g.trim().parse() {
