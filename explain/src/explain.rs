@@ -81,7 +81,7 @@ pub fn build(input: &Input, m: &mut Machine) -> Report {
                     "no IOMMU group: no DMAR unit covers it (left out of grouping)".into()
                 });
             }
-            if let Some(rule) = hidden_rule(f) {
+            if let Some(rule) = hidden_rule(input, f) {
                 unknown.push(format!("{HIDDEN} {rule}"));
                 report.partial = true;
             }
@@ -284,14 +284,20 @@ fn isolation(m: &mut Machine, report: &mut Report) {
     report.isolating_ports = ports;
 }
 
-/// A rule that decides this function's isolation from something config
-/// space does not show: an Intel PCH root port whose ACS Linux enables
-/// through chipset registers (`pci_quirk_enable_intel_pch_acs`), or an AMD
-/// southbridge function whose quirk reads the IVRS table
-/// (`pci_quirk_amd_sb_acs`). The rules here take such a quirk as not
-/// applied, as Linux does when it fails.
-pub fn hidden_rule(f: &pci::Function) -> Option<String> {
+/// A rule that decides this function's isolation from something the input
+/// does not show: an Intel PCH root port whose ACS Linux enables through
+/// chipset registers (`pci_quirk_enable_intel_pch_acs`) when the LPC
+/// bridge's own bytes are not in the input, or an AMD southbridge function
+/// whose quirk reads the IVRS table (`pci_quirk_amd_sb_acs`). The rules
+/// here take such a quirk as not applied, as Linux does when it fails.
+pub fn hidden_rule(input: &Input, f: &pci::Function) -> Option<String> {
     if f.vendor == pci::ids::INTEL && intel_pch_acs_match(f) {
+        // With the LPC bridge's own bytes the outcome is known
+        // (`machine::intel_pch_acs_outcome`).
+        let lpc = Bdf::new(f.bdf.segment, f.bdf.bus, 0x1f, 0);
+        if input.devices.iter().any(|d| d.bdf == Some(lpc) && d.exact && d.config.len() >= 0xf4) {
+            return None;
+        }
         return Some(format!(
             "Intel PCH root port {} [8086:{:04x}]: Linux 6.1 isolates it through the chipset's RCBA register \
              (pci_quirk_enable_intel_pch_acs writes the LPC bridge's memory-mapped UPDCR), which config space \
@@ -312,13 +318,13 @@ pub fn hidden_rule(f: &pci::Function) -> Option<String> {
 }
 
 /// The hidden rule deciding `bdf`'s isolation: its own or a bridge's above.
-fn chipset_quirk(m: &Machine, bdf: Bdf) -> Option<String> {
+fn chipset_quirk(input: &Input, m: &Machine, bdf: Bdf) -> Option<String> {
     let idx = m.index();
     let &(s, mut i) = idx.get(&bdf)?;
     let topo = &m.segments[s].topology;
     for _ in 0..=topo.functions.len() {
         let f = &topo.functions[i];
-        if let Some(rule) = hidden_rule(f) {
+        if let Some(rule) = hidden_rule(input, f) {
             return Some(rule);
         }
         i = f.parent?;
@@ -412,7 +418,7 @@ fn compare(input: &Input, m: &Machine, report: &Report) -> Comparison {
                     "the machine's kernel ran with {o}: the ACS override patch reports ACS where the hardware has none and splits groups the rules keep together"
                 ),
             )
-        } else if let Some(q) = involved.iter().filter_map(|d| Bdf::parse(d)).find_map(|b| chipset_quirk(m, b)) {
+        } else if let Some(q) = involved.iter().filter_map(|d| Bdf::parse(d)).find_map(|b| chipset_quirk(input, m, b)) {
             ("chipset-quirk", q)
         } else if linux_groups.len() < our_groups.len() && amd_iommu {
             (

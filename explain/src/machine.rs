@@ -9,12 +9,14 @@ use iommu::group::{Groups, pci_device_groups};
 use iommu::vtd::coverage::unit_of_each;
 use iommu::vtd::dmar::Drhd;
 use pci::acs::enable_acs;
+use pci::acs_quirks::intel_pch_acs_match;
 use pci::caps::read_capabilities;
 use pci::regs::PCI_VENDOR_ID;
 use pci::regs::{
     PCI_HEADER_TYPE, PCI_HEADER_TYPE_MASK, PCI_HEADER_TYPE_NORMAL, PCI_SECONDARY_BUS, PCI_SUBORDINATE_BUS,
 };
 use pci::sriov::{add_virtual_functions, virtual_function_addresses};
+use pci::topology::DevFlags;
 use pci::{Bdf, ConfigSpace, Topology, enumerate};
 
 use crate::input::Input;
@@ -97,6 +99,31 @@ fn hide_virtual_functions(snapshot: &mut Snapshot) {
     }
 }
 
+/// Linux `pci_quirk_enable_intel_lpc_acs`, the step of the Intel PCH
+/// root-port quirk (`pci_quirk_enable_intel_pch_acs`) that config space
+/// shows: it reads RCBA from config offset 0xf0 of the LPC bridge, device
+/// 1f function 0 on the root port's bus, and fails unless bit 0 (enable)
+/// is set; otherwise it goes on through RCBA's memory-mapped registers
+/// (which never fail it) and sets `PCI_DEV_FLAGS_ACS_ENABLED_QUIRK` on the
+/// port. `pci::acs` cannot run the MMIO part and leaves the flag clear;
+/// with the LPC bridge's bytes at hand (a hex dump or sysfs as root) the
+/// outcome Linux had is known, so the flag is set when RCBA is enabled.
+/// From decoded text alone (no byte 0xf0) it stays unknown.
+pub fn intel_pch_acs_outcome(snapshot: &mut Snapshot, topo: &mut Topology) {
+    const INTEL_LPC_RCBA_REG: u16 = 0xf0;
+    const INTEL_LPC_RCBA_ENABLE: u32 = 1 << 0;
+    for f in &mut topo.functions {
+        if f.vendor != pci::ids::INTEL || !intel_pch_acs_match(f) {
+            continue;
+        }
+        let lpc = Bdf::new(f.bdf.segment, f.bdf.bus, 0x1f, 0);
+        let readable = snapshot.spaces.get(&lpc).is_some_and(|s| s.readable > usize::from(INTEL_LPC_RCBA_REG) + 3);
+        if readable && snapshot.read32(lpc, INTEL_LPC_RCBA_REG) & INTEL_LPC_RCBA_ENABLE != 0 {
+            f.dev_flags |= DevFlags::ACS_ENABLED_QUIRK;
+        }
+    }
+}
+
 /// Run the pipeline on an input.
 pub fn build(input: &Input) -> Machine {
     let mut snapshot = Snapshot::default();
@@ -119,6 +146,7 @@ pub fn build(input: &Input) -> Machine {
         let roots = root_buses(&mut snapshot, number);
         let mut topology = enumerate(&mut snapshot, number, &roots, 0..=255);
         enable_acs(&mut snapshot, &mut topology);
+        intel_pch_acs_outcome(&mut snapshot, &mut topology);
         add_virtual_functions(&mut snapshot, &mut topology);
         // Without Linux's groups, a DMAR table says which functions an
         // IOMMU covers; Linux groups no other.

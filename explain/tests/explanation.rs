@@ -239,3 +239,47 @@ fn group_ids_are_machine_wide_across_domains() {
     let c = analyse(&lspci::parse(&two_domains(0), "same").unwrap()).comparison.unwrap();
     assert!(!c.agree);
 }
+
+/// A C220-like PCH: LPC bridge 00:1f.0 with RCBA at 0xf0, two root ports
+/// without an ACS capability in one slot (00:1c.0, 00:1c.2), a device below
+/// each. Exact bytes, as a hex dump or sysfs as root gives them.
+fn pch_machine(rcba_enabled: bool) -> explain::Input {
+    use pci::sim::{SimConfig, SimFn, qemu};
+    use pci::{Bdf, ConfigSpace};
+    let mut sim = SimConfig::new();
+    sim.at(0, 0, 0, qemu::q35_host());
+    sim.at(0, 0x1c, 0, SimFn::new(0x8086, 0x8c10).class(0x060400).bridge(0, 1, 1).pcie(4).multifunction());
+    sim.at(0, 0x1c, 2, SimFn::new(0x8086, 0x8c14).class(0x060400).bridge(0, 2, 2).pcie(4));
+    sim.at(0, 0x1f, 0, SimFn::new(0x8086, 0x8c56).class(0x060100).poke32(0xf0, 0xfed1_c000 | u32::from(rcba_enabled)));
+    sim.at(1, 0, 0, qemu::e1000e());
+    sim.at(2, 0, 0, qemu::e1000e());
+    let bdfs = [(0, 0, 0), (0, 0x1c, 0), (0, 0x1c, 2), (0, 0x1f, 0), (1, 0, 0), (2, 0, 0)];
+    let mut input = explain::Input::default();
+    for (bus, dev, func) in bdfs {
+        let bdf = Bdf::new(0, bus, dev, func);
+        let config = (0..4096u16).map(|o| sim.read8(bdf, o)).collect();
+        input.devices.push(explain::input::InputDevice { bdf: Some(bdf), config, exact: true, ..Default::default() });
+    }
+    input
+}
+
+#[test]
+fn the_intel_pch_quirk_is_known_from_the_lpc_bridges_rcba_register() {
+    let on = analyse(&pch_machine(true));
+    assert_eq!(
+        report::render::canonical(&on),
+        "0000:00:00.0\n0000:00:1c.0\n0000:00:1c.2\n0000:00:1f.0\n0000:01:00.0\n0000:02:00.0\n"
+    );
+    assert!(
+        !on.partial,
+        "the outcome is known: {:?}",
+        on.functions.iter().flat_map(|f| &f.unknown).collect::<Vec<_>>()
+    );
+    let off = analyse(&pch_machine(false));
+    assert_eq!(
+        report::render::canonical(&off),
+        "0000:00:00.0\n0000:00:1c.0 0000:00:1c.2 0000:01:00.0 0000:02:00.0\n0000:00:1f.0\n"
+    );
+    let port = off.functions.iter().find(|f| f.bdf == "0000:00:1c.0").unwrap();
+    assert!(port.unknown.is_empty(), "RCBA disabled: Linux's quirk failed, and that is known");
+}
