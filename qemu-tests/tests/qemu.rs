@@ -143,6 +143,34 @@ fn bad_option_is_a_usage_error() -> Result<(), String> {
     run.check(run.stderr.contains("unknown option"), "and a message")
 }
 
+/// `run-qemu.sh` started from another directory with a relative
+/// `--scenario` path boots that scenario; a missing or unreadable one (or a
+/// directory) is a usage error naming the path.
+fn relative_scenario_path_from_another_directory() -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("vtd-kernel-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("my.qemu"), "-device edu,addr=5.0 # one edu\n").map_err(|e| e.to_string())?;
+    let script = root().join("run-qemu.sh");
+    let run_in = |args: &[&str]| {
+        let out = std::process::Command::new(&script).args(args).current_dir(&dir).output().expect("run-qemu.sh starts");
+        qemu_tests::Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let run = run_in(&["--scenario", "my.qemu", "--groups", "--append", "dma=off"]);
+    run.check(run.status == 0, "the relative scenario boots")?;
+    run.check(run.stdout.lines().any(|l| l == "0000:00:05.0"), "and its edu at 00:05.0 is in the group list")?;
+    for bad in ["missing.qemu", "."] {
+        let run = run_in(&["--scenario", bad, "--groups"]);
+        run.check(run.status == 2, &format!("--scenario {bad}: usage error"))?;
+        run.check(run.stderr.contains(bad), &format!("--scenario {bad}: the message names the path"))?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn bad_command_line_value_fails() -> Result<(), String> {
     let run = run_qemu(&["--append", "log=loud"]);
     run.check(run.status == 1, "bad log level: status 1")?;
@@ -444,6 +472,7 @@ fn main() {
         Trial::test("exit::hang_times_out", || ok(hang_is_stopped_by_the_timeout())),
         Trial::test("runner::bad_option", || ok(bad_option_is_a_usage_error())),
         Trial::test("runner::bad_command_line_value", || ok(bad_command_line_value_fails())),
+        Trial::test("runner::relative_scenario_path", || ok(relative_scenario_path_from_another_directory())),
     ];
     trials.extend([
         Trial::test("vtd::dma_proofs_default", || ok(dma_proofs(&[], 3, true))),
