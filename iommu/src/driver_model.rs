@@ -70,8 +70,6 @@ pub enum BindError {
     NoMatch,
     /// `pci_dma_configure` refused: the group has a user owner (-EBUSY).
     Ownership(OwnershipError),
-    /// The device is in no IOMMU group.
-    NoGroup,
     NotBound,
 }
 
@@ -81,7 +79,6 @@ impl fmt::Display for BindError {
             Self::AlreadyBound => f.write_str("the device already has a driver (EBUSY)"),
             Self::NoMatch => f.write_str("the driver does not match the device (ENODEV)"),
             Self::Ownership(e) => write!(f, "{e}"),
-            Self::NoGroup => f.write_str("the device has no IOMMU group"),
             Self::NotBound => f.write_str("the device has no driver"),
         }
     }
@@ -165,12 +162,14 @@ impl DriverModel {
         if !info.matches(f) {
             return Err(BindError::NoMatch);
         }
-        let effect = if info.driver_managed_dma {
-            DmaEffect::None
-        } else {
-            let g = self.group_of(function).ok_or(BindError::NoGroup)?;
-            self.ownership[g].use_default_domain().map_err(BindError::Ownership)?;
-            DmaEffect::AttachDefault
+        // `iommu_device_use_default_domain` returns 0 for a device with no
+        // group (no IOMMU translates it), and the driver binds.
+        let effect = match self.group_of(function) {
+            Some(g) if !info.driver_managed_dma => {
+                self.ownership[g].use_default_domain().map_err(BindError::Ownership)?;
+                DmaEffect::AttachDefault
+            }
+            _ => DmaEffect::None,
         };
         self.bound[function] = Some(driver);
         Ok(effect)
@@ -185,12 +184,13 @@ impl DriverModel {
     pub fn unbind(&mut self, function: usize) -> Result<DmaEffect, BindError> {
         let driver = self.bound[function].ok_or(BindError::NotBound)?;
         self.bound[function] = None;
-        if self.drivers[driver].driver_managed_dma {
-            return Ok(DmaEffect::None);
+        match self.group_of(function) {
+            Some(g) if !self.drivers[driver].driver_managed_dma => {
+                self.ownership[g].unuse_default_domain().map_err(BindError::Ownership)?;
+                Ok(DmaEffect::Detach)
+            }
+            _ => Ok(DmaEffect::None),
         }
-        let g = self.group_of(function).ok_or(BindError::NoGroup)?;
-        self.ownership[g].unuse_default_domain().map_err(BindError::Ownership)?;
-        Ok(DmaEffect::Detach)
     }
 
     /// `iommu_group_claim_dma_owner` for the group at `group_pos`.
@@ -198,16 +198,19 @@ impl DriverModel {
         self.ownership[group_pos].claim_dma_owner(owner)
     }
 
-    pub fn release(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
-        self.ownership[group_pos].release_dma_owner(owner)
+    /// `iommu_group_release_dma_owner` (no owner argument, as in Linux).
+    pub fn release(&mut self, group_pos: usize) -> Result<(), OwnershipError> {
+        self.ownership[group_pos].release_dma_owner()
     }
 
-    pub fn attach_owner_domain(&mut self, group_pos: usize, tag: u32, owner: OwnerToken) -> Result<(), OwnershipError> {
-        self.ownership[group_pos].attach_domain(tag, Some(owner))
+    /// `iommu_attach_group`.
+    pub fn attach_domain(&mut self, group_pos: usize, tag: u32) -> Result<(), OwnershipError> {
+        self.ownership[group_pos].attach_domain(tag)
     }
 
-    pub fn detach_owner_domain(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
-        self.ownership[group_pos].detach_domain(Some(owner))
+    /// `iommu_detach_group`.
+    pub fn detach_domain(&mut self, group_pos: usize) {
+        self.ownership[group_pos].detach_domain()
     }
 
     /// Functions of the group bound to a driver that uses the kernel DMA
@@ -307,7 +310,7 @@ mod tests {
         m.claim(g, VFIO).unwrap();
         assert_eq!(m.bind(edu, &topo.functions[edu], 1), Err(BindError::Ownership(OwnershipError::Busy)));
         assert!(m.driver_of(edu).is_none(), "a refused bind leaves no driver");
-        m.release(g, VFIO).unwrap();
+        m.release(g).unwrap();
         assert_eq!(m.bind(edu, &topo.functions[edu], 1), Ok(DmaEffect::AttachDefault));
         assert!(m.check());
     }
@@ -319,6 +322,20 @@ mod tests {
         let dsp = idx(&topo, 2);
         m.bind(dsp, &topo.functions[dsp], 3).unwrap();
         assert_eq!(m.claim(m.group_of(dsp).unwrap(), VFIO), Err(OwnershipError::Permission));
+    }
+
+    /// `iommu_device_use_default_domain` returns 0 for a device with no
+    /// group: a DMA-API driver binds, and nothing is asked of the IOMMU.
+    #[test]
+    fn dma_api_driver_binds_to_a_device_with_no_group() {
+        let (_, topo, groups) = switch();
+        let edu = idx(&topo, 3);
+        let lone = topo.functions.len();
+        let mut m = DriverModel::new(vec![PORTDRV, EDU, STUB, SHPC], lone + 1, &groups);
+        assert_eq!(m.group_of(lone), None);
+        assert_eq!(m.bind(lone, &topo.functions[edu], 1), Ok(DmaEffect::None));
+        assert_eq!(m.unbind(lone), Ok(DmaEffect::None));
+        assert!(m.check());
     }
 
     #[test]

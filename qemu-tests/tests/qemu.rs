@@ -152,7 +152,8 @@ fn relative_scenario_path_from_another_directory() -> Result<(), String> {
     std::fs::write(dir.join("my.qemu"), "-device edu,addr=5.0 # one edu\n").map_err(|e| e.to_string())?;
     let script = root().join("run-qemu.sh");
     let run_in = |args: &[&str]| {
-        let out = std::process::Command::new(&script).args(args).current_dir(&dir).output().expect("run-qemu.sh starts");
+        let out =
+            std::process::Command::new(&script).args(args).current_dir(&dir).output().expect("run-qemu.sh starts");
         qemu_tests::Run {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
