@@ -194,6 +194,34 @@ impl Drivers {
         }
     }
 
+    /// Linux `__iommu_group_set_core_domain` in this kernel's terms, on
+    /// the hardware: an owned group is blocked (no member has a context
+    /// entry); otherwise each member that uses the default domain (bound
+    /// to a kernel DMA driver) points at it and every other member has no
+    /// context entry, whatever domain was attached before (an owner's
+    /// included). Detaches come first so that a requester id shared by a
+    /// user and a non-user (a bridge alias) ends up attached.
+    pub fn set_core_domain(&self, ctx: &mut Ctx, group_pos: usize) -> Result<(), String> {
+        let members: Vec<usize> = ctx.groups.groups[group_pos].members.iter().map(|m| m.function).collect();
+        let users: Vec<usize> = if self.model.ownership(group_pos).owner().is_some() {
+            Vec::new()
+        } else {
+            self.model.kernel_dma_users(group_pos).collect()
+        };
+        let mut first_error = Ok(());
+        for &i in members.iter().filter(|i| !users.contains(i)) {
+            if let Err(e) = ctx.vtd.detach(ctx.topo, i, &users) {
+                first_error = first_error.and(Err(format!("{}: {e}", ctx.topo.functions[i].bdf)));
+            }
+        }
+        for &i in &users {
+            if let Err(e) = ctx.vtd.attach(ctx.topo, ctx.groups, i) {
+                first_error = first_error.and(Err(format!("{}: {e}", ctx.topo.functions[i].bdf)));
+            }
+        }
+        first_error
+    }
+
     /// Bind the automatic drivers (`pcieport`, `edu`) to every function
     /// they match, except those in `skip`. Returns one line per bind.
     pub fn bind_all(&mut self, ctx: &mut Ctx, skip: &[usize]) -> Vec<(usize, &'static str, Result<String, String>)> {

@@ -11,8 +11,11 @@
 //!    fails: the review's counter-example (`bind-shpc=BDF`);
 //! 4. inside a claimed group the edu reaches only the owner's mappings;
 //!    DMA aimed at kernel memory faults and changes nothing;
-//! 5. release restores the default domain; the kernel driver binds again
-//!    and its DMA works.
+//! 5. release puts every member back on the default domain in the
+//!    hardware, whatever domain the owner left attached (it exits without
+//!    detaching): no context entry points at the owner's domain and DMA to
+//!    the owner's old IOVA faults; the kernel driver binds again and its
+//!    DMA works.
 //!
 //! The passthrough owner (VFIO-like) takes the groups named by
 //! `assign=BDF,...`, or by default every group holding an edu below a
@@ -220,6 +223,27 @@ impl Stage<'_, '_> {
         let g = self.group_id(pos);
         self.event(demo, format!("claim group {g} for the passthrough owner"), Some(pos), expected, outcome, reason);
         r.is_ok()
+    }
+
+    /// `iommu_group_release_dma_owner`: the model first, then every member
+    /// back on the default domain in the hardware (`__iommu_group_set_domain`
+    /// to the default domain), whatever the owner left attached. Linux
+    /// WARNs and keeps the release if the hardware step fails; so does
+    /// this, with the error in the event.
+    fn release(&mut self, g: usize) {
+        let gid = self.group_id(g);
+        let r = self.drivers.model.release(g);
+        let (outcome, reason) = match r {
+            Err(e) => (errno(e), String::new()),
+            Ok(()) => match self.drivers.set_core_domain(self.ctx, g) {
+                Ok(()) => (
+                    String::from("ok"),
+                    String::from("iommu_group_release_dma_owner: every member back on the default domain"),
+                ),
+                Err(e) => (String::from("ok"), format!("released, but restoring the default domain failed: {e}")),
+            },
+        };
+        self.event(5, format!("release group {gid}"), Some(g), "ok", outcome, reason);
     }
 
     /// Ownership state, drivers and the context entries the hardware holds
@@ -438,10 +462,12 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
 
     // 4 and 5: DMA inside an owned group, then release.
     let dma_edu = owned_edu.filter(|_| dma && tsc_hz.is_some());
+    let mut left = None;
     if let Some(i) = dma_edu {
         let g = stage.group_pos(i).unwrap_or_default();
-        if let Err(e) = owner_dma(&mut stage, g, i) {
-            stage.event(4, String::from("owner DMA"), Some(g), "ok", String::from("error"), e);
+        match owner_dma(&mut stage, g, i) {
+            Ok(l) => left = Some(l),
+            Err(e) => stage.event(4, String::from("owner DMA"), Some(g), "ok", String::from("error"), e),
         }
     }
     let why45 = if owned_edu.is_none() {
@@ -454,16 +480,13 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     skip(4, "inside an owned group the edu reaches only the owner's mappings; DMA at kernel memory faults", why45);
     // Release every owned group, then give the edu back to its kernel driver.
     for &g in &claimed {
-        let r = stage.drivers.model.release(g);
-        let gid = stage.group_id(g);
-        stage.event(
-            5,
-            format!("release group {gid}"),
-            Some(g),
-            "ok",
-            r.map_or_else(errno, |_| String::from("ok")),
-            String::from("iommu_group_release_dma_owner: back to the default domain"),
-        );
+        stage.release(g);
+    }
+    if let (Some(i), Some(l)) = (dma_edu, left) {
+        let g = stage.group_pos(i).unwrap_or_default();
+        if let Err(e) = after_release(&mut stage, g, i, l) {
+            stage.event(5, String::from("after release"), Some(g), "ok", String::from("error"), e);
+        }
     }
     if let Some(i) = owned_edu {
         let _ = stage.drivers.unbind(stage.ctx, i);
@@ -480,7 +503,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     }
     skip(
         5,
-        "release restores the default domain; the kernel driver binds again and its DMA works",
+        "release puts the group back on the default domain in the hardware (DMA to the owner's old IOVA faults); the kernel driver binds again and its DMA works",
         owned_edu.is_none().then_some("no edu in an owned group"),
     );
 
@@ -489,7 +512,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
 
 /// Demonstration 4: the owner attaches its own domain, maps two pages,
 /// and drives the edu itself (as user space would through VFIO).
-fn owner_dma(stage: &mut Stage, g: usize, edu_index: usize) -> Result<(), String> {
+fn owner_dma(stage: &mut Stage, g: usize, edu_index: usize) -> Result<OwnerLeft, String> {
     let topo = stage.ctx.topo;
     let gid = stage.group_id(g);
     let d = stage.ctx.vtd.create_owner_domain(gid, edu_index)?;
@@ -547,20 +570,61 @@ fn owner_dma(stage: &mut Stage, g: usize, edu_index: usize) -> Result<(), String
         format!("{faults} fault(s); kernel page {}", if untouched { "unchanged" } else { "CHANGED" }),
     );
 
-    // Give the group back: the owner detaches its domain (blocking again).
-    for i in stage.members(g) {
-        stage.ctx.vtd.detach(topo, i, &[])?;
-    }
-    stage.drivers.model.detach_domain(g);
+    // The owner goes away without detaching its domain (as a killed
+    // process does): release must take the group back from it.
+    Ok(OwnerLeft { domain: d, did: tag, dst, edu })
+}
+
+/// What the owner left behind in demonstration 4, for the checks after
+/// release.
+struct OwnerLeft {
+    /// Its domain (index into `Vtd::domains`), still attached.
+    domain: usize,
+    did: u32,
+    /// The page behind `OWNER_IOVA_DST`.
+    dst: u64,
+    edu: Edu,
+}
+
+/// Demonstration 5's first checks, right after release: no requester id of
+/// the group's members points at the owner's domain in the unit's tables,
+/// and a DMA to the owner's old IOVA faults and writes nothing.
+fn after_release(stage: &mut Stage, g: usize, edu_index: usize, left: OwnerLeft) -> Result<(), String> {
+    let topo = stage.ctx.topo;
+    let gid = stage.group_id(g);
+    let stale: Vec<String> = stage
+        .members(g)
+        .into_iter()
+        .flat_map(|i| stage.ctx.vtd.hardware_context(topo, i))
+        .filter(|(_, c)| c.present() && u32::from(c.domain_id().0) == left.did)
+        .map(|(sid, _)| format!("{sid}"))
+        .collect();
     stage.event(
-        4,
-        format!("detach the owner's domain from group {gid}"),
+        5,
+        format!("context entries of group {gid} after release"),
         Some(g),
-        "ok",
-        String::from("ok"),
-        String::from("back to the blocking domain"),
+        "default",
+        String::from(if stale.is_empty() { "default" } else { "owner's domain" }),
+        if stale.is_empty() {
+            format!("no requester id points at the owner's domain {} (read from the root table)", left.did)
+        } else {
+            format!("{} still point at the owner's domain {}", stale.join(", "), left.did)
+        },
     );
-    stage.ctx.vtd.destroy_owner_domain(d)
+    page(left.dst).fill(0x6b);
+    enable_bus_master(stage.ctx.ecam, topo, edu_index);
+    let faults = stage.dma(&left.edu, Direction::FromDevice, OWNER_IOVA_DST)?;
+    let untouched = page(left.dst).iter().all(|&b| b == 0x6b);
+    let last = stage.ctx.vtd.faults.last().map(|f| format!("{}", f.record)).unwrap_or_default();
+    stage.event(
+        5,
+        format!("edu {} DMA to the owner's old IOVA {OWNER_IOVA_DST:#x} after release", topo.functions[edu_index].bdf),
+        Some(g),
+        "fault",
+        String::from(if faults == 1 && untouched { "fault" } else { "no fault" }),
+        format!("{faults} fault(s) {last}; owner's page {}", if untouched { "unchanged" } else { "WRITTEN" }),
+    );
+    stage.ctx.vtd.destroy_owner_domain(left.domain)
 }
 
 /// Demonstration 5: the edu kernel driver's DMA through the DMA API.
