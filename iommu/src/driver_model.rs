@@ -84,6 +84,14 @@ impl fmt::Display for BindError {
     }
 }
 
+/// Why a claim failed: refused by the ownership rules, or the blocking
+/// domain could not be set (Linux returns the attach error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimError<E> {
+    Ownership(OwnershipError),
+    Domain(E),
+}
+
 /// What the kernel must do to the IOMMU after a successful bind or unbind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DmaEffect {
@@ -193,9 +201,23 @@ impl DriverModel {
         }
     }
 
-    /// `iommu_group_claim_dma_owner` for the group at `group_pos`.
-    pub fn claim(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
-        self.ownership[group_pos].claim_dma_owner(owner)
+    /// `iommu_group_claim_dma_owner` for the group at `group_pos`: the
+    /// checks, then `set_blocking` (the caller's
+    /// `__iommu_group_set_domain(group, blocking_domain)` on the hardware),
+    /// and only if that succeeded the owner is set. As in Linux a claim
+    /// that fails sets no owner; `set_blocking` must itself leave the
+    /// hardware as it found it when it fails.
+    pub fn claim<E>(
+        &mut self,
+        group_pos: usize,
+        owner: OwnerToken,
+        set_blocking: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), ClaimError<E>> {
+        let mut next = self.ownership[group_pos];
+        next.claim_dma_owner(owner).map_err(ClaimError::Ownership)?;
+        set_blocking().map_err(ClaimError::Domain)?;
+        self.ownership[group_pos] = next;
+        Ok(())
     }
 
     /// `iommu_group_release_dma_owner` (no owner argument, as in Linux).
@@ -293,7 +315,7 @@ mod tests {
         assert_eq!(m.group_of(dsp), m.group_of(edu), "DSP and edu share a group");
         assert_eq!(m.bind(dsp, &topo.functions[dsp], 0), Ok(DmaEffect::None));
         let g = m.group_of(edu).unwrap();
-        m.claim(g, VFIO).unwrap();
+        m.claim(g, VFIO, || Ok::<(), ()>(())).unwrap();
         assert_eq!(m.driver_of(dsp).map(|d| d.name), Some("pcieport"), "portdrv stays bound");
         assert!(m.check());
     }
@@ -305,9 +327,9 @@ mod tests {
         let edu = idx(&topo, 3);
         let g = m.group_of(edu).unwrap();
         assert_eq!(m.bind(edu, &topo.functions[edu], 1), Ok(DmaEffect::AttachDefault));
-        assert_eq!(m.claim(g, VFIO), Err(OwnershipError::Permission));
+        assert_eq!(m.claim(g, VFIO, || Ok::<(), ()>(())), Err(ClaimError::Ownership(OwnershipError::Permission)));
         assert_eq!(m.unbind(edu), Ok(DmaEffect::Detach));
-        m.claim(g, VFIO).unwrap();
+        m.claim(g, VFIO, || Ok::<(), ()>(())).unwrap();
         assert_eq!(m.bind(edu, &topo.functions[edu], 1), Err(BindError::Ownership(OwnershipError::Busy)));
         assert!(m.driver_of(edu).is_none(), "a refused bind leaves no driver");
         m.release(g).unwrap();
@@ -321,7 +343,42 @@ mod tests {
         let mut m = model(&topo, &groups);
         let dsp = idx(&topo, 2);
         m.bind(dsp, &topo.functions[dsp], 3).unwrap();
-        assert_eq!(m.claim(m.group_of(dsp).unwrap(), VFIO), Err(OwnershipError::Permission));
+        assert_eq!(
+            m.claim(m.group_of(dsp).unwrap(), VFIO, || Ok::<(), ()>(())),
+            Err(ClaimError::Ownership(OwnershipError::Permission))
+        );
+    }
+
+    /// Linux sets the owner only after the blocking domain is attached: a
+    /// claim whose hardware step fails leaves no owner, and the group can
+    /// still be bound and claimed afterwards.
+    #[test]
+    fn a_claim_whose_blocking_step_fails_changes_nothing() {
+        let (_, topo, groups) = switch();
+        let mut m = model(&topo, &groups);
+        let edu = idx(&topo, 3);
+        let g = m.group_of(edu).unwrap();
+        let before = *m.ownership(g);
+        assert_eq!(m.claim(g, VFIO, || Err("context entry")), Err(ClaimError::Domain("context entry")));
+        assert_eq!(*m.ownership(g), before, "no owner, no blocking domain");
+        let mut ran = false;
+        assert_eq!(
+            m.claim(g, VFIO, || {
+                ran = true;
+                Ok::<(), ()>(())
+            }),
+            Ok(())
+        );
+        assert!(ran, "the hardware step runs when the rules allow the claim");
+        assert_eq!(m.ownership(g).owner(), Some(VFIO));
+        let mut ran = false;
+        let r = m.claim(g, VFIO, || {
+            ran = true;
+            Ok::<(), ()>(())
+        });
+        assert_eq!(r, Err(ClaimError::Ownership(OwnershipError::Permission)));
+        assert!(!ran, "a refused claim touches no hardware");
+        assert!(m.check());
     }
 
     /// `iommu_device_use_default_domain` returns 0 for a device with no

@@ -18,7 +18,7 @@
 use crate::clock::Deadline;
 use crate::edu::{Direction, Edu, EduError};
 use crate::memory;
-use crate::vtd::{Vtd, enable_bus_master};
+use crate::vtd::Vtd;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -60,7 +60,7 @@ pub struct Case {
 }
 
 impl Case {
-    fn skipped(name: &'static str, why: &str) -> Self {
+    pub fn skipped(name: &'static str, why: &str) -> Self {
         Self { name, device: String::new(), outcome: Outcome::Skipped(String::from(why)), detail: String::new() }
     }
 
@@ -128,7 +128,7 @@ impl Runner<'_> {
         let edu = Edu::probe(self.ecam, f.bdf).map_err(|e| format!("{e}"))?;
         let top = dma_requester_ids(self.topo, index).last().map(|a| a.requester_id).unwrap_or(f.bdf);
         self.vtd.attach(self.topo, self.groups, index)?;
-        enable_bus_master(self.ecam, self.topo, index);
+        self.vtd.enable_bus_master(self.ecam, self.topo, index)?;
         Ok(Dev { index, group, edu, sid: SourceId::new(top.bus, top.device, top.function) })
     }
 

@@ -26,7 +26,7 @@
 
 use crate::ecam::Ecam;
 use crate::edu::{EDU_DEVICE, EDU_VENDOR, Edu};
-use crate::vtd::{Vtd, enable_bus_master};
+use crate::vtd::Vtd;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -174,10 +174,7 @@ impl Drivers {
     /// and the bridges above), which is allowed only once translation is on.
     pub fn edu_for_dma(&self, ctx: &mut Ctx, index: usize) -> Result<&Edu, String> {
         let edu = self.edus[index].as_ref().ok_or("edu driver has no device")?;
-        if !ctx.vtd.translation_enabled() {
-            return Err(String::from("DMA before translation is on"));
-        }
-        enable_bus_master(ctx.ecam, ctx.topo, index);
+        ctx.vtd.enable_bus_master(ctx.ecam, ctx.topo, index)?;
         Ok(edu)
     }
 

@@ -80,7 +80,7 @@ pub struct Edu {
 impl Edu {
     /// Find BAR0, check the identification register and enable memory
     /// decoding. Bus mastering stays off until the VT-d stage
-    /// enables it (`vtd::enable_bus_master`), after translation is on.
+    /// enables it (`Vtd::enable_bus_master`, the one gate), after translation is on.
     pub fn probe(cfg: &mut dyn ConfigSpace, bdf: Bdf) -> Result<Self, EduError> {
         let bar = cfg.read32(bdf, PCI_BASE_ADDRESS_0);
         // Memory BAR (bit 0 clear), 32-bit (bits 2:1 = 0), in 2-4 GiB.

@@ -164,7 +164,11 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     }
     clock.mark("drivers");
     if let Some(v) = vtd.as_mut() {
-        v.enable_translation();
+        if options.test == Some("no-translation") {
+            v.problems.push("self-test no-translation: GCMD.TE not set, as if enabling translation had failed".into());
+        } else {
+            v.enable_translation();
+        }
         v.collect_faults();
     }
     clock.mark("translation");
@@ -173,11 +177,24 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // The ownership story, then the VT-d isolation proofs on the edu
     // devices the kernel driver holds. `--groups` asks for the group list
     // only, so it runs no demonstration.
+    // Nothing that needs translation runs without it: the demonstrations
+    // and proofs would let devices master the bus with their DMA reaching
+    // memory untranslated. They are reported skipped, with the reason, and
+    // the run fails: the machine is not isolated.
     let demos = options.demos && options.report != platform::cmdline::ReportFormat::Groups;
     let mut dma_cases = Vec::new();
     let mut story = None;
+    let untranslated = vtd.as_ref().is_some_and(|v| !v.translation_enabled());
+    if untranslated {
+        let why = "VT-d translation is not on (see the errors above): no demonstration or DMA proof runs, and no device is let master the bus";
+        problems.push(why.into());
+        if demos {
+            story = Some(ownership::skipped(why));
+            dma_cases.push(dmatest::Case::skipped("dma", why));
+        }
+    }
     if let (Some(v), Some(seg), Some(drv), Some(setup), true) =
-        (vtd.as_mut(), segments.first(), bound.as_mut(), setup, demos)
+        (vtd.as_mut(), segments.first(), bound.as_mut(), setup, demos && !untranslated)
         && let Some(groups) = &seg.groups
     {
         let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
@@ -201,7 +218,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     if console::dropped() > 0 {
         problems.push(format!("console: {} bytes could not be sent (transmitter stuck)", console::dropped()));
     }
-    let failed = dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)))
+    let failed = untranslated
+        || dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)))
         || story.as_ref().is_some_and(|s| s.failed());
 
     let report = report::Report {

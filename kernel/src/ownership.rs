@@ -25,10 +25,11 @@ use crate::clock::Deadline;
 use crate::drivers::{Ctx, Drivers, EDU, SHPCHP, VFIO_PCI};
 use crate::edu::{Direction, Edu};
 use crate::memory;
-use crate::vtd::{alias_quirk_on_path, enable_bus_master};
+use crate::vtd::alias_quirk_on_path;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use iommu::driver_model::ClaimError;
 use iommu::ownership::{OwnerToken, OwnershipError};
 use iommu::vtd::pagetable::Perms;
 use iommu::vtd::tables::{ContextEntry, SourceId};
@@ -43,6 +44,15 @@ const OWNER_NAME: &str = "passthrough";
 const OWNER_IOVA_SRC: u64 = 0x40_0000;
 const OWNER_IOVA_DST: u64 = 0x40_1000;
 const LEN: u64 = 2048;
+
+/// The demonstrations' titles, in order.
+const TITLES: [&str; 5] = [
+    "a group with a portdrv-bound switch port and an edu is claimed while portdrv stays bound",
+    "claiming a group with a kernel DMA driver bound fails, and a kernel DMA driver cannot bind into an owned group",
+    "a bridge bound to the shpchp-like driver (no driver_managed_dma) stops the claim",
+    "inside an owned group the edu reaches only the owner's mappings; DMA at kernel memory faults",
+    "release puts the group back on the default domain in the hardware (DMA to the owner's old IOVA faults); the kernel driver binds again and its DMA works",
+];
 
 /// One step of the story.
 #[derive(Clone, Debug)]
@@ -208,21 +218,40 @@ impl Stage<'_, '_> {
         String::from("no kernel DMA user in the group (drivers bound here set driver_managed_dma)")
     }
 
+    /// `iommu_group_claim_dma_owner`: the rules, then the blocking domain
+    /// on the hardware (no member keeps a context entry), then the owner.
+    /// If blocking a member fails the claim fails and the members go back
+    /// to the default domain as they had it: nothing changes.
     fn claim(&mut self, demo: u8, pos: usize, expected: &'static str) -> bool {
-        let reason = self.claim_reason(pos);
-        let r = self.drivers.model.claim(pos, PASSTHROUGH);
-        if r.is_ok() {
-            // The blocking domain: no context entry for any member.
-            for i in self.members(pos) {
-                if let Err(e) = self.ctx.vtd.detach(self.ctx.topo, i, &[]) {
-                    log::error!("ownership: blocking {}: {e}", self.ctx.topo.functions[i].bdf);
+        let mut reason = self.claim_reason(pos);
+        let members = self.members(pos);
+        let (ctx, drivers) = (&mut *self.ctx, &mut *self.drivers);
+        let r = drivers.model.claim(pos, PASSTHROUGH, || {
+            let mut r = Ok(());
+            for &i in &members {
+                if let Err(e) = ctx.vtd.detach(ctx.topo, i, &[]) {
+                    r = Err(format!("blocking {}: {e}", ctx.topo.functions[i].bdf));
+                    break;
                 }
             }
-        }
-        let outcome = r.map_or_else(errno, |_| String::from("ok"));
+            r
+        });
+        let claimed = r.is_ok();
+        let outcome = match r {
+            Ok(()) => String::from("ok"),
+            Err(ClaimError::Ownership(e)) => errno(e),
+            Err(ClaimError::Domain(e)) => {
+                // Not owned: set_core_domain puts the default domain back
+                // for the kernel DMA users (none here) and nothing else.
+                let undo = self.drivers.set_core_domain(self.ctx, pos);
+                reason =
+                    format!("{e}; {}", undo.map_or_else(|u| format!("undo failed: {u}"), |_| String::from("undone")));
+                String::from("error")
+            }
+        };
         let g = self.group_id(pos);
         self.event(demo, format!("claim group {g} for the passthrough owner"), Some(pos), expected, outcome, reason);
-        r.is_ok()
+        claimed
     }
 
     /// `iommu_group_release_dma_owner`: the model first, then every member
@@ -388,8 +417,8 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     let mut stage = Stage { ctx, drivers, events, tsc_hz };
     let topo = stage.ctx.topo;
     let mut demos = Vec::new();
-    let mut skip = |n: u8, title: &'static str, why: Option<&str>| {
-        demos.push(Demo { number: n, title, skipped: why.map(String::from) })
+    let mut skip = |n: u8, why: Option<&str>| {
+        demos.push(Demo { number: n, title: TITLES[usize::from(n) - 1], skipped: why.map(String::from) })
     };
 
     // 1. Claim each owner group while portdrv stays bound.
@@ -415,11 +444,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
             }
         }
     }
-    skip(
-        1,
-        "a group with a portdrv-bound switch port and an edu is claimed while portdrv stays bound",
-        claimed.is_empty().then_some("no group to hand out (no edu below a switch and no assign=)"),
-    );
+    skip(1, claimed.is_empty().then_some("no group to hand out (no edu below a switch and no assign=)"));
 
     // 2a. A claim where the edu kernel driver is bound: EPERM, no change.
     let kernel_edu = (0..topo.functions.len()).find(|&i| stage.drivers.driver_name(i) == Some(EDU));
@@ -444,7 +469,6 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     }
     skip(
         2,
-        "claiming a group with a kernel DMA driver bound fails, and a kernel DMA driver cannot bind into an owned group",
         (kernel_edu.is_none() && owned_edu.is_none()).then_some("no edu bound to the kernel driver and no owned edu"),
     );
 
@@ -454,11 +478,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
             stage.claim(3, g, "EPERM");
         }
     }
-    skip(
-        3,
-        "a bridge bound to the shpchp-like driver (no driver_managed_dma) stops the claim",
-        shpc.is_empty().then_some("run with --append bind-shpc=BDF of a bridge"),
-    );
+    skip(3, shpc.is_empty().then_some("run with --append bind-shpc=BDF of a bridge"));
 
     // 4 and 5: DMA inside an owned group, then release.
     let dma_edu = owned_edu.filter(|_| dma && tsc_hz.is_some());
@@ -477,7 +497,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     } else {
         None
     };
-    skip(4, "inside an owned group the edu reaches only the owner's mappings; DMA at kernel memory faults", why45);
+    skip(4, why45);
     // Release every owned group, then give the edu back to its kernel driver.
     for &g in &claimed {
         stage.release(g);
@@ -501,13 +521,16 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
             stage.event(5, format!("edu kernel driver DMA on {}", topo.functions[i].bdf), g, "ok", outcome, reason);
         }
     }
-    skip(
-        5,
-        "release puts the group back on the default domain in the hardware (DMA to the owner's old IOVA faults); the kernel driver binds again and its DMA works",
-        owned_edu.is_none().then_some("no edu in an owned group"),
-    );
+    skip(5, owned_edu.is_none().then_some("no edu in an owned group"));
 
     Story { demos, events: stage.events }
+}
+
+/// The story when it cannot be played: every demonstration skipped with
+/// `why`.
+pub fn skipped(why: &str) -> Story {
+    let demos = TITLES.iter().zip(1..).map(|(&title, number)| Demo { number, title, skipped: Some(String::from(why)) });
+    Story { demos: demos.collect(), events: Vec::new() }
 }
 
 /// Demonstration 4: the owner attaches its own domain, maps two pages,
@@ -537,7 +560,7 @@ fn owner_dma(stage: &mut Stage, g: usize, edu_index: usize) -> Result<OwnerLeft,
     stage.ctx.vtd.map_in(d, OWNER_IOVA_SRC, src, Perms::READ).map_err(|e| format!("{e}"))?;
     stage.ctx.vtd.map_in(d, OWNER_IOVA_DST, dst, Perms::WRITE).map_err(|e| format!("{e}"))?;
     let edu = Edu::probe(stage.ctx.ecam, topo.functions[edu_index].bdf).map_err(|e| format!("{e}"))?;
-    enable_bus_master(stage.ctx.ecam, topo, edu_index);
+    stage.ctx.vtd.enable_bus_master(stage.ctx.ecam, topo, edu_index)?;
 
     let faults = stage.dma(&edu, Direction::ToDevice, OWNER_IOVA_SRC)?
         + stage.dma(&edu, Direction::FromDevice, OWNER_IOVA_DST)?;
@@ -612,7 +635,7 @@ fn after_release(stage: &mut Stage, g: usize, edu_index: usize, left: OwnerLeft)
         },
     );
     page(left.dst).fill(0x6b);
-    enable_bus_master(stage.ctx.ecam, topo, edu_index);
+    stage.ctx.vtd.enable_bus_master(stage.ctx.ecam, topo, edu_index)?;
     let faults = stage.dma(&left.edu, Direction::FromDevice, OWNER_IOVA_DST)?;
     let untouched = page(left.dst).iter().all(|&b| b == 0x6b);
     let last = stage.ctx.vtd.faults.last().map(|f| format!("{}", f.record)).unwrap_or_default();

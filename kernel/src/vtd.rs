@@ -632,6 +632,26 @@ impl Vtd {
         }
     }
 
+    /// The one gate to bus mastering: every path that lets a device DMA
+    /// (a driver starting DMA, the owner driving its device, the DMA
+    /// proofs) comes through here. Refused, with the reason, unless a unit
+    /// covers the device and translation is on there: a device never
+    /// masters the bus while its DMA would reach memory untranslated.
+    pub fn enable_bus_master(&self, ecam: &mut dyn ConfigSpace, topo: &Topology, index: usize) -> Result<(), String> {
+        let bdf = topo.functions[index].bdf;
+        let unit = self
+            .unit_of
+            .get(index)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("{bdf}: no remapping unit translates its DMA; bus mastering stays off"))?;
+        if !self.units[unit].translation {
+            return Err(format!("{bdf}: translation is not on in its unit; bus mastering stays off"));
+        }
+        set_bus_master(ecam, topo, index);
+        Ok(())
+    }
+
     /// Whether every unit in use translates (and at least one is in use).
     pub fn translation_enabled(&self) -> bool {
         !self.units.is_empty() && self.units.iter().all(|u| u.translation)
@@ -685,8 +705,9 @@ pub fn alias_quirk_on_path(topo: &Topology, index: usize) -> bool {
 }
 
 /// Set Bus Master Enable on `index` and every bridge above it (Linux
-/// `pci_set_master` with `pci_enable_bridge` on the way up).
-pub fn enable_bus_master(ecam: &mut dyn ConfigSpace, topo: &Topology, index: usize) {
+/// `pci_set_master` with `pci_enable_bridge` on the way up). Private: the
+/// only way in is [`Vtd::enable_bus_master`], which checks translation.
+fn set_bus_master(ecam: &mut dyn ConfigSpace, topo: &Topology, index: usize) {
     let mut at = Some(index);
     for _ in 0..topo.functions.len() {
         let Some(i) = at else { break };

@@ -131,6 +131,52 @@ fn bus_mastering_is_off_without_dma() -> Result<(), String> {
     run.check(mastering.is_empty(), &format!("no function may master the bus without DMA: {mastering:?}"))
 }
 
+/// When translation does not come on (the `no-translation` self-test
+/// leaves GCMD.TE clear), nothing that needs it runs: no demonstration, no
+/// DMA proof, and no function masters the bus at any moment after the
+/// kernel cleared it (QEMU's config trace). The report says why and the
+/// run fails: the machine is not isolated.
+fn nothing_masters_without_translation() -> Result<(), String> {
+    let run = run_qemu(&[&["--json", "--append", "test=no-translation", "--"][..], &CONFIG_TRACE].concat());
+    run.check(run.status == 1, "no translation: the run fails")?;
+    let j = run.json()?;
+    run.check(j["dmar"]["units"][0]["translation"] == false, "translation is reported off")?;
+    let problems = j["problems"].as_array().ok_or("no problems")?;
+    run.check(
+        problems.iter().any(|p| p.as_str().is_some_and(|p| p.contains("translation is not on"))),
+        "a problem line says what did not run and why",
+    )?;
+    let demos = j["ownership"]["demonstrations"].as_array().ok_or("no demonstrations")?;
+    run.check(
+        demos.len() == 5
+            && demos.iter().all(|d| {
+                d["outcome"] == "skipped" && d["skipped_because"].as_str().is_some_and(|r| r.contains("translation"))
+            }),
+        "every demonstration is skipped because translation is off",
+    )?;
+    let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
+    run.check(tests.iter().all(|t| t["outcome"] == "skipped") && !tests.is_empty(), "the DMA proofs are skipped")?;
+    // Once the kernel has cleared Bus Master Enable on a function that
+    // firmware left mastering (firmware only ever sets it), no write may
+    // set it on any function again.
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    let mut cleared = false;
+    for line in run.stderr.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [ev @ ("pci_cfg_read" | "pci_cfg_write"), _name, bdf, "@0x4", _arrow, value] = w[..] else { continue };
+        let v = u64::from_str_radix(value.trim_start_matches("0x"), 16).map_err(|e| format!("{line}: {e}"))?;
+        let before = last.insert(bdf.to_string(), v).unwrap_or(0);
+        if ev == "pci_cfg_write" && before & 4 != 0 && v & 4 == 0 {
+            cleared = true;
+        } else if ev == "pci_cfg_write" && cleared && v & 4 != 0 {
+            return run.check(false, &format!("{bdf} was set mastering without translation: {line}"));
+        }
+    }
+    run.check(cleared, "the trace shows the kernel clearing bus mastering")?;
+    let mastering: Vec<&String> = last.iter().filter(|(_, v)| *v & 4 != 0).map(|(b, _)| b).collect();
+    run.check(mastering.is_empty(), &format!("no function masters the bus at the end: {mastering:?}"))
+}
+
 fn hang_is_stopped_by_the_timeout() -> Result<(), String> {
     let run = run_qemu(&["--timeout", "3", "--append", "test=hang"]);
     run.check(run.status == 3, "a hung kernel ends with status 3")?;
@@ -502,6 +548,7 @@ fn main() {
     trials.extend([
         Trial::test("vtd::dma_proofs_default", || ok(dma_proofs(&[], 3, true))),
         Trial::test("vtd::bus_mastering_off_without_dma", || ok(bus_mastering_is_off_without_dma())),
+        Trial::test("vtd::nothing_masters_without_translation", || ok(nothing_masters_without_translation())),
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
