@@ -16,7 +16,9 @@
 //!   kernel DMA API on its group's default domain (no `driver_managed_dma`).
 //! - `vfio-pci`: the passthrough owner's stub, bound to devices it takes
 //!   over; like Linux's vfio-pci it sets `driver_managed_dma`, because the
-//!   owner manages DMA through its own domain.
+//!   owner manages DMA through its own domain, refuses functions whose
+//!   header type is not normal (bridges), and clears bus mastering when it
+//!   lets a device go (unbind, or the owner releasing the group).
 //! - `shpchp`: a stand-in for Linux's SHPC hot-plug driver, the review's
 //!   counter-example. A driver that maps a bridge's MMIO registers (SHPC's
 //!   BAR) or does DMA must not set `driver_managed_dma`: a device below the
@@ -97,6 +99,14 @@ pub struct Drivers {
 const PCI_COMMAND: u16 = 0x04;
 const PCI_COMMAND_MASTER: u16 = 1 << 2;
 
+/// `pci_clear_master`.
+fn clear_bus_master(ecam: &mut Ecam, bdf: pci::Bdf) {
+    let cmd = ecam.read16(bdf, PCI_COMMAND);
+    if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
+        ecam.write16(bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
+    }
+}
+
 impl Drivers {
     pub fn new(topo: &Topology, groups: &Groups) -> Self {
         let n = topo.functions.len();
@@ -130,22 +140,39 @@ impl Drivers {
         })
     }
 
-    /// `__device_release_driver`: remove, then DMA cleanup.
+    /// `__device_release_driver`: remove, then DMA cleanup. The edu
+    /// driver's remove and vfio-pci's (`vfio_pci_core_disable`) stop the
+    /// device's DMA before its domain goes.
     pub fn unbind(&mut self, ctx: &mut Ctx, index: usize) -> Result<(), String> {
-        if self.edus[index].take().is_some() {
-            // edu remove: stop the device's DMA before its domain goes.
-            let bdf = ctx.topo.functions[index].bdf;
-            let cmd = ctx.ecam.read16(bdf, PCI_COMMAND);
-            ctx.ecam.write16(bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
+        if self.edus[index].take().is_some() || self.driver_name(index) == Some(VFIO_PCI) {
+            clear_bus_master(ctx.ecam, ctx.topo.functions[index].bdf);
         }
         self.services[index] = None;
         let effect = self.model.unbind(index).map_err(|e| format!("{e}"))?;
         self.apply(ctx, index, effect)
     }
 
+    /// What vfio-pci does when the owner lets go of a device it held
+    /// (`vfio_pci_core_disable` on the last close of the device):
+    /// `pci_clear_master`, so nothing the owner started keeps running once
+    /// the group is released. (Linux also resets the function; QEMU's edu
+    /// has no reset to ask for.)
+    pub fn vfio_disable(&self, ctx: &mut Ctx, index: usize) {
+        if self.driver_name(index) == Some(VFIO_PCI) {
+            clear_bus_master(ctx.ecam, ctx.topo.functions[index].bdf);
+        }
+    }
+
     fn probe(&mut self, ctx: &mut Ctx, index: usize, driver: &str) -> Result<(), String> {
         let f = &ctx.topo.functions[index];
         match driver {
+            // Linux vfio_pci_probe: "if (pdev->hdr_type !=
+            // PCI_HEADER_TYPE_NORMAL) return -EINVAL;" - bridges are never
+            // handed to the owner (their group may be claimed with them
+            // left without a driver).
+            VFIO_PCI if f.header_type != 0 => {
+                return Err(format!("header type {:#x} is not a normal function (EINVAL)", f.header_type));
+            }
             PCIEPORT => {
                 // Linux pcie_portdrv_probe accepts only these port types.
                 if !matches!(

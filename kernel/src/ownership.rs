@@ -33,13 +33,16 @@ use iommu::driver_model::ClaimError;
 use iommu::ownership::{OwnerToken, OwnershipError};
 use iommu::vtd::pagetable::Perms;
 use iommu::vtd::tables::{ContextEntry, SourceId};
-use pci::Bdf;
 use pci::alias::dma_requester_ids;
 use pci::caps::PcieType;
+use pci::{Bdf, ConfigSpace};
 
 /// The passthrough owner's token (Linux: the `struct vfio_group *`).
 const PASSTHROUGH: OwnerToken = OwnerToken(1);
 const OWNER_NAME: &str = "passthrough";
+
+const PCI_COMMAND: u16 = 0x04;
+const PCI_COMMAND_MASTER: u16 = 1 << 2;
 
 const OWNER_IOVA_SRC: u64 = 0x40_0000;
 const OWNER_IOVA_DST: u64 = 0x40_1000;
@@ -261,6 +264,11 @@ impl Stage<'_, '_> {
     /// this, with the error in the event.
     fn release(&mut self, g: usize) {
         let gid = self.group_id(g);
+        // The owner's device fds close before its group fd: vfio-pci stops
+        // every device it held (vfio_pci_core_disable).
+        for i in self.members(g) {
+            self.drivers.vfio_disable(self.ctx, i);
+        }
         let r = self.drivers.model.release(g);
         let (outcome, reason) = match r {
             Err(e) => (errno(e), String::new()),
@@ -273,6 +281,22 @@ impl Stage<'_, '_> {
             },
         };
         self.event(5, format!("release group {gid}"), Some(g), "ok", outcome, reason);
+    }
+
+    /// The endpoints of group `pos` (what the owner held: bridges above a
+    /// device master on its behalf, as `pci_enable_bridge` leaves them in
+    /// Linux) that have Bus Master Enable set, read from config space.
+    fn mastering(&mut self, pos: usize) -> Vec<String> {
+        self.members(pos)
+            .into_iter()
+            .filter(|&i| self.ctx.topo.functions[i].header_type == 0)
+            .map(|i| self.ctx.topo.functions[i].bdf)
+            .filter(|&bdf| {
+                let cmd = self.ctx.ecam.read16(bdf, PCI_COMMAND);
+                cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0
+            })
+            .map(|bdf| format!("{bdf}"))
+            .collect()
     }
 
     /// Ownership state, drivers and the context entries the hardware holds
@@ -390,11 +414,9 @@ pub fn bind(
     let passthrough: Vec<usize> = owned
         .iter()
         .flat_map(|&g| stage.members(g))
-        .filter(|&i| {
-            topo.functions[i]
-                .pcie_type
-                .is_none_or(|t| !matches!(t, PcieType::RootPort | PcieType::Upstream | PcieType::Downstream))
-        })
+        // vfio-pci takes normal functions only (its probe refuses bridges);
+        // ports and bridges of an owned group keep their driver or none.
+        .filter(|&i| topo.functions[i].header_type == 0)
         .filter(|&i| stage.drivers.driver_name(i).is_none())
         .collect();
     for (i, name, r) in stage.drivers.bind_all(stage.ctx, &passthrough) {
@@ -501,6 +523,20 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     // Release every owned group, then give the edu back to its kernel driver.
     for &g in &claimed {
         stage.release(g);
+        let on = stage.mastering(g);
+        let gid = stage.group_id(g);
+        stage.event(
+            5,
+            format!("bus mastering in group {gid} after release"),
+            Some(g),
+            "off",
+            String::from(if on.is_empty() { "off" } else { "on" }),
+            if on.is_empty() {
+                String::from("no endpoint of the group masters the bus (read from config space)")
+            } else {
+                format!("still mastering: {}", on.join(", "))
+            },
+        );
     }
     if let (Some(i), Some(l)) = (dma_edu, left) {
         let g = stage.group_pos(i).unwrap_or_default();

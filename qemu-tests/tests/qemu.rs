@@ -334,7 +334,7 @@ fn events<'a>(j: &'a serde_json::Value, action: &str) -> Vec<&'a serde_json::Val
 }
 
 fn default_ownership_story() -> Result<(), String> {
-    let run = run_qemu(&["--json"]);
+    let run = run_qemu(&[&["--json", "--"][..], &CONFIG_TRACE].concat());
     run.check(run.status == 0, "boot must pass")?;
     let j = run.json()?;
     for (n, want) in [(1, "pass"), (2, "pass"), (3, "skipped"), (4, "pass"), (5, "pass")] {
@@ -379,6 +379,10 @@ fn default_ownership_story() -> Result<(), String> {
         "after release DMA to the owner's old IOVA faults",
     )?;
     run.check(
+        events(&j, "bus mastering in group 9 after release").first().is_some_and(|e| e["outcome"] == "off"),
+        "after release no function the owner held masters the bus (vfio_pci_core_disable)",
+    )?;
+    run.check(
         events(&j, "edu kernel driver DMA on 0000:03:00.0")[0]["outcome"] == "ok",
         "kernel driver DMA works after release",
     )?;
@@ -398,7 +402,22 @@ fn default_ownership_story() -> Result<(), String> {
     run.check(
         groups.iter().all(|g| ["none", "kernel", "user"].contains(&g["owner"].as_str().unwrap_or(""))),
         "owner values",
-    )
+    )?;
+    // At the end only functions bound to the edu kernel driver (which did
+    // DMA) may master the bus: nothing the owner held, nothing unbound.
+    let (last, _) = command_registers(&run.stderr)?;
+    let stray: Vec<&String> = last
+        .iter()
+        .filter(|(b, v)| *v & 4 != 0 && driver(&format!("0000:{b}")) != Some("edu".into()) && !is_bridge(f, b))
+        .map(|(b, _)| b)
+        .collect();
+    run.check(stray.is_empty(), &format!("functions left mastering without a DMA driver: {stray:?}"))
+}
+
+/// Whether `bdf` ("BB:DD.F") is a bridge (header type 1): bridges above a
+/// DMA-doing device master on its behalf (`pci_enable_bridge`).
+fn is_bridge(functions: &[serde_json::Value], bdf: &str) -> bool {
+    functions.iter().any(|x| x["bdf"] == format!("0000:{bdf}") && x["header_type"] == 1)
 }
 
 fn shpc_counter_example() -> Result<(), String> {
@@ -426,6 +445,26 @@ fn assign_names_groups() -> Result<(), String> {
         claim["devices"][0] == "0000:41:00.0 (vfio-pci)" && claim["outcome"] == "ok",
         "the named group is claimed",
     )
+}
+
+/// `assign=` of an edu behind the PCIe-to-PCI bridge 06:00.0: the group
+/// holds the bridge, and like Linux's vfio-pci (probe refuses any header
+/// type but normal) the passthrough stub is not bound to it; the bridge
+/// stays without a driver and the group is still claimed.
+fn assign_behind_a_bridge_leaves_the_bridge_alone() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "assign=0000:07:01.0 dma=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let f = j["functions"].as_array().ok_or("no functions")?;
+    let driver = |bdf: &str| f.iter().find(|x| x["bdf"] == bdf).map(|x| x["driver"].clone());
+    run.check(driver("0000:06:00.0") == Some(serde_json::Value::Null), "no driver on the bridge 06:00.0")?;
+    run.check(driver("0000:07:02.0") == Some("vfio-pci".into()), "vfio-pci on the other endpoint of the group")?;
+    run.check(
+        events(&j, "bind vfio-pci to 0000:06:00.0").iter().all(|e| e["outcome"] != "ok"),
+        "vfio-pci never bound to the bridge",
+    )?;
+    let claim = events(&j, "claim group").into_iter().next().ok_or("no claim")?;
+    run.check(claim["outcome"] == "ok", "the group is claimed")
 }
 
 /// Every fixture with a Linux group file: `--groups` must equal it byte for byte.
@@ -557,6 +596,7 @@ fn main() {
         Trial::test("ownership::default_story", || ok(default_ownership_story())),
         Trial::test("ownership::shpc_counter_example", || ok(shpc_counter_example())),
         Trial::test("ownership::assign", || ok(assign_names_groups())),
+        Trial::test("ownership::assign_behind_a_bridge", || ok(assign_behind_a_bridge_leaves_the_bridge_alone())),
     ]);
     trials.extend(scenario_trials());
     trials.extend(enumeration_trials());
