@@ -445,28 +445,45 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
 
     // 1. Claim each owner group while portdrv stays bound.
     let mut claimed = Vec::new();
+    let mut ports_kept = 0;
     for &g in &owned {
         let shpc_here = shpc.iter().any(|&i| stage.group_pos(i) == Some(g));
         let expected = if shpc_here { "EPERM" } else { "ok" };
+        let ports: Vec<usize> = stage
+            .members(g)
+            .into_iter()
+            .filter(|&i| stage.drivers.driver_name(i) == Some(crate::drivers::PCIEPORT))
+            .collect();
         if stage.claim(if shpc_here { 3 } else { 1 }, g, expected) {
             claimed.push(g);
-            for i in stage.members(g) {
-                if stage.drivers.driver_name(i) == Some(crate::drivers::PCIEPORT) {
-                    let s = stage.drivers.services[i].map(|s| format!("{s}")).unwrap_or_default();
-                    let bdf = topo.functions[i].bdf;
-                    stage.event(
-                        1,
-                        format!("{bdf} keeps pcieport while its group is owned"),
-                        Some(g),
-                        "bound",
-                        String::from("bound"),
-                        format!("services: {s}"),
-                    );
-                }
+            for i in ports {
+                let bound = stage.drivers.driver_name(i) == Some(crate::drivers::PCIEPORT);
+                let s = stage.drivers.services[i].map(|s| format!("{s}")).unwrap_or_default();
+                let bdf = topo.functions[i].bdf;
+                stage.event(
+                    1,
+                    format!("{bdf} keeps pcieport while its group is owned"),
+                    Some(g),
+                    "bound",
+                    String::from(if bound { "bound" } else { "unbound" }),
+                    format!("services: {s}"),
+                );
+                ports_kept += 1;
             }
         }
     }
-    skip(1, claimed.is_empty().then_some("no group to hand out (no edu below a switch and no assign=)"));
+    // The demonstration is about a port bound to pcieport staying bound in
+    // a claimed group; a claimed group without one does not show it.
+    skip(
+        1,
+        if claimed.is_empty() {
+            Some("no group to hand out (no edu below a switch and no assign=)")
+        } else if ports_kept == 0 {
+            Some("no claimed group holds a port bound to pcieport (the claims are reported under this demonstration)")
+        } else {
+            None
+        },
+    );
 
     // 2a. A claim where the edu kernel driver is bound: EPERM, no change.
     let kernel_edu = (0..topo.functions.len()).find(|&i| stage.drivers.driver_name(i) == Some(EDU));
