@@ -18,6 +18,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use iommu::ownership::CurrentDomain;
 use iommu::vtd::dmar::Dmar;
+use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::inval::InvalidationKind;
 use pci::Function;
 use pci::acs::AcsEnableOutcome;
@@ -68,6 +69,29 @@ fn domain_of(vtd: Option<&Vtd>, drivers: Option<&Drivers>, pos: usize, id: u32) 
         Some(CurrentDomain::Attached(tag)) => u16::try_from(tag).ok(),
         _ => default.map(|d| d.domain.id().0),
     }
+}
+
+/// Every unit's pre-boot fault records, with the unit's index.
+fn pre_boot_faults(v: &Vtd) -> impl Iterator<Item = (usize, &FaultRecord)> {
+    v.units.iter().enumerate().flat_map(|(u, s)| s.handoff.pre_boot_faults.iter().map(move |f| (u, f)))
+}
+
+/// One fault record as a JSON object.
+fn fault_json(j: &mut Json, unit: usize, f: &FaultRecord) {
+    j.begin_object(None);
+    j.num("unit", unit as u64);
+    j.str("source", &format!("{}", f.source));
+    j.num("reason", u64::from(f.reason.0));
+    j.str(
+        "access",
+        match f.access {
+            iommu::vtd::fault::AccessKind::Read => "read",
+            iommu::vtd::fault::AccessKind::Write => "write",
+        },
+    );
+    j.num("address", f.address);
+    j.str("text", &format!("{f}"));
+    j.end_object();
 }
 
 /// "none", "kernel" or "user".
@@ -325,6 +349,16 @@ impl Report<'_> {
             for m in &d.mappings {
                 println!("    IOVA {:#x} -> {:#x} {:?} {}", m.iova, m.phys, m.size, perms_str(m.perms));
             }
+        }
+        let pre: Vec<(usize, &FaultRecord)> = pre_boot_faults(v).collect();
+        let pre_lost = v.units.iter().any(|u| u.handoff.pre_boot_fault_overflow);
+        println!(
+            "== Pre-boot faults (logged before this kernel, cleared at take-over): {}{}",
+            pre.len(),
+            if pre_lost { " (some lost: PFO)" } else { "" }
+        );
+        for (u, f) in &pre {
+            println!("  unit {u}: {f}");
         }
         println!("== DMA remapping faults: {}{}", v.faults.len(), if v.lost_faults { " (some lost: PFO)" } else { "" });
         for f in &v.faults {
@@ -601,20 +635,14 @@ impl Report<'_> {
 
         j.begin_array(Some("faults"));
         for f in self.vtd.map(|v| v.faults.as_slice()).unwrap_or(&[]) {
-            j.begin_object(None);
-            j.num("unit", f.unit as u64);
-            j.str("source", &format!("{}", f.record.source));
-            j.num("reason", u64::from(f.record.reason.0));
-            j.str(
-                "access",
-                match f.record.access {
-                    iommu::vtd::fault::AccessKind::Read => "read",
-                    iommu::vtd::fault::AccessKind::Write => "write",
-                },
-            );
-            j.num("address", f.record.address);
-            j.str("text", &format!("{}", f.record));
-            j.end_object();
+            fault_json(j, f.unit, &f.record);
+        }
+        j.end_array();
+        // Records found at take-over, from before this kernel: never
+        // counted as this boot's faults.
+        j.begin_array(Some("pre_boot_faults"));
+        for (u, f) in self.vtd.into_iter().flat_map(pre_boot_faults) {
+            fault_json(j, u, f);
         }
         j.end_array();
 
