@@ -19,6 +19,8 @@
 //! - [`inval`], [`qi`]: register-based (§6.5.1) and queued (§6.5.2)
 //!   invalidation; a unit uses exactly one of them.
 //! - [`fault`]: primary fault recording (§7.3, §11.4.14).
+//! - [`unit_failure`]: which devices may DMA when a DRHD fails (stricter
+//!   than Linux's "no IOMMU at all").
 //!
 //! Hardware is reached through two traits: [`regs::RegisterFile`] (the MMIO
 //! register page) and [`mem::PhysMem`] + [`mem::FrameAlloc`] (physical
@@ -40,6 +42,7 @@ pub mod qi;
 pub mod regs;
 pub mod tables;
 pub mod unit;
+pub mod unit_failure;
 
 #[cfg(test)]
 mod sim;

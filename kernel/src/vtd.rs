@@ -9,7 +9,12 @@
 //! - a device has a present context entry only while a driver uses it (or
 //!   an RMRR names it): a device without a driver has its DMA blocked;
 //! - every requester id a device's DMA can carry (its own, quirk aliases,
-//!   bridge aliases) points at its group's domain.
+//!   bridge aliases) points at its group's domain;
+//! - a device whose DRHD failed gets no DMA (no context entry, bus
+//!   mastering never enabled), never another unit's context entries
+//!   (`iommu::vtd::unit_failure`, stricter than Linux, which drops the
+//!   IOMMU entirely); if no unit comes up at all the kernel runs without
+//!   an IOMMU, as Linux does.
 
 use crate::memory;
 use crate::mmio;
@@ -27,6 +32,7 @@ use iommu::vtd::inval::InvalidationKind;
 use iommu::vtd::mem::{CACHE_LINE, FRAME_SIZE};
 use iommu::vtd::pagetable::Perms;
 use iommu::vtd::tables::{ContextEntry, RootTable, SourceId};
+use iommu::vtd::unit_failure::{self, NoDma, Route};
 use iommu::vtd::{Domain, DomainIdAllocator, FrameAlloc, Handoff, PhysMem, PollLimit, RegisterFile, Unit, UnitError};
 use pci::alias::dma_requester_ids;
 use pci::{ConfigSpace, Topology};
@@ -279,14 +285,14 @@ fn resolve(scope: &DeviceScope, segment: u16, topo: &Topology) -> Option<usize> 
 /// a PCI endpoint scope names the function; a sub-hierarchy scope names a
 /// bridge and covers everything below it; an INCLUDE_PCI_ALL unit takes
 /// the rest of its segment.
-fn assign_units(units: &[UnitState], seg: &Segment) -> Vec<Option<usize>> {
+fn assign_units(drhds: &[&Drhd], seg: &Segment) -> Vec<Option<usize>> {
     let topo = &seg.topology;
     let mut unit_of = alloc::vec![None; topo.functions.len()];
-    for (u, state) in units.iter().enumerate() {
-        if state.drhd.segment != topo.segment {
+    for (u, drhd) in drhds.iter().enumerate() {
+        if drhd.segment != topo.segment {
             continue;
         }
-        for scope in &state.drhd.scopes {
+        for scope in &drhd.scopes {
             let Some(target) = resolve(scope, topo.segment, topo) else { continue };
             for (i, slot) in unit_of.iter_mut().enumerate() {
                 let hit = match scope.kind {
@@ -300,15 +306,56 @@ fn assign_units(units: &[UnitState], seg: &Segment) -> Vec<Option<usize>> {
             }
         }
     }
-    if let Some(all) = units
-        .iter()
-        .position(|s| s.drhd.segment == topo.segment && s.drhd.flags.contains(dmar::DrhdFlags::INCLUDE_PCI_ALL))
+    if let Some(all) =
+        drhds.iter().position(|d| d.segment == topo.segment && d.flags.contains(dmar::DrhdFlags::INCLUDE_PCI_ALL))
     {
         for slot in unit_of.iter_mut().filter(|s| s.is_none()) {
             *slot = Some(all);
         }
     }
     unit_of
+}
+
+/// Which unit translates each function, by the failed-unit rule of
+/// `iommu::vtd::unit_failure` on top of the scope matching: a device whose
+/// DRHD did not come up gets no unit (no context entry, and the bus-master
+/// gate never lets it master), never the INCLUDE_PCI_ALL unit's; when the
+/// DMAR lost DRHDs, devices only the fallback covers get none either.
+fn route_devices(
+    dmar: &Dmar,
+    drhds: &[&Drhd],
+    up: &[Option<usize>],
+    seg: &Segment,
+    problems: &mut Vec<String>,
+) -> Vec<Option<usize>> {
+    let covering = assign_units(drhds, seg);
+    let named: Vec<Drhd> =
+        drhds.iter().map(|d| Drhd { flags: d.flags - dmar::DrhdFlags::INCLUDE_PCI_ALL, ..(*d).clone() }).collect();
+    let explicit = assign_units(&named.iter().collect::<Vec<_>>(), seg);
+    let unknown = dmar.drhd_coverage_unknown();
+    let routes = unit_failure::route(&covering, &explicit, up, unknown);
+    if up.iter().all(Option::is_none) {
+        // No unit at all: the caller runs without an IOMMU, as Linux does.
+        return alloc::vec![None; routes.len()];
+    }
+    for (f, r) in seg.topology.functions.iter().zip(&routes) {
+        match r {
+            Route::NoDma(NoDma::UnitDown { drhd }) => problems.push(format!(
+                "VT-d: {} is covered by DRHD {:#x}, which did not come up: no DMA (no context entry, bus mastering off and never enabled)",
+                f.bdf, drhds[*drhd].register_base
+            )),
+            Route::NoDma(NoDma::CoverageUnknown) => problems.push(format!(
+                "VT-d: {} may belong to a DRHD the DMAR lost: no DMA (no context entry, bus mastering off and never enabled)",
+                f.bdf
+            )),
+            Route::Uncovered => problems.push(format!(
+                "VT-d: no DRHD covers {}: no DMA (no unit translates it, so bus mastering is never enabled)",
+                f.bdf
+            )),
+            Route::Unit(_) => {}
+        }
+    }
+    routes.into_iter().map(Route::unit).collect()
 }
 
 impl Vtd {
@@ -334,6 +381,9 @@ impl Vtd {
         }
 
         let mut units = Vec::new();
+        let mut drhds = Vec::new();
+        // Per DRHD of this segment: the unit that came up for it.
+        let mut up = Vec::new();
         for drhd in dmar.drhds() {
             if drhd.segment != topo.segment {
                 problems.push(format!(
@@ -342,14 +392,21 @@ impl Vtd {
                 ));
                 continue;
             }
+            drhds.push(drhd);
             match bring_up(drhd, dmar.host_address_width, &mut mm) {
-                Ok(state) => units.push(state),
-                Err(e) => problems.push(format!("DRHD {:#x}: {e}", drhd.register_base)),
+                Ok(state) => {
+                    units.push(state);
+                    up.push(Some(units.len() - 1));
+                }
+                Err(e) => {
+                    problems.push(format!("DRHD {:#x}: {e}", drhd.register_base));
+                    up.push(None);
+                }
             }
         }
         PAGE_WALKS_SNOOP.store(!units.is_empty() && units.iter().all(|u| u.unit.ecap().c()), Ordering::Relaxed);
 
-        let unit_of = assign_units(&units, seg);
+        let unit_of = route_devices(dmar, &drhds, &up, seg, &mut problems);
         let mut vtd = Self {
             units,
             unit_of,
@@ -367,11 +424,6 @@ impl Vtd {
                 ecam.write16(bdf, PCI_COMMAND, cmd);
             }
             return vtd;
-        }
-        for (i, f) in topo.functions.iter().enumerate() {
-            if vtd.unit_of[i].is_none() {
-                vtd.problems.push(format!("VT-d: no DRHD covers {}; its DMA is not remapped", f.bdf));
-            }
         }
         if let Some(groups) = &seg.groups {
             vtd.create_domains(groups);
