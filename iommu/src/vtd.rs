@@ -19,6 +19,8 @@
 //! - [`inval`], [`qi`]: register-based (§6.5.1) and queued (§6.5.2)
 //!   invalidation; a unit uses exactly one of them.
 //! - [`fault`]: primary fault recording (§7.3, §11.4.14).
+//! - [`rmrr_devices`]: which devices an RMRR names and which of them may
+//!   not be handed out (Linux `device_is_rmrr_locked`).
 //! - [`unit_failure`]: which devices may DMA when a DRHD fails (stricter
 //!   than Linux's "no IOMMU at all").
 //!
@@ -40,6 +42,7 @@ pub mod mem;
 pub mod pagetable;
 pub mod qi;
 pub mod regs;
+pub mod rmrr_devices;
 pub mod tables;
 pub mod unit;
 pub mod unit_failure;

@@ -210,9 +210,13 @@ impl Drivers {
         match effect {
             DmaEffect::None => Ok(()),
             DmaEffect::AttachDefault => ctx.vtd.attach(ctx.topo, ctx.groups, index),
+            // An RMRR device keeps its default domain (and so its identity
+            // map) when its driver goes, as in Linux: firmware's DMA for it
+            // goes on.
+            DmaEffect::Detach if ctx.vtd.rmrr.get(index).copied().unwrap_or(false) => Ok(()),
             DmaEffect::Detach => {
                 let g = self.model.group_of(index);
-                let users: Vec<usize> = g.map(|g| self.model.kernel_dma_users(g).collect()).unwrap_or_default();
+                let users: Vec<usize> = g.map(|g| self.default_users(ctx, g)).unwrap_or_default();
                 ctx.vtd.detach(ctx.topo, index, &users)
             }
         }
@@ -221,8 +225,8 @@ impl Drivers {
     /// Linux `__iommu_group_set_core_domain` in this kernel's terms, on
     /// the hardware: an owned group is blocked (no member has a context
     /// entry); otherwise each member that uses the default domain (bound
-    /// to a kernel DMA driver) points at it and every other member has no
-    /// context entry, whatever domain was attached before (an owner's
+    /// to a kernel DMA driver, or named by an RMRR) points at it and every
+    /// other member has no context entry, whatever domain was attached before (an owner's
     /// included). Detaches come first so that a requester id shared by a
     /// user and a non-user (a bridge alias) ends up attached.
     pub fn set_core_domain(&self, ctx: &mut Ctx, group_pos: usize) -> Result<(), String> {
@@ -230,7 +234,7 @@ impl Drivers {
         let users: Vec<usize> = if self.model.ownership(group_pos).owner().is_some() {
             Vec::new()
         } else {
-            self.model.kernel_dma_users(group_pos).collect()
+            self.default_users(ctx, group_pos)
         };
         let mut first_error = Ok(());
         for &i in members.iter().filter(|i| !users.contains(i)) {
@@ -244,6 +248,20 @@ impl Drivers {
             }
         }
         first_error
+    }
+
+    /// The members of a group (not owned) that have a context entry to its
+    /// default domain: those bound to a kernel DMA driver, and RMRR
+    /// devices, which keep it whatever their driver.
+    fn default_users(&self, ctx: &Ctx, group_pos: usize) -> Vec<usize> {
+        ctx.groups.groups[group_pos]
+            .members
+            .iter()
+            .map(|m| m.function)
+            .filter(|&i| {
+                ctx.vtd.rmrr.get(i).copied().unwrap_or(false) || self.model.kernel_dma_users(group_pos).any(|u| u == i)
+            })
+            .collect()
     }
 
     /// Bind the automatic drivers (`pcieport`, `edu`) to every function

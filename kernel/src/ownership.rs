@@ -230,26 +230,36 @@ impl Stage<'_, '_> {
         let members = self.members(pos);
         let (ctx, drivers) = (&mut *self.ctx, &mut *self.drivers);
         let r = drivers.model.claim(pos, PASSTHROUGH, || {
-            let mut r = Ok(());
+            // intel_iommu_attach_device refuses an RMRR-locked device the
+            // (unmanaged) blocking domain: EPERM, before any change.
+            if let Some(&i) = members.iter().find(|&&i| ctx.vtd.rmrr_locked(ctx.topo, i)) {
+                return Err(("EPERM", format!(
+                    "{} is ineligible for IOMMU domain attach due to platform RMRR requirement (not USB or graphics)",
+                    ctx.topo.functions[i].bdf
+                )));
+            }
             for &i in &members {
                 if let Err(e) = ctx.vtd.detach(ctx.topo, i, &[]) {
-                    r = Err(format!("blocking {}: {e}", ctx.topo.functions[i].bdf));
-                    break;
+                    return Err(("error", format!("blocking {}: {e}", ctx.topo.functions[i].bdf)));
                 }
             }
-            r
+            Ok(())
         });
         let claimed = r.is_ok();
         let outcome = match r {
             Ok(()) => String::from("ok"),
             Err(ClaimError::Ownership(e)) => errno(e),
-            Err(ClaimError::Domain(e)) => {
-                // Not owned: set_core_domain puts the default domain back
-                // for the kernel DMA users (none here) and nothing else.
+            Err(ClaimError::Domain(("EPERM", e))) => {
+                reason = e;
+                String::from("EPERM")
+            }
+            Err(ClaimError::Domain((word, e))) => {
+                // Not owned: set_core_domain puts back the default domain
+                // of the members that use it (none here) and nothing else.
                 let undo = self.drivers.set_core_domain(self.ctx, pos);
                 reason =
                     format!("{e}; {}", undo.map_or_else(|u| format!("undo failed: {u}"), |_| String::from("undone")));
-                String::from("error")
+                String::from(word)
             }
         };
         let g = self.group_id(pos);

@@ -336,6 +336,12 @@ impl Report<'_> {
             println!("    at hand-off: {}", u.handoff);
         }
         println!("  bus mastering cleared on {} function(s) until translation was on", v.bus_master_cleared);
+        if v.bus_master_kept != 0 {
+            println!(
+                "  bus mastering left on for {} function(s): named by an RMRR, or a bridge above one (firmware's DMA goes on)",
+                v.bus_master_kept
+            );
+        }
         println!("== Domains (one per IOMMU group)");
         for d in &v.domains {
             let attached: Vec<String> = d.attached.iter().map(|s| format!("{s}")).collect();
@@ -507,6 +513,8 @@ impl Report<'_> {
                     Some(s) => j.str("port_services", &format!("{s}")),
                     None => j.null("port_services"),
                 }
+                // Named by an identity-mapped RMRR (Linux device_has_rmrr).
+                j.bool("rmrr", self.vtd.is_some_and(|v| v.rmrr.get(i).copied().unwrap_or(false)));
                 j.end_object();
             }
         }

@@ -31,6 +31,7 @@ use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
 use iommu::vtd::mem::{CACHE_LINE, FRAME_SIZE};
 use iommu::vtd::pagetable::Perms;
+use iommu::vtd::rmrr_devices;
 use iommu::vtd::tables::{ContextEntry, RootTable, SourceId};
 use iommu::vtd::unit_failure::{self, NoDma, Route};
 use iommu::vtd::{Domain, DomainIdAllocator, FrameAlloc, Handoff, PhysMem, PollLimit, RegisterFile, Unit, UnitError};
@@ -235,6 +236,12 @@ pub struct Vtd {
     pub problems: Vec<String>,
     /// Functions whose Bus Master Enable firmware had left on.
     pub bus_master_cleared: usize,
+    /// Per function: named by an RMRR that is identity-mapped (Linux
+    /// `device_has_rmrr`, a named bridge covering the devices below it).
+    pub rmrr: Vec<bool>,
+    /// Functions left mastering at take-over because an RMRR names them
+    /// or a device below them.
+    pub bus_master_kept: usize,
 }
 
 /// Parse the DMAR table and report what is wrong with it. A table with no
@@ -358,6 +365,18 @@ fn route_devices(
     routes.into_iter().map(Route::unit).collect()
 }
 
+/// Per function: whether an RMRR that will be identity-mapped (it passes
+/// `Rmrr::check`) names it, directly or through a bridge above it.
+fn rmrr_devices(dmar: &Dmar, seg: &Segment, ram: &[(u64, u64)]) -> Vec<bool> {
+    let topo = &seg.topology;
+    let named: Vec<usize> = dmar
+        .rmrrs()
+        .filter(|r| r.segment == topo.segment && r.check(ram.iter().copied()).is_ok())
+        .flat_map(|r| r.scopes.iter().filter_map(|s| resolve(s, topo.segment, topo)))
+        .collect();
+    rmrr_devices::devices_with_rmrr(topo, &named)
+}
+
 impl Vtd {
     /// Bring up every DRHD of the segment, give every group a domain, clear
     /// bus mastering, and identity-map RMRRs; translation stays off.
@@ -368,16 +387,28 @@ impl Vtd {
         let topo = &seg.topology;
         let mut mm = KernelMemory;
 
-        // Bus mastering off everywhere until translation is on: nothing
-        // masters while units are taken over from firmware (which may mean
-        // turning its translation off) and programmed.
+        // Bus mastering off until translation is on: nothing masters while
+        // units are taken over from firmware (which may mean turning its
+        // translation off) and programmed. Stricter than Linux, which
+        // leaves bus mastering alone at IOMMU init; but, as there, the DMA
+        // firmware keeps doing for devices an RMRR names (legacy USB,
+        // integrated graphics) is not stopped: those devices and the
+        // bridges above them keep it, and get their identity map and
+        // context entry before translation is on.
+        let rmrr = rmrr_devices(dmar, seg, ram);
         let mut mastering = Vec::new();
-        for f in &topo.functions {
+        let mut kept = 0;
+        for (i, f) in topo.functions.iter().enumerate() {
             let cmd = ecam.read16(f.bdf, PCI_COMMAND);
-            if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
-                ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
-                mastering.push((f.bdf, cmd));
+            if cmd == u16::MAX || cmd & PCI_COMMAND_MASTER == 0 {
+                continue;
             }
+            if (0..topo.functions.len()).any(|d| rmrr[d] && is_at_or_below(topo, d, i)) {
+                kept += 1;
+                continue;
+            }
+            ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
+            mastering.push((f.bdf, cmd));
         }
 
         let mut units = Vec::new();
@@ -415,6 +446,8 @@ impl Vtd {
             lost_faults: false,
             problems,
             bus_master_cleared: mastering.len(),
+            rmrr,
+            bus_master_kept: kept,
         };
         // No unit came up: the caller runs as without an IOMMU, so bus
         // mastering goes back to what firmware left, and there are no
@@ -454,8 +487,9 @@ impl Vtd {
     }
 
     /// RMRR regions (VT-d spec §8.4): identity-mapped in the domain of each
-    /// scoped device, which is attached now because firmware keeps doing
-    /// that DMA before any driver runs.
+    /// device that has the RMRR (named by a scope, or below a named bridge:
+    /// Linux `device_has_rmrr`), which is attached now because firmware
+    /// keeps doing that DMA before any driver runs.
     fn map_rmrrs(&mut self, dmar: &Dmar, seg: &Segment, ram: &[(u64, u64)]) {
         let Some(groups) = &seg.groups else { return };
         for rmrr in dmar.rmrrs() {
@@ -463,12 +497,17 @@ impl Vtd {
                 self.problems.push(format!("RMRR {:#x}-{:#x}: {e}; not mapped", rmrr.base, rmrr.limit));
                 continue;
             }
+            let mut named = Vec::new();
             for scope in &rmrr.scopes {
-                let Some(i) = resolve(scope, seg.topology.segment, &seg.topology) else {
-                    self.problems
-                        .push(format!("RMRR {:#x}-{:#x}: a scope names no enumerated device", rmrr.base, rmrr.limit));
-                    continue;
-                };
+                match resolve(scope, seg.topology.segment, &seg.topology) {
+                    Some(i) => named.push(i),
+                    None => self
+                        .problems
+                        .push(format!("RMRR {:#x}-{:#x}: a scope names no enumerated device", rmrr.base, rmrr.limit)),
+                }
+            }
+            let has = rmrr_devices::devices_with_rmrr(&seg.topology, &named);
+            for i in (0..has.len()).filter(|&i| has[i]) {
                 let Some(group) = groups.group_of(i).map(|g| g.id) else { continue };
                 let mut page = rmrr.base;
                 if page == 0 {
@@ -702,6 +741,12 @@ impl Vtd {
         }
         set_bus_master(ecam, topo, index);
         Ok(())
+    }
+
+    /// Linux `device_is_rmrr_locked`: an RMRR device that is neither USB
+    /// nor graphics, which must keep its identity map (no claim).
+    pub fn rmrr_locked(&self, topo: &Topology, index: usize) -> bool {
+        rmrr_devices::device_is_rmrr_locked(self.rmrr.get(index).copied().unwrap_or(false), topo.functions[index].class)
     }
 
     /// Whether every unit in use translates (and at least one is in use).

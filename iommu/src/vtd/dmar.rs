@@ -75,7 +75,10 @@ pub struct Rmrr {
 
 /// Largest RMRR this kernel identity-maps (4 KiB pages, one list entry
 /// each): USB and similar RMRRs are a few pages; integrated graphics' stolen
-/// memory can reach 64 MiB.
+/// memory can reach 64 MiB. A stricter choice than Linux 6.1, which maps
+/// RMRRs of any size (`iommu_domain_identity_map`): a larger one is
+/// reported and not mapped, and is not counted as the named devices' RMRR
+/// (they get no identity map, and their DMA into it faults).
 pub const RMRR_MAX_LEN: u64 = 64 << 20;
 
 /// Why an RMRR is not identity-mapped.
