@@ -20,6 +20,7 @@ fn default_boot_reports_firmware_facts() -> Result<(), String> {
     run.check(mcfg["start_bus"] == 0 && mcfg["end_bus"] == 255, "MCFG buses 0-255")?;
     let units = j["dmar"]["units"].as_array().ok_or("no dmar.units")?;
     run.check(units.iter().any(|u| u["register_base"] == 0xfed9_0000u64), "a DRHD at 0xfed90000")?;
+    run.check(j["domain_policy"] == "context-entry-while-driver-or-rmrr", "the default-domain policy is stated")?;
     run.check(
         j["pre_boot_faults"].as_array().is_some_and(|a| a.is_empty()),
         "pre-boot faults listed apart from this boot's (none: SeaBIOS leaves the unit off)",
