@@ -458,7 +458,9 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     let mut ports_kept = 0;
     for &g in &owned {
         let shpc_here = shpc.iter().any(|&i| stage.group_pos(i) == Some(g));
-        let expected = if shpc_here { "EPERM" } else { "ok" };
+        // A member that must keep its RMRR identity map: the claim fails.
+        let rmrr_locked = stage.members(g).into_iter().any(|i| stage.ctx.vtd.rmrr_locked(topo, i));
+        let expected = if shpc_here || rmrr_locked { "EPERM" } else { "ok" };
         let ports: Vec<usize> = stage
             .members(g)
             .into_iter()

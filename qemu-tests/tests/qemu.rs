@@ -129,9 +129,8 @@ fn dmar_with_rmrr() -> Vec<u8> {
 /// QEMU's intel-iommu: QEMU's own DMAR comes first in the RSDT, and like
 /// Linux (`acpi_get_table(ACPI_SIG_DMAR, 0, ...)`) the kernel uses the
 /// first valid one, so the RMRR never applies; the second table is
-/// reported. RMRR devices are therefore proven by host tests only
-/// (`iommu::vtd::rmrr_devices`, the kernel's use of it is not reachable
-/// on QEMU 7.2, whose DMAR has no RMRR).
+/// reported. RMRR devices are shown instead with the `test=rmrr:` self-test
+/// (`rmrr_devices_keep_their_dma`) and host tests (`iommu::vtd::rmrr_devices`).
 fn a_second_dmar_with_an_rmrr_does_not_apply() -> Result<(), String> {
     let path = std::env::temp_dir().join(format!("vtd-kernel-rmrr-{}.bin", std::process::id()));
     std::fs::write(&path, dmar_with_rmrr()).map_err(|e| e.to_string())?;
@@ -152,6 +151,63 @@ fn a_second_dmar_with_an_rmrr_does_not_apply() -> Result<(), String> {
     run.check(j["dmar"]["rmrr"].as_array().is_some_and(|r| r.is_empty()), "QEMU's DMAR (no RMRR) is the one used")?;
     let f = j["functions"].as_array().ok_or("no functions")?;
     run.check(f.iter().all(|f| f["rmrr"] == false), "no function is an RMRR device")
+}
+
+/// RMRR devices on the real unit, with the RMRR added by the
+/// `test=rmrr:` self-test (QEMU's DMAR has none): the AHCI controller
+/// 00:1f.2 (which SeaBIOS leaves mastering) and the edu 00:05.0.
+/// - the AHCI keeps bus mastering through take-over (firmware's DMA goes
+///   on; the trace never shows it cleared);
+/// - both have a context entry from the start and the identity map of
+///   the RMRR in their group's domain;
+/// - claiming the AHCI's group fails with EPERM (not USB or graphics:
+///   `device_is_rmrr_locked`) and leaves its context entry;
+/// - the DMA proofs on the edu still pass.
+fn rmrr_devices_keep_their_dma() -> Result<(), String> {
+    let append = "test=rmrr:0000:00:1f.2,0000:00:05.0 assign=0000:00:1f.2";
+    let run = run_qemu(&[&["--json", "--append", append, "--"][..], &CONFIG_TRACE].concat());
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let f = j["functions"].as_array().ok_or("no functions")?;
+    let rmrr = |bdf: &str| f.iter().find(|x| x["bdf"] == bdf).map(|x| x["rmrr"] == true);
+    run.check(
+        rmrr("0000:00:1f.2") == Some(true) && rmrr("0000:00:05.0") == Some(true) && rmrr("0000:00:1f.0") == Some(false),
+        "exactly the named functions are RMRR devices",
+    )?;
+    let domains = j["domains"].as_array().ok_or("no domains")?;
+    for sid in ["00:1f.2", "00:05.0"] {
+        let d = domains
+            .iter()
+            .find(|d| d["context_entries"].as_array().is_some_and(|c| c.iter().any(|c| c == sid)))
+            .ok_or(format!("{sid} has a context entry at the end"))?;
+        run.check(
+            d["mappings"].as_array().is_some_and(|m| {
+                m.iter().any(|m| m["iova"] == 0xf_0000u64 && m["phys"] == 0xf_0000u64 && m["perms"] == "rw")
+            }),
+            &format!("{sid}'s domain identity-maps the RMRR"),
+        )?;
+    }
+    let claim = events(&j, "claim group").into_iter().find(|e| e["demo"] == 1).ok_or("no claim")?;
+    run.check(
+        claim["outcome"] == "EPERM"
+            && claim["expected"] == "EPERM"
+            && claim["reason"].as_str().is_some_and(|r| r.contains("0000:00:1f.2 is ineligible") && r.contains("RMRR")),
+        "the claim of the AHCI's group is refused for its RMRR",
+    )?;
+    let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
+    run.check(tests.iter().all(|t| t["outcome"] == "pass"), "the DMA proofs pass")?;
+    let mut ahci = Vec::new();
+    for line in run.stderr.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if let [ev @ ("pci_cfg_read" | "pci_cfg_write"), _, "00:1f.2", "@0x4", _, v] = w[..] {
+            ahci.push((ev, u64::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|e| e.to_string())?));
+        }
+    }
+    let set = ahci.iter().position(|&(_, v)| v & 4 != 0).ok_or("firmware never set AHCI mastering")?;
+    run.check(
+        ahci[set..].iter().all(|&(_, v)| v & 4 != 0),
+        &format!("00:1f.2 keeps bus mastering from firmware to the end: {ahci:x?}"),
+    )
 }
 
 /// Each function's COMMAND register as QEMU's config trace last saw it
@@ -656,6 +712,7 @@ fn main() {
         Trial::test("vtd::dma_proofs_default", || ok(dma_proofs(&[], 3, true))),
         Trial::test("vtd::bus_mastering_off_without_dma", || ok(bus_mastering_is_off_without_dma())),
         Trial::test("vtd::nothing_masters_without_translation", || ok(nothing_masters_without_translation())),
+        Trial::test("vtd::rmrr_devices_keep_their_dma", || ok(rmrr_devices_keep_their_dma())),
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
