@@ -113,6 +113,8 @@ pub struct DriverModel {
     ownership: Vec<GroupOwnership>,
     /// Per function: its group position.
     group_pos: Vec<Option<usize>>,
+    /// Per function: named by an RMRR (it keeps its default domain).
+    rmrr: Vec<bool>,
 }
 
 impl DriverModel {
@@ -130,7 +132,19 @@ impl DriverModel {
             bound: vec![None; functions],
             ownership: vec![GroupOwnership::default(); groups.groups.len()],
             group_pos,
+            rmrr: vec![false; functions],
         }
+    }
+
+    /// Record that an RMRR names `function` (Linux `device_has_rmrr`).
+    pub fn mark_rmrr(&mut self, function: usize) {
+        if let Some(r) = self.rmrr.get_mut(function) {
+            *r = true;
+        }
+    }
+
+    pub fn has_rmrr(&self, function: usize) -> bool {
+        self.rmrr.get(function).copied().unwrap_or(false)
     }
 
     pub fn drivers(&self) -> &[DriverInfo] {
@@ -188,14 +202,16 @@ impl DriverModel {
         self.unbind(function)
     }
 
-    /// `__device_release_driver` → `pci_dma_cleanup`.
+    /// `__device_release_driver` → `pci_dma_cleanup`. The device's DMA is
+    /// blocked again (this kernel's design), except for an RMRR device,
+    /// which keeps its default domain as every device does in Linux.
     pub fn unbind(&mut self, function: usize) -> Result<DmaEffect, BindError> {
         let driver = self.bound[function].ok_or(BindError::NotBound)?;
         self.bound[function] = None;
         match self.group_of(function) {
             Some(g) if !self.drivers[driver].driver_managed_dma => {
                 self.ownership[g].unuse_default_domain().map_err(BindError::Ownership)?;
-                Ok(DmaEffect::Detach)
+                Ok(if self.has_rmrr(function) { DmaEffect::None } else { DmaEffect::Detach })
             }
             _ => Ok(DmaEffect::None),
         }
@@ -378,6 +394,25 @@ mod tests {
         });
         assert_eq!(r, Err(ClaimError::Ownership(OwnershipError::Permission)));
         assert!(!ran, "a refused claim touches no hardware");
+        assert!(m.check());
+    }
+
+    /// An RMRR device keeps its default domain (and the identity map in
+    /// it) when its driver unbinds, as every device does in Linux: the
+    /// unbind asks the IOMMU for nothing, though the user count drops.
+    #[test]
+    fn an_rmrr_device_keeps_its_default_domain_on_unbind() {
+        let (_, topo, groups) = switch();
+        let mut m = model(&topo, &groups);
+        let edu = idx(&topo, 3);
+        m.mark_rmrr(edu);
+        assert!(m.has_rmrr(edu));
+        assert_eq!(m.bind(edu, &topo.functions[edu], 1), Ok(DmaEffect::AttachDefault));
+        assert_eq!(m.unbind(edu), Ok(DmaEffect::None), "no detach for an RMRR device");
+        assert_eq!(m.ownership(m.group_of(edu).unwrap()).owner_cnt(), 0, "the kernel user is gone");
+        let dsp = idx(&topo, 2);
+        m.bind(dsp, &topo.functions[dsp], 3).unwrap();
+        assert_eq!(m.unbind(dsp), Ok(DmaEffect::Detach), "others are detached as before");
         assert!(m.check());
     }
 

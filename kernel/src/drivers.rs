@@ -108,13 +108,14 @@ fn clear_bus_master(ecam: &mut Ecam, bdf: pci::Bdf) {
 }
 
 impl Drivers {
-    pub fn new(topo: &Topology, groups: &Groups) -> Self {
+    /// `rmrr`: per function, whether an RMRR names it (`Vtd::rmrr`).
+    pub fn new(topo: &Topology, groups: &Groups, rmrr: &[bool]) -> Self {
         let n = topo.functions.len();
-        Self {
-            model: DriverModel::new(registry(), n, groups),
-            edus: (0..n).map(|_| None).collect(),
-            services: vec![None; n],
+        let mut model = DriverModel::new(registry(), n, groups);
+        for i in (0..n).filter(|&i| rmrr.get(i).copied().unwrap_or(false)) {
+            model.mark_rmrr(i);
         }
+        Self { model, edus: (0..n).map(|_| None).collect(), services: vec![None; n] }
     }
 
     pub fn driver_name(&self, index: usize) -> Option<&'static str> {
@@ -210,10 +211,6 @@ impl Drivers {
         match effect {
             DmaEffect::None => Ok(()),
             DmaEffect::AttachDefault => ctx.vtd.attach(ctx.topo, ctx.groups, index),
-            // An RMRR device keeps its default domain (and so its identity
-            // map) when its driver goes, as in Linux: firmware's DMA for it
-            // goes on.
-            DmaEffect::Detach if ctx.vtd.rmrr.get(index).copied().unwrap_or(false) => Ok(()),
             DmaEffect::Detach => {
                 let g = self.model.group_of(index);
                 let users: Vec<usize> = g.map(|g| self.default_users(ctx, g)).unwrap_or_default();
@@ -258,9 +255,7 @@ impl Drivers {
             .members
             .iter()
             .map(|m| m.function)
-            .filter(|&i| {
-                ctx.vtd.rmrr.get(i).copied().unwrap_or(false) || self.model.kernel_dma_users(group_pos).any(|u| u == i)
-            })
+            .filter(|&i| self.model.has_rmrr(i) || self.model.kernel_dma_users(group_pos).any(|u| u == i))
             .collect()
     }
 

@@ -160,7 +160,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     if let (Some(v), Some(seg)) = (vtd.as_mut(), segments.first())
         && let Some(groups) = &seg.groups
     {
-        let mut drv = drivers::Drivers::new(&seg.topology, groups);
+        let mut drv = drivers::Drivers::new(&seg.topology, groups, &v.rmrr);
         let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
         setup = Some(ownership::bind(&mut ctx, &mut drv, &options.assign, &options.bind_shpc, &mut problems));
         bound = Some(drv);
