@@ -120,8 +120,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // (detect_intel_iommu → pci_request_acs), ACS is enabled and groups are
     // formed only when it has a usable DRHD.
     let mut dmar = acpi.dmar.as_ref().and_then(|bytes| vtd::parse(bytes, &mut problems));
-    if let (Some(d), Some(spec)) = (dmar.as_mut(), options.test.and_then(|t| t.strip_prefix("rmrr:"))) {
-        selftest::add_rmrr(d, spec, &mut problems);
+    if let (Some(d), Some(test)) = (dmar.as_mut(), options.test) {
+        selftest::edit_dmar(d, test, &mut problems);
     }
     clock.mark("dmar");
     let mut segments = topology::run(&mut ecam, &acpi, dmar.is_some(), &mut clock);

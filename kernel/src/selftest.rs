@@ -2,14 +2,14 @@
 //! ends the run through the path it tests; the runner asserts the message
 //! and the failing exit status. `no-translation` instead leaves VT-d
 //! translation off (as a failed GCMD.TE would) and lets the boot go on, to
-//! show that nothing needing translation runs. `rmrr:BDF,...` adds an RMRR
-//! to the firmware's DMAR (QEMU's has none, and a second DMAR table is
-//! ignored), to show RMRR devices on a real unit.
+//! show that nothing needing translation runs. `rmrr:BDF,...` and
+//! `drhd-fail:BDF,...` (joinable with `+`) edit the firmware's DMAR, to
+//! show RMRR devices and a failed unit next to QEMU's real one.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use iommu::vtd::dmar::{Dmar, Rmrr, Structure};
+use iommu::vtd::dmar::{Dmar, Drhd, DrhdFlags, Rmrr, Structure};
 use iommu::vtd::dmar_scope::{DeviceScope, PathEntry, ScopeType};
 use pci::Bdf;
 
@@ -41,8 +41,8 @@ pub fn run(name: &str) {
         // Acted on by the VT-d stage: GCMD.TE is not set, as if enabling
         // translation had failed, and the boot goes on with what is safe.
         "no-translation" => log::info!("self-test no-translation: translation will not be enabled"),
-        // Acted on once the DMAR is parsed (`add_rmrr`).
-        rmrr if rmrr.starts_with("rmrr:") => log::info!("self-test {rmrr}: an RMRR is added to the firmware's DMAR"),
+        // Acted on once the DMAR is parsed (`edit_dmar`).
+        dmar if edits_dmar(dmar) => log::info!("self-test {dmar}: the firmware's DMAR is edited"),
         other => log::error!("unknown self-test {other:?}; continuing"),
     }
 }
@@ -58,15 +58,22 @@ fn recurse(depth: u64) -> u64 {
 /// map reserves on q35 (never RAM, so `Rmrr::check` accepts it).
 const TEST_RMRR: (u64, u64) = (0xf_0000, 0xf_ffff);
 
-/// `test=rmrr:BDF,...`: add to the parsed DMAR an RMRR over [`TEST_RMRR`]
-/// with one endpoint scope per function named (start bus = its bus, one
-/// path hop), reported as a problem so that no report hides it. Functions
-/// that do not parse are reported and left out.
-pub fn add_rmrr(dmar: &mut Dmar, spec: &str, problems: &mut Vec<String>) {
-    let mut scopes = Vec::new();
-    for s in spec.split(',') {
+/// The register base of the DRHD `test=drhd-fail:BDF,...` adds: RAM below
+/// the uncached window, so bring-up refuses it (`Mmio::new`).
+const TEST_FAILED_DRHD: u64 = 0x1000;
+
+/// Whether `test=NAME` edits the DMAR (parts joined with `+`).
+fn edits_dmar(name: &str) -> bool {
+    name.split('+').all(|p| p.starts_with("rmrr:") || p.starts_with("drhd-fail:"))
+}
+
+/// Endpoint scopes (start bus = the function's bus, one path hop) for
+/// `BDF,BDF,...`; what does not parse is reported and left out.
+fn scopes(what: &str, list: &str, problems: &mut Vec<String>) -> Vec<DeviceScope> {
+    let mut out = Vec::new();
+    for s in list.split(',') {
         match Bdf::parse(s) {
-            Some(b) => scopes.push(DeviceScope {
+            Some(b) => out.push(DeviceScope {
                 offset: 0,
                 kind: ScopeType::Endpoint,
                 flags: 0,
@@ -74,10 +81,44 @@ pub fn add_rmrr(dmar: &mut Dmar, spec: &str, problems: &mut Vec<String>) {
                 start_bus: b.bus,
                 path: alloc::vec![PathEntry { device: b.device, function: b.function }],
             }),
-            None => problems.push(format!("self-test rmrr: {s:?} is not a BDF; left out")),
+            None => problems.push(format!("self-test {what}: {s:?} is not a BDF; left out")),
         }
     }
-    let (base, limit) = TEST_RMRR;
-    problems.push(format!("self-test rmrr: RMRR {base:#x}-{limit:#x} naming {spec} added to the firmware's DMAR"));
-    dmar.structures.push(Structure::Rmrr(Rmrr { offset: 0, segment: 0, base, limit, scopes }));
+    out
+}
+
+/// The DMAR self-tests, on the parsed firmware table (QEMU's has no RMRR
+/// and one unit, and a second DMAR given with `-acpitable` is ignored).
+/// Each edit is reported as a problem line so that no report hides it.
+///
+/// - `rmrr:BDF,...`: an RMRR over [`TEST_RMRR`] naming those functions;
+/// - `drhd-fail:BDF,...`: a DRHD at [`TEST_FAILED_DRHD`] naming them,
+///   placed first (its scopes win), which cannot come up.
+pub fn edit_dmar(dmar: &mut Dmar, test: &str, problems: &mut Vec<String>) {
+    if !edits_dmar(test) {
+        return;
+    }
+    for part in test.split('+') {
+        if let Some(list) = part.strip_prefix("rmrr:") {
+            let scopes = scopes("rmrr", list, problems);
+            let (base, limit) = TEST_RMRR;
+            problems
+                .push(format!("self-test rmrr: RMRR {base:#x}-{limit:#x} naming {list} added to the firmware's DMAR"));
+            dmar.structures.push(Structure::Rmrr(Rmrr { offset: 0, segment: 0, base, limit, scopes }));
+        } else if let Some(list) = part.strip_prefix("drhd-fail:") {
+            let scopes = scopes("drhd-fail", list, problems);
+            problems.push(format!(
+                "self-test drhd-fail: DRHD {TEST_FAILED_DRHD:#x} naming {list} added first to the firmware's DMAR"
+            ));
+            let drhd = Drhd {
+                offset: 0,
+                flags: DrhdFlags::empty(),
+                size: 0,
+                segment: 0,
+                register_base: TEST_FAILED_DRHD,
+                scopes,
+            };
+            dmar.structures.insert(0, Structure::Drhd(drhd));
+        }
+    }
 }

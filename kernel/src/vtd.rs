@@ -458,6 +458,24 @@ impl Vtd {
             }
             return vtd;
         }
+        // An RMRR device whose unit did not come up gets no DMA like any
+        // other device of that unit: the bus mastering it kept for
+        // firmware's DMA goes off, and its RMRR is not honoured.
+        for (i, f) in topo.functions.iter().enumerate() {
+            if vtd.rmrr[i] && vtd.unit_of[i].is_none() {
+                vtd.rmrr[i] = false;
+                let cmd = ecam.read16(f.bdf, PCI_COMMAND);
+                if cmd != u16::MAX && cmd & PCI_COMMAND_MASTER != 0 {
+                    ecam.write16(f.bdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
+                    vtd.bus_master_cleared += 1;
+                    vtd.bus_master_kept = vtd.bus_master_kept.saturating_sub(1);
+                }
+                vtd.problems.push(format!(
+                    "VT-d: {} is named by an RMRR but no unit translates it: bus mastering off, RMRR not honoured",
+                    f.bdf
+                ));
+            }
+        }
         if let Some(groups) = &seg.groups {
             vtd.create_domains(groups);
         }
@@ -507,7 +525,9 @@ impl Vtd {
                 }
             }
             let has = rmrr_devices::devices_with_rmrr(&seg.topology, &named);
-            for i in (0..has.len()).filter(|&i| has[i]) {
+            // Devices no unit translates get no DMA (reported in setup).
+            let translated: Vec<usize> = (0..has.len()).filter(|&i| has[i] && self.unit_of[i].is_some()).collect();
+            for i in translated {
                 let Some(group) = groups.group_of(i).map(|g| g.id) else { continue };
                 let mut page = rmrr.base;
                 if page == 0 {

@@ -210,6 +210,58 @@ fn rmrr_devices_keep_their_dma() -> Result<(), String> {
     )
 }
 
+/// A DRHD that cannot come up (the `test=drhd-fail:` self-test puts one
+/// at 0x1000 first in the DMAR, naming the edu 00:05.0 and the AHCI
+/// 00:1f.2, which an RMRR also names and SeaBIOS leaves mastering): its
+/// devices get no DMA - no context entry on QEMU's unit, which their DMA
+/// would not go through on real hardware, bus mastering off (the AHCI's
+/// turned off despite its RMRR) and never set - while every other device
+/// stays translated (the DMA proofs pass on the other edus).
+fn failed_unit_devices_get_no_dma() -> Result<(), String> {
+    let append = "test=drhd-fail:0000:00:05.0,0000:00:1f.2+rmrr:0000:00:1f.2";
+    let run = run_qemu(&[&["--json", "--append", append, "--"][..], &CONFIG_TRACE].concat());
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let problems = j["problems"].as_array().ok_or("no problems")?;
+    for bdf in ["0000:00:05.0", "0000:00:1f.2"] {
+        run.check(
+            problems.iter().any(|p| {
+                p.as_str().is_some_and(|p| {
+                    p.starts_with(&format!("VT-d: {bdf} is covered by DRHD 0x1000, which did not come up: no DMA"))
+                })
+            }),
+            &format!("{bdf}: an error line says it gets no DMA"),
+        )?;
+    }
+    let domains = j["domains"].as_array().ok_or("no domains")?;
+    run.check(
+        domains.iter().all(|d| {
+            d["context_entries"].as_array().is_some_and(|c| c.iter().all(|c| c != "00:05.0" && c != "00:1f.2"))
+        }),
+        "neither has a context entry on the unit that came up",
+    )?;
+    let f = j["functions"].as_array().ok_or("no functions")?;
+    run.check(
+        f.iter().find(|x| x["bdf"] == "0000:00:1f.2").is_some_and(|x| x["rmrr"] == false),
+        "the AHCI's RMRR is not honoured without its unit",
+    )?;
+    run.check(
+        events(&j, "bind edu to 0000:00:05.0").first().is_some_and(|e| e["outcome"] == "error"),
+        "the edu driver cannot bind to 00:05.0",
+    )?;
+    let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
+    run.check(!tests.is_empty() && tests.iter().all(|t| t["outcome"] == "pass"), "the other edus pass the proofs")?;
+    let (last, _) = command_registers(&run.stderr)?;
+    for bdf in ["00:05.0", "00:1f.2"] {
+        run.check(last.get(bdf).is_some_and(|v| v & 4 == 0), &format!("{bdf} does not master the bus at the end"))?;
+    }
+    let set_by_kernel = run.stderr.lines().any(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        matches!(w[..], ["pci_cfg_write", _, "00:05.0", "@0x4", _, v] if u64::from_str_radix(v.trim_start_matches("0x"), 16).is_ok_and(|v| v & 4 != 0))
+    });
+    run.check(!set_by_kernel, "00:05.0 is never set mastering")
+}
+
 /// Each function's COMMAND register as QEMU's config trace last saw it
 /// (read or written), and the functions it ever saw with bus mastering on.
 fn command_registers(stderr: &str) -> Result<(BTreeMap<String, u64>, Vec<String>), String> {
@@ -713,6 +765,7 @@ fn main() {
         Trial::test("vtd::bus_mastering_off_without_dma", || ok(bus_mastering_is_off_without_dma())),
         Trial::test("vtd::nothing_masters_without_translation", || ok(nothing_masters_without_translation())),
         Trial::test("vtd::rmrr_devices_keep_their_dma", || ok(rmrr_devices_keep_their_dma())),
+        Trial::test("vtd::failed_unit_devices_get_no_dma", || ok(failed_unit_devices_get_no_dma())),
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
