@@ -133,6 +133,12 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
 
     // VT-d: domains for every group, translation on, then the DMA proofs.
     // One PCI segment (q35 has one); a DRHD of another segment is reported.
+    if let (true, Some(d), Some(seg)) = (options.test == Some("firmware-left-on"), &dmar, segments.first()) {
+        match selftest::firmware_left_on(d, &seg.topology, &mut ecam, clock.tsc_hz()) {
+            Ok(what) => problems.push(format!("self-test firmware-left-on: {what}")),
+            Err(e) => problems.push(format!("self-test firmware-left-on: could not set up: {e}")),
+        }
+    }
     let mut vtd = match (&dmar, segments.first()) {
         (Some(d), Some(seg)) => {
             let ram: Vec<(u64, u64)> = platform::memmap::ram_ranges(&map).collect();

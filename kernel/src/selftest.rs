@@ -5,13 +5,21 @@
 //! show that nothing needing translation runs. `rmrr:BDF,...` and
 //! `drhd-fail:BDF,...` (joinable with `+`) edit the firmware's DMAR, to
 //! show RMRR devices and a failed unit next to QEMU's real one.
+//! `firmware-left-on` leaves every unit as a previous kernel might before
+//! the VT-d stage takes it over.
 
+use crate::clock::Deadline;
+use crate::edu::{Direction, Edu};
+use crate::vtd::{KernelMemory, Mmio};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use iommu::vtd::dmar::{Dmar, Drhd, DrhdFlags, Rmrr, Structure};
 use iommu::vtd::dmar_scope::{DeviceScope, PathEntry, ScopeType};
-use pci::Bdf;
+use iommu::vtd::regs::{self, GlobalCommand, GlobalStatus};
+use iommu::vtd::tables::RootTable;
+use iommu::vtd::{PollLimit, Unit};
+use pci::{Bdf, ConfigSpace, Topology};
 
 /// Above the 4 GiB identity map: never mapped.
 const UNMAPPED: u64 = 0x10_0000_0000;
@@ -41,6 +49,10 @@ pub fn run(name: &str) {
         // Acted on by the VT-d stage: GCMD.TE is not set, as if enabling
         // translation had failed, and the boot goes on with what is safe.
         "no-translation" => log::info!("self-test no-translation: translation will not be enabled"),
+        // Acted on just before the VT-d stage (`firmware_left_on`).
+        "firmware-left-on" => {
+            log::info!("self-test firmware-left-on: units will be left running as by a previous kernel")
+        }
         // Acted on once the DMAR is parsed (`edit_dmar`).
         dmar if edits_dmar(dmar) => log::info!("self-test {dmar}: the firmware's DMAR is edited"),
         other => log::error!("unknown self-test {other:?}; continuing"),
@@ -121,4 +133,64 @@ pub fn edit_dmar(dmar: &mut Dmar, test: &str, problems: &mut Vec<String>) {
             dmar.structures.insert(0, Structure::Drhd(drhd));
         }
     }
+}
+
+/// The bus address the `firmware-left-on` edu DMA targets (below the edu's
+/// 28-bit mask, used by no proof).
+pub const PRE_BOOT_DMA_ADDRESS: u64 = 0x7f_0000;
+
+/// `test=firmware-left-on`: play a previous kernel (kexec without kdump)
+/// on every unit of the segment: translation on through an empty root
+/// table, interrupt remapping on with a table at IRTA, and one fault
+/// logged by the first edu's DMA hitting the empty table (reason 1). The
+/// VT-d stage must then take each unit over (TE and IRE off, IRTA
+/// cleared, the fault reported as pre-boot, not as this boot's). Returns
+/// what was set up, or why not.
+pub fn firmware_left_on(
+    dmar: &Dmar,
+    topo: &Topology,
+    ecam: &mut dyn ConfigSpace,
+    tsc_hz: Option<u64>,
+) -> Result<String, String> {
+    let mut mm = KernelMemory;
+    let mut done = Vec::new();
+    for drhd in dmar.drhds().filter(|d| d.segment == topo.segment) {
+        let mut regs = Mmio::new(drhd)?;
+        let mut unit = Unit::new(Mmio::new(drhd)?, PollLimit::default()).map_err(|e| format!("{e}"))?;
+        let root = RootTable::new(&mut mm).map_err(|e| format!("{e}"))?;
+        unit.set_root_table(&mut mm, &root).map_err(|e| format!("{e}"))?;
+        unit.enable_translation().map_err(|e| format!("{e}"))?;
+        // IRTA: a zeroed table of 2^(0+1) entries; SIRTP, then IRE, each
+        // with TE kept (GCMD is written whole, spec §11.4.4).
+        let irt = crate::memory::alloc_zeroed_frame().map_err(|e| format!("{e}"))?;
+        regs::IRTA.write(&mut regs, irt);
+        for (cmd, status) in [
+            (GlobalCommand::TE | GlobalCommand::SIRTP, GlobalStatus::IRTPS),
+            (GlobalCommand::TE | GlobalCommand::IRE, GlobalStatus::IRES),
+        ] {
+            regs::GCMD.write(&mut regs, cmd.bits());
+            let set = (0..1_000_000).any(|_| GlobalStatus::from_bits_retain(regs::GSTS.read(&regs)).contains(status));
+            if !set {
+                return Err(format!("DRHD {:#x}: {status:?} never set", drhd.register_base));
+            }
+        }
+        done.push(format!("{:#x}", drhd.register_base));
+    }
+    let hz = tsc_hz.ok_or("no TSC calibration for the edu DMA")?;
+    let i = topo
+        .functions
+        .iter()
+        .position(|f| f.vendor == crate::edu::EDU_VENDOR && f.device == crate::edu::EDU_DEVICE)
+        .ok_or("no edu to fault")?;
+    let bdf = topo.functions[i].bdf;
+    let edu = Edu::probe(ecam, bdf).map_err(|e| format!("{e}"))?;
+    // Firmware-style: bus mastering straight on (the VT-d stage clears it).
+    let cmd = ecam.read16(bdf, 0x04);
+    ecam.write16(bdf, 0x04, cmd | 0x04);
+    let deadline = Deadline::after_ms(hz, 2000);
+    edu.dma(Direction::FromDevice, PRE_BOOT_DMA_ADDRESS, 0, 16, || !deadline.passed()).map_err(|e| format!("{e}"))?;
+    Ok(format!(
+        "units {} left translating through an empty root table with interrupt remapping on; {bdf} DMA at {PRE_BOOT_DMA_ADDRESS:#x} faulted",
+        done.join(", ")
+    ))
 }

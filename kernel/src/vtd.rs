@@ -46,7 +46,7 @@ pub struct Mmio {
 
 impl Mmio {
     /// Accept a register block only inside the uncached 2-4 GiB window.
-    fn new(drhd: &Drhd) -> Result<Self, String> {
+    pub(crate) fn new(drhd: &Drhd) -> Result<Self, String> {
         let size = drhd.register_size();
         let end = drhd.register_base.checked_add(size as u64);
         if drhd.register_base < (2 << 30)

@@ -262,6 +262,53 @@ fn failed_unit_devices_get_no_dma() -> Result<(), String> {
     run.check(!set_by_kernel, "00:05.0 is never set mastering")
 }
 
+/// Take-over of a unit a previous kernel left running (the
+/// `test=firmware-left-on` self-test: translation on through an empty
+/// root table, interrupt remapping on, one fault logged by an edu's DMA at
+/// 0x7f0000): QEMU's own trace shows IR and translation turned off before
+/// this kernel turns translation on again (IR stays off), and the old
+/// fault is reported as a pre-boot fault, not as one of this boot's.
+fn take_over_of_a_unit_left_running() -> Result<(), String> {
+    let run = run_qemu(&[
+        "--json",
+        "--append",
+        "test=firmware-left-on",
+        "--",
+        "-trace",
+        "vtd_ir_enable",
+        "-trace",
+        "vtd_dmar_enable",
+    ]);
+    run.check(run.status == 0, "boot must pass")?;
+    let trace: Vec<&str> =
+        run.stderr.lines().filter(|l| l.starts_with("vtd_ir_enable") || l.starts_with("vtd_dmar_enable")).collect();
+    let want = [
+        "vtd_dmar_enable enable 1", // the previous kernel
+        "vtd_ir_enable enable 1",
+        "vtd_dmar_enable enable 0", // take-over
+        "vtd_ir_enable enable 0",
+        "vtd_dmar_enable enable 1", // this kernel
+    ];
+    run.check(trace == want, &format!("QEMU's trace: {trace:?}"))?;
+    let j = run.json()?;
+    let handoff = j["dmar"]["units"][0]["handoff"].as_str().unwrap_or("");
+    run.check(
+        handoff.contains("translation was on at hand-off")
+            && handoff.contains("interrupt remapping was on at hand-off")
+            && handoff.contains("1 fault record(s) from before this kernel cleared"),
+        &format!("the hand-off is reported: {handoff}"),
+    )?;
+    let pre = j["pre_boot_faults"].as_array().ok_or("no pre_boot_faults")?;
+    run.check(
+        pre.len() == 1 && pre[0]["source"] == "00:05.0" && pre[0]["reason"] == 1 && pre[0]["address"] == 0x7f_0000u64,
+        "the old fault is a pre-boot fault",
+    )?;
+    let faults = j["faults"].as_array().ok_or("no faults")?;
+    run.check(faults.iter().all(|f| f["address"] != 0x7f_0000u64), "and not one of this boot's")?;
+    let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
+    run.check(tests.iter().all(|t| t["outcome"] == "pass"), "the DMA proofs pass after the take-over")
+}
+
 /// Each function's COMMAND register as QEMU's config trace last saw it
 /// (read or written), and the functions it ever saw with bus mastering on.
 fn command_registers(stderr: &str) -> Result<(BTreeMap<String, u64>, Vec<String>), String> {
@@ -766,6 +813,7 @@ fn main() {
         Trial::test("vtd::nothing_masters_without_translation", || ok(nothing_masters_without_translation())),
         Trial::test("vtd::rmrr_devices_keep_their_dma", || ok(rmrr_devices_keep_their_dma())),
         Trial::test("vtd::failed_unit_devices_get_no_dma", || ok(failed_unit_devices_get_no_dma())),
+        Trial::test("vtd::take_over_of_a_unit_left_running", || ok(take_over_of_a_unit_left_running())),
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
