@@ -39,7 +39,10 @@ pub fn run(name: &str) {
             log::error!("self-test stack-overflow: recursed {depth} times without a fault");
         }
         "alloc-fail" => {
-            let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(1 << 40);
+            // black_box: an allocation whose result is never used may be
+            // elided by the optimiser, and then nothing fails.
+            let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(core::hint::black_box(1 << 40));
+            let v = core::hint::black_box(v);
             log::error!("self-test alloc-fail: got {} bytes", v.capacity());
         }
         "hang" => {
