@@ -10,6 +10,10 @@
 //! first gets the blocking domain (no DMA at all) and may then attach a
 //! domain of its own. Never both: the invariant [`GroupOwnership::check`]
 //! states it.
+//!
+//! Not modelled: 6.1's `pasid_array` checks in use/unuse (this kernel
+//! attaches no PASID domain, so the array is always empty) and the
+//! identity-domain case of `iommu_is_default_domain`.
 
 use core::fmt;
 
