@@ -9,24 +9,16 @@
 
 extern crate alloc;
 
-mod arch;
-mod clock;
-mod console;
-mod dmatest;
-mod drivers;
-mod ecam;
-mod edu;
-mod exit;
-mod firmware;
-mod json;
-mod memory;
-mod mmio;
-mod names;
-mod ownership;
-mod report;
-mod selftest;
-mod topology;
-mod vtd;
+mod arch; // the CPU: PVH entry, GDT/IDT/TSS, page tables, exception stubs
+mod demos; // the ownership story, the DMA isolation proofs, failure-path self-tests
+mod drivers; // the driver core's bindings: pcieport, edu, the vfio-pci and shpchp stand-ins
+mod hw; // hardware access: serial console, ECAM, MMIO, TSC clock, memory, ACPI glue, exit
+mod pipeline; // the boot stages: topology (enumeration, ACS, groups), VT-d
+mod report; // the text report, the JSON, device names
+
+use demos::{dmatest, ownership, selftest};
+use hw::{clock, console, ecam, exit, firmware, memory};
+use pipeline::{topology, vtd};
 
 use alloc::format;
 use alloc::vec::Vec;

@@ -11,7 +11,7 @@
 //! virtual time; the device ignores DMA errors (a blocked DMA shows only as
 //! a VT-d fault record).
 
-use crate::mmio;
+use crate::hw::mmio;
 use core::fmt;
 use pci::{Bdf, ConfigSpace};
 

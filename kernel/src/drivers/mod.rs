@@ -26,13 +26,15 @@
 //!   space owns it. So binding it makes the bridge a kernel DMA user and
 //!   its group cannot be claimed. Bound only on request (`bind-shpc=BDF`).
 
-use crate::ecam::Ecam;
-use crate::edu::{EDU_DEVICE, EDU_VENDOR, Edu};
-use crate::vtd::Vtd;
+pub mod edu;
+
+use crate::hw::ecam::Ecam;
+use crate::pipeline::vtd::Vtd;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use edu::{EDU_DEVICE, EDU_VENDOR, Edu};
 use iommu::driver_model::{BindError, DeviceMatch, DmaEffect, DriverInfo, DriverModel};
 use iommu::group::Groups;
 use pci::caps::PcieType;

@@ -2,8 +2,8 @@
 //! the config space, ACPI for the root buses. The rules themselves live in
 //! the `pci` and `iommu` crates.
 
-use crate::clock::Clock;
-use crate::ecam::Ecam;
+use crate::hw::clock::Clock;
+use crate::hw::ecam::Ecam;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

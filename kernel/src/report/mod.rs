@@ -2,17 +2,18 @@
 //! all rendered from the stage values alone, between fixed markers that the
 //! runner looks for.
 
-use crate::clock::{Clock, cycles_to_us};
-use crate::dmatest::{Case, Outcome};
+pub mod json;
+pub mod names;
+
+use crate::demos::dmatest::{Case, Outcome};
+use crate::demos::ownership::Story;
 use crate::drivers::Drivers;
-use crate::ecam::Ecam;
-use crate::json::Json;
-use crate::memory::MemoryFacts;
-use crate::names::{class_name, device_name};
-use crate::ownership::Story;
+use crate::hw::clock::{Clock, cycles_to_us};
+use crate::hw::ecam::Ecam;
+use crate::hw::memory::MemoryFacts;
+use crate::pipeline::topology::Segment;
+use crate::pipeline::vtd::Vtd;
 use crate::println;
-use crate::topology::Segment;
-use crate::vtd::Vtd;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -20,6 +21,8 @@ use iommu::ownership::CurrentDomain;
 use iommu::vtd::dmar::Dmar;
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::inval::InvalidationKind;
+use json::Json;
+use names::{class_name, device_name};
 use pci::Function;
 use pci::acs::AcsEnableOutcome;
 use platform::acpi::AcpiFacts;
@@ -72,7 +75,7 @@ fn perms_str(p: iommu::vtd::pagetable::Perms) -> String {
 /// owner's domain, or none (blocking).
 fn domain_of(vtd: Option<&Vtd>, drivers: Option<&Drivers>, pos: usize, id: u32) -> Option<u16> {
     let vtd = vtd?;
-    let default = vtd.domains.iter().find(|d| d.group == id && d.kind == crate::vtd::DomainUse::Default);
+    let default = vtd.domains.iter().find(|d| d.group == id && d.kind == crate::pipeline::vtd::DomainUse::Default);
     match drivers.map(|d| d.model.ownership(pos).domain()) {
         Some(CurrentDomain::Blocking) => None,
         Some(CurrentDomain::Attached(tag)) => u16::try_from(tag).ok(),
@@ -682,7 +685,7 @@ impl Report<'_> {
     }
 }
 
-fn json_event(j: &mut Json, e: &crate::ownership::Event) {
+fn json_event(j: &mut Json, e: &crate::demos::ownership::Event) {
     j.begin_object(None);
     j.num("demo", u64::from(e.demo));
     j.str("action", &e.action);

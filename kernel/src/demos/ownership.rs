@@ -21,11 +21,11 @@
 //! `assign=BDF,...`, or by default every group holding an edu below a
 //! switch downstream port.
 
-use crate::clock::Deadline;
+use crate::drivers::edu::{Direction, Edu};
 use crate::drivers::{Ctx, Drivers, EDU, SHPCHP, VFIO_PCI};
-use crate::edu::{Direction, Edu};
-use crate::memory;
-use crate::vtd::alias_quirk_on_path;
+use crate::hw::clock::Deadline;
+use crate::hw::memory;
+use crate::pipeline::vtd::alias_quirk_on_path;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -365,7 +365,7 @@ fn targets(ctx: &Ctx, drivers: &Drivers, assign: &[&str], problems: &mut Vec<Str
         return out;
     }
     for (i, f) in topo.functions.iter().enumerate() {
-        if f.vendor != crate::edu::EDU_VENDOR || f.device != crate::edu::EDU_DEVICE {
+        if f.vendor != crate::drivers::edu::EDU_VENDOR || f.device != crate::drivers::edu::EDU_DEVICE {
             continue;
         }
         let below_switch = core::iter::successors(f.parent, |&p| topo.functions[p].parent)
@@ -507,7 +507,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     // 2b. Binding the edu kernel driver inside an owned group: EBUSY.
     let owned_edu = claimed.iter().flat_map(|&g| stage.members(g)).find(|&i| {
         stage.drivers.driver_name(i) == Some(VFIO_PCI)
-            && topo.functions[i].vendor == crate::edu::EDU_VENDOR
+            && topo.functions[i].vendor == crate::drivers::edu::EDU_VENDOR
             && !alias_quirk_on_path(topo, i)
     });
     if let Some(i) = owned_edu {

@@ -79,7 +79,7 @@ pub fn force_unlock() {
 
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => { $crate::console::write_fmt(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::hw::console::write_fmt(format_args!($($arg)*)) };
 }
 
 #[macro_export]

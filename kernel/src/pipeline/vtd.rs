@@ -16,9 +16,9 @@
 //!   IOMMU entirely); if no unit comes up at all the kernel runs without
 //!   an IOMMU, as Linux does.
 
-use crate::memory;
-use crate::mmio;
-use crate::topology::Segment;
+use crate::hw::memory;
+use crate::hw::mmio;
+use crate::pipeline::topology::Segment;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

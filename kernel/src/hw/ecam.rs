@@ -2,8 +2,8 @@
 //! implementation of `pci::ConfigSpace`. Every access is counted for the
 //! report.
 
-use crate::memory::IDENTITY_LIMIT;
-use crate::mmio;
+use crate::hw::memory::IDENTITY_LIMIT;
+use crate::hw::mmio;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

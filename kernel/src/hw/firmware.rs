@@ -1,7 +1,7 @@
 //! The kernel's view of firmware: the PVH start info, read once at entry,
 //! and the ACPI tables through an identity-mapping `AcpiHandler`.
 
-use crate::memory::{self, IDENTITY_LIMIT};
+use crate::hw::memory::{self, IDENTITY_LIMIT};
 use acpi::{AcpiHandler, PhysicalMapping};
 use alloc::vec::Vec;
 use core::ptr::NonNull;

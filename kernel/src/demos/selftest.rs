@@ -8,9 +8,9 @@
 //! `firmware-left-on` leaves every unit as a previous kernel might before
 //! the VT-d stage takes it over.
 
-use crate::clock::Deadline;
-use crate::edu::{Direction, Edu};
-use crate::vtd::{KernelMemory, Mmio};
+use crate::drivers::edu::{Direction, Edu};
+use crate::hw::clock::Deadline;
+use crate::pipeline::vtd::{KernelMemory, Mmio};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -165,7 +165,7 @@ pub fn firmware_left_on(
         unit.enable_translation().map_err(|e| format!("{e}"))?;
         // IRTA: a zeroed table of 2^(0+1) entries; SIRTP, then IRE, each
         // with TE kept (GCMD is written whole, spec §11.4.4).
-        let irt = crate::memory::alloc_zeroed_frame().map_err(|e| format!("{e}"))?;
+        let irt = crate::hw::memory::alloc_zeroed_frame().map_err(|e| format!("{e}"))?;
         regs::IRTA.write(&mut regs, irt);
         for (cmd, status) in [
             (GlobalCommand::TE | GlobalCommand::SIRTP, GlobalStatus::IRTPS),
@@ -183,7 +183,7 @@ pub fn firmware_left_on(
     let i = topo
         .functions
         .iter()
-        .position(|f| f.vendor == crate::edu::EDU_VENDOR && f.device == crate::edu::EDU_DEVICE)
+        .position(|f| f.vendor == crate::drivers::edu::EDU_VENDOR && f.device == crate::drivers::edu::EDU_DEVICE)
         .ok_or("no edu to fault")?;
     let bdf = topo.functions[i].bdf;
     let edu = Edu::probe(ecam, bdf).map_err(|e| format!("{e}"))?;

@@ -15,10 +15,10 @@
 //!    PCIe-to-PCI bridge) reaches its mapping: the alias has the context
 //!    entry too.
 
-use crate::clock::Deadline;
-use crate::edu::{Direction, Edu, EduError};
-use crate::memory;
-use crate::vtd::Vtd;
+use crate::drivers::edu::{Direction, Edu, EduError};
+use crate::hw::clock::Deadline;
+use crate::hw::memory;
+use crate::pipeline::vtd::Vtd;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
