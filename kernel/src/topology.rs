@@ -9,12 +9,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use iommu::group::{Groups, group_all};
 use pci::acs::{AcsEnableRecord, enable_acs};
-use pci::{Topology, enumerate, find_unreached_root_buses};
+use pci::{Topology, enumerate_with_peer_probe};
 use platform::acpi::AcpiFacts;
+use platform::aml::BusSource;
 use platform::mcfg::McfgRegion;
-
-/// PCI class code of a host bridge (base 0x06, sub 0x00).
-const CLASS_HOST_BRIDGE: u32 = 0x06_0000;
 
 /// Config-space traffic of one stage.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,7 +25,7 @@ pub struct Traffic {
 pub struct Segment {
     pub region: McfgRegion,
     /// Root buses in scan order, and how each was found.
-    pub roots: Vec<(u8, &'static str)>,
+    pub roots: Vec<(u8, String)>,
     pub topology: Topology,
     /// Present when an IOMMU asked for ACS (Linux `pci_request_acs`).
     pub acs: Option<Vec<AcsEnableRecord>>,
@@ -47,16 +45,55 @@ fn now(ecam: &Ecam) -> Traffic {
     Traffic { reads: ecam.reads, writes: ecam.writes }
 }
 
-/// Root buses of a segment: the MCFG start bus (the main host bridge), then
-/// every constant `_BBN` in the DSDT/SSDTs inside the decoded range.
-fn declared_roots(region: &McfgRegion, acpi: &AcpiFacts) -> Vec<(u8, &'static str)> {
-    let mut roots = alloc::vec![(region.start_bus, "MCFG start bus")];
-    for &bus in &acpi.host_bridge_buses {
-        if (region.start_bus..=region.end_bus).contains(&bus) && !roots.iter().any(|r| r.0 == bus) {
-            roots.push((bus, "ACPI _BBN"));
+/// Root buses of a segment: the root bus of every ACPI host bridge of this
+/// segment (PNP0A03/PNP0A08, present by `_STA`), in namespace order, as
+/// `acpi_pci_root_add` adds them. Host bridges whose bus is outside the
+/// region or unknown get a note. Only when ACPI names no host bridge for
+/// the segment at all (no DSDT, or none this reader could see) is the MCFG
+/// start bus taken, with a note: Linux would then find only what the
+/// peer-bus probe finds.
+fn declared_roots(region: &McfgRegion, acpi: &AcpiFacts, notes: &mut Vec<String>) -> Vec<(u8, String)> {
+    let mut roots = Vec::new();
+    for h in acpi.host_bridges.iter().filter(|h| h.segment == region.segment) {
+        let Some((first, last)) = h.buses else {
+            notes.push(format!("host bridge {}: bus number unknown (a method decides it); not scanned", h.path));
+            continue;
+        };
+        if !(region.start_bus..=region.end_bus).contains(&first) {
+            notes.push(format!(
+                "host bridge {}: bus {first:02x} outside the ECAM buses {:02x}-{:02x}; not scanned",
+                h.path, region.start_bus, region.end_bus
+            ));
+            continue;
         }
+        let how = match h.source {
+            BusSource::Crs => format!("ACPI host bridge {}, _CRS buses {first:02x}-{last:02x}", h.path),
+            BusSource::Bbn => format!("ACPI host bridge {}, _BBN", h.path),
+            BusSource::Default => format!("ACPI host bridge {}, no _CRS bus range or _BBN: bus 0", h.path),
+        };
+        roots.push((first, how));
+    }
+    if roots.is_empty() && !acpi.host_bridges.iter().any(|h| h.segment == region.segment) {
+        notes.push(format!(
+            "ACPI declares no host bridge for segment {:04x}{}; MCFG start bus {:02x} taken as a root bus",
+            region.segment,
+            if acpi.dsdt_read { "" } else { " (no DSDT read)" },
+            region.start_bus
+        ));
+        roots.push((region.start_bus, String::from("MCFG start bus (no ACPI host bridge)")));
     }
     roots
+}
+
+/// Linux's `pcibios_last_bus` with MMCONFIG (arch/x86/pci/mmconfig-shared.c
+/// `__pci_mmcfg_init`): the end bus of the last segment-0 MCFG region, the
+/// list sorted by segment and start bus. The peer-bus probe runs for
+/// segment 0 only.
+fn pcibios_last_bus(regions: &[McfgRegion], region: &McfgRegion) -> Option<u8> {
+    if region.segment != 0 {
+        return None;
+    }
+    regions.iter().filter(|r| r.segment == 0).max_by_key(|r| r.start_bus).map(|r| r.end_bus)
 }
 
 /// Enumerate, enable ACS (when an IOMMU is present) and form the groups for
@@ -66,31 +103,27 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut C
     let mut segments = Vec::new();
     for region in regions {
         let before = now(ecam);
-        let mut roots = declared_roots(&region, acpi);
+        let mut notes = Vec::new();
+        let mut roots = declared_roots(&region, acpi, &mut notes);
         let range = region.start_bus..=region.end_bus;
         let root_numbers: Vec<u8> = roots.iter().map(|r| r.0).collect();
-        let mut topology = enumerate(ecam, region.segment, &root_numbers, range.clone());
-        let mut notes = Vec::new();
-        // Every extra host bridge function on a root bus (QEMU's pxb-pcie
-        // shows as one) opens a root bus of its own. If ACPI declared fewer
-        // than that, fall back to probing the unreached bus numbers.
-        let host_bridges = topology
-            .functions
-            .iter()
-            .filter(|f| f.is_root_bus && f.class >> 8 == CLASS_HOST_BRIDGE >> 8 && f.bdf.devfn() != 0)
-            .count();
-        if roots.len() < 1 + host_bridges {
-            notes.push(format!(
-                "{} host bridge(s) on the root bus but {} _BBN declaration(s): probing unreached bus numbers",
-                host_bridges,
-                roots.len() - 1
-            ));
-            let extra = find_unreached_root_buses(ecam, region.segment, range.clone(), &topology);
-            if !extra.is_empty() {
-                roots.extend(extra.iter().map(|&b| (b, "probe of unreached buses")));
-                let root_numbers: Vec<u8> = roots.iter().map(|r| r.0).collect();
-                topology = enumerate(ecam, region.segment, &root_numbers, range);
+        let last_bus = pcibios_last_bus(ecam.regions(), &region);
+        let mut topology = enumerate_with_peer_probe(ecam, region.segment, &root_numbers, range, last_bus);
+        if let Some(p) = &topology.peer_probe {
+            for &bus in &p.discovered {
+                roots.push((bus, format!("PCI: Discovered peer bus {bus:02x} (pcibios_fixup_peer_bridges)")));
             }
+            notes.push(format!(
+                "peer-bus probe over buses 00-{:02x}: {} bus numbers without a bus probed, {} config reads{}",
+                p.last_bus,
+                p.buses_probed,
+                p.reads,
+                if p.outside_ecam > 0 {
+                    format!(", {} outside ECAM not readable", p.outside_ecam)
+                } else {
+                    String::new()
+                }
+            ));
         }
         let enumerate_traffic = traffic_since(ecam, before);
         clock.mark("enumerate");

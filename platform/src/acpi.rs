@@ -1,6 +1,6 @@
 //! ACPI: from the RSDP to the facts the kernel needs (MCFG regions, the
-//! DMAR table's bytes, the PM timer port, host-bridge `_BBN`s), with every
-//! table checked before it is trusted.
+//! DMAR table's bytes, the PM timer port, the PCI host bridges the DSDT and
+//! SSDTs declare), with every table checked before it is trusted.
 //!
 //! The RSDP, the root table and every table it lists are read here, each
 //! bounded by its header against readable memory ([`audit`]): the `acpi`
@@ -64,8 +64,13 @@ pub struct AcpiFacts {
     pub dmar: Option<Vec<u8>>,
     /// I/O port of the ACPI PM timer (3.579545 MHz), from the FADT.
     pub pm_timer_port: Option<u16>,
-    /// Constant `_BBN` values from the DSDT and SSDTs: candidate root buses.
-    pub host_bridge_buses: Vec<u8>,
+    /// PCI host bridges (PNP0A03/PNP0A08 devices present by `_STA`) in
+    /// namespace order, read from the DSDT and SSDTs by [`aml`].
+    pub host_bridges: Vec<aml::HostBridge>,
+    /// Whether a DSDT was read (without one, no host bridge can be known).
+    pub dsdt_read: bool,
+    /// What the AML reader could not evaluate (methods), one line each.
+    pub aml_notes: Vec<String>,
     /// One clear line per problem; boot goes on with what is valid.
     pub problems: Vec<String>,
 }
@@ -375,6 +380,7 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
 
     facts.dmar = valid_table(&facts, &bodies, b"DMAR");
 
+    let mut definition_blocks: Vec<Vec<u8>> = Vec::new();
     if let Some(fadt) = valid_table(&facts, &bodies, b"FACP") {
         let (pm, dsdt) = fadt_facts(&fadt);
         facts.pm_timer_port = pm;
@@ -386,35 +392,30 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
             // SAFETY: the caller's `memory` contract.
             let checked = unsafe { read_checked(&handler, a, memory) };
             match (checked.status, checked.bytes) {
-                (TableStatus::Valid, Some(b)) => add_bbns(&mut facts, &b),
+                (TableStatus::Valid, Some(b)) => definition_blocks.push(b),
                 (TableStatus::Unreachable, _) => facts.problems.push(format!("ACPI: DSDT at {a:#x} is outside memory")),
                 (TableStatus::BadChecksum, _) => {
-                    facts.problems.push(format!("ACPI: DSDT at {a:#x} has a bad checksum; not scanned"))
+                    facts.problems.push(format!("ACPI: DSDT at {a:#x} has a bad checksum; not read"))
                 }
                 _ => facts.problems.push(format!("ACPI: DSDT at {a:#x} has an invalid length {}", checked.length)),
             }
         }
     }
-    let ssdts: Vec<&Vec<u8>> = facts
-        .tables
-        .iter()
-        .zip(&bodies)
-        .filter(|(t, _)| &t.signature == b"SSDT")
-        .filter_map(|(_, b)| b.as_ref())
-        .collect();
-    for b in ssdts {
-        add_bbns(&mut facts, b);
+    facts.dsdt_read = !definition_blocks.is_empty();
+    // SSDTs in root-table order, after the DSDT: the order ACPICA loads
+    // them into one namespace (an SSDT may open scopes the DSDT declares).
+    definition_blocks.extend(
+        facts.tables.iter().zip(&bodies).filter(|(t, _)| &t.signature == b"SSDT").filter_map(|(_, b)| b.clone()),
+    );
+    let mut ns = aml::Namespace::new();
+    for table in &definition_blocks {
+        ns.load_table(table);
     }
+    let (bridges, notes) = aml::host_bridges(&ns);
+    facts.host_bridges = bridges;
+    facts.aml_notes = notes;
+    facts.problems.extend(ns.problems);
     facts
-}
-
-/// Add the constant `_BBN`s of one AML table (header included).
-fn add_bbns(facts: &mut AcpiFacts, table: &[u8]) {
-    for bus in aml::find_bbn(&table[HEADER_LEN as usize..]) {
-        if !facts.host_bridge_buses.contains(&bus) {
-            facts.host_bridge_buses.push(bus);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! tables point at each other with real addresses.
 
 use super::*;
+use crate::aml::tests::build;
 use ::acpi::PhysicalMapping;
 use alloc::boxed::Box;
 use alloc::vec;
+use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 #[derive(Clone)]
@@ -108,14 +110,20 @@ impl Tables {
         let dsdt = t.addr(DSDT);
         t.put(FACP + 140, &dsdt.to_le_bytes());
         t.seal(FACP);
-        // DSDT: Name (_BBN, Zero) for the main host bridge.
-        t.header(DSDT, b"DSDT", 36 + 6, 1);
-        t.put(DSDT + 36, &[0x08, b'_', b'B', b'B', b'N', 0x00]);
-        t.seal(DSDT);
-        // SSDT: Name (_BBN, 0x40) for an expander.
-        t.header(SSDT, b"SSDT", 36 + 7, 1);
-        t.put(SSDT + 36, &[0x08, b'_', b'B', b'B', b'N', 0x0a, 0x40]);
-        t.seal(SSDT);
+        // DSDT: the main host bridge (no _BBN, no _CRS: bus 0).
+        let dsdt = build::table(b"DSDT", &build::scope("\\_SB", &[build::host_bridge("PCI0", &[])]));
+        t.put(DSDT, &dsdt);
+        // SSDT: an expander with _BBN 0x40, and a stray Name (_BBN, 0x41)
+        // outside any host bridge.
+        let ssdt = build::table(
+            b"SSDT",
+            &[
+                build::host_bridge("\\_SB.PC40", &[build::name_op("_BBN", &build::int(0x40))]),
+                build::name_op("_BBN", &build::int(0x41)),
+            ]
+            .concat(),
+        );
+        t.put(SSDT, &ssdt);
         // DMAR: header + HAW 38 + flags 1 + reserved, no structures.
         t.header(DMAR, b"DMAR", 48, 1);
         t.mem[DMAR + 36] = 38;
@@ -139,7 +147,7 @@ fn finds_everything_in_valid_tables() {
     assert_eq!(f.revision, 2);
     assert_eq!(f.mcfg, vec![McfgRegion { base: 0xb000_0000, segment: 0, start_bus: 0, end_bus: 0xff }]);
     assert_eq!(f.pm_timer_port, Some(0x608));
-    assert_eq!(f.host_bridge_buses, vec![0, 0x40]);
+    assert_eq!(root_buses(&f), vec![0, 0x40]);
     let dmar = f.dmar.expect("DMAR found");
     assert_eq!(dmar.len(), 48);
     assert_eq!(&dmar[0..4], b"DMAR");
@@ -178,7 +186,7 @@ fn entry_pointing_outside_memory_is_reported() {
     t.seal(XSDT);
     let f = t.discover();
     assert!(f.problems.iter().any(|p| p.contains("outside memory")), "{:?}", f.problems);
-    assert_eq!(f.host_bridge_buses, vec![0], "the SSDT is gone, the DSDT still scanned");
+    assert_eq!(root_buses(&f), vec![0], "the SSDT is gone, the DSDT still scanned");
 }
 
 #[test]
@@ -243,7 +251,7 @@ fn bad_entries_first_do_not_hide_the_later_tables() {
     assert_eq!(f.mcfg.len(), 1);
     assert!(f.dmar.is_some());
     assert_eq!(f.pm_timer_port, Some(0x608));
-    assert_eq!(f.host_bridge_buses, vec![0, 0x40]);
+    assert_eq!(root_buses(&f), vec![0, 0x40]);
 }
 
 /// The BIOS-area scan (no RSDP address from the boot protocol) finds the
@@ -344,7 +352,7 @@ fn a_dsdt_with_a_bad_checksum_is_not_scanned() {
     t.mem[DSDT + 20] ^= 0x10;
     let f = t.discover();
     assert!(f.problems.iter().any(|p| p.contains("DSDT") && p.contains("bad checksum")), "{:?}", f.problems);
-    assert_eq!(f.host_bridge_buses, vec![0x40], "only the SSDT's _BBN");
+    assert_eq!(root_buses(&f), vec![0x40], "only the SSDT's _BBN");
 }
 
 /// An RSDP pointing at something that is not an XSDT (here the MCFG, a
@@ -368,4 +376,9 @@ fn an_x_pm_timer_beyond_the_io_space_falls_back_to_the_legacy_field() {
     f[76..80].copy_from_slice(&0x608u32.to_le_bytes());
     f[91] = 4;
     assert_eq!(fadt_facts(&f).0, Some(0x608));
+}
+
+/// The root buses of the host bridges found.
+fn root_buses(f: &AcpiFacts) -> Vec<u8> {
+    f.host_bridges.iter().filter_map(|h| h.buses.map(|b| b.0)).collect()
 }
