@@ -94,6 +94,9 @@ const INDEX_FIELD_OP: u8 = 0x86;
 const BANK_FIELD_OP: u8 = 0x87;
 const DATA_REGION_OP: u8 = 0x88;
 
+/// The names whose constant values are read (the rest is skipped).
+const KEPT: [[u8; 4]; 6] = [*b"_HID", *b"_CID", *b"_STA", *b"_SEG", *b"_BBN", *b"_CRS"];
+
 /// Size of a definition block header (ACPI 6.5 §5.2.6).
 pub const HEADER_LEN: usize = 36;
 /// Deepest nesting of scopes, packages and expressions followed.
@@ -155,11 +158,22 @@ impl Default for Namespace {
 
 type Parsed<T> = Result<T, String>;
 
-/// A parsed NameString (ACPI 6.5 §20.2.2).
+/// Longest name path read (segments); longer ones are an error.
+const MAX_SEGS: usize = 16;
+
+/// A parsed NameString (ACPI 6.5 §20.2.2), held inline: the kernel's heap
+/// is a linked list, and names are the most frequent thing in AML.
 struct NameString {
     absolute: bool,
     parents: usize,
-    segs: Vec<[u8; 4]>,
+    len: usize,
+    buf: [[u8; 4]; MAX_SEGS],
+}
+
+impl NameString {
+    fn segs(&self) -> &[[u8; 4]] {
+        &self.buf[..self.len]
+    }
 }
 
 impl Namespace {
@@ -254,7 +268,7 @@ impl Namespace {
     /// The scope a path's prefix and all but its last segment name,
     /// creating missing elements as scopes; and its last segment.
     fn parent_of(&mut self, scope: usize, name: &NameString) -> Option<(usize, [u8; 4])> {
-        let (&last, path) = name.segs.split_last()?;
+        let (&last, path) = name.segs().split_last()?;
         let mut node = if name.absolute { 0 } else { scope };
         for _ in 0..name.parents {
             node = self.nodes[node].parent;
@@ -288,10 +302,10 @@ impl Namespace {
     /// The node `Scope (name)` opens: a single relative segment is looked
     /// up along the enclosing scopes first (ACPI 6.5 §5.3 search rules).
     fn open_scope(&mut self, scope: usize, name: &NameString) -> Option<usize> {
-        if !name.absolute && name.parents == 0 && name.segs.len() == 1 {
+        if !name.absolute && name.parents == 0 && name.segs().len() == 1 {
             let mut n = scope;
             loop {
-                if let Some(c) = self.child(n, name.segs[0]) {
+                if let Some(c) = self.child(n, name.segs()[0]) {
                     return Some(c);
                 }
                 if n == 0 {
@@ -306,13 +320,13 @@ impl Namespace {
     /// The method a reference names, for its argument count: searched
     /// like `open_scope`, without creating anything.
     fn method_args(&self, scope: usize, name: &NameString) -> u8 {
-        let found = if name.absolute || name.parents > 0 || name.segs.len() > 1 {
+        let found = if name.absolute || name.parents > 0 || name.segs().len() > 1 {
             let mut node = if name.absolute { 0 } else { scope };
             for _ in 0..name.parents {
                 node = self.nodes[node].parent;
             }
-            name.segs.iter().try_fold(node, |n, &seg| self.child(n, seg))
-        } else if let Some(&seg) = name.segs.first() {
+            name.segs().iter().try_fold(node, |n, &seg| self.child(n, seg))
+        } else if let Some(&seg) = name.segs().first() {
             let mut n = scope;
             loop {
                 if let Some(c) = self.child(n, seg) {
@@ -384,7 +398,7 @@ impl Reader<'_> {
     }
 
     fn name_string(&self, mut at: usize) -> Parsed<(NameString, usize)> {
-        let mut name = NameString { absolute: false, parents: 0, segs: Vec::new() };
+        let mut name = NameString { absolute: false, parents: 0, len: 0, buf: [[0; 4]; MAX_SEGS] };
         if self.byte(at)? == ROOT_CHAR {
             name.absolute = true;
             at += 1;
@@ -409,10 +423,14 @@ impl Reader<'_> {
             }
             _ => 1,
         };
-        for _ in 0..count {
-            name.segs.push(self.name_seg(at)?);
+        if count > MAX_SEGS {
+            return Err(format!("name of {count} segments at offset {at:#x}"));
+        }
+        for i in 0..count {
+            name.buf[i] = self.name_seg(at)?;
             at += 4;
         }
+        name.len = count;
         Ok((name, at))
     }
 
@@ -442,7 +460,13 @@ impl Reader<'_> {
         match op {
             NAME_OP => {
                 let (name, next) = self.name_string(at + 1)?;
-                let (value, next) = self.data_object(next, end, depth)?;
+                // Only the objects host bridges are told by are kept; other
+                // data (large `_PRT` packages) is skipped by its length.
+                let (value, next) = if name.segs().last().is_some_and(|s| KEPT.contains(s)) {
+                    self.data_object(next, end, depth)?
+                } else {
+                    (Value::Other, self.skip_data(next, end)?)
+                };
                 self.ns.declare(scope, &name, Kind::Name(value));
                 Ok(next)
             }
@@ -616,6 +640,20 @@ impl Reader<'_> {
             EXT_OP_PREFIX if self.byte(at + 1)? == REVISION_OP => (Value::Other, at + 2),
             _ => return Err(format!("opcode {op:#04x} at offset {at:#x} is not constant data")),
         })
+    }
+
+    /// The end of a data object, without reading it.
+    fn skip_data(&self, at: usize, end: usize) -> Parsed<usize> {
+        match self.byte(at)? {
+            BUFFER_OP | PACKAGE_OP | VAR_PACKAGE_OP => Ok(self.pkg_length(at + 1, end)?.0),
+            STRING_PREFIX => {
+                let rest = self.aml.get(at + 1..end).unwrap_or(&[]);
+                let nul = rest.iter().position(|&b| b == 0).ok_or_else(|| format!("unterminated string at {at:#x}"))?;
+                Ok(at + 2 + nul)
+            }
+            EXT_OP_PREFIX => Ok(self.data_object(at, end, 0)?.1),
+            _ => self.skip_const(at),
+        }
     }
 
     /// The end of an integer constant (a VarPackage's element count).

@@ -151,8 +151,8 @@ fn eisa_ids_decode() {
     assert_eq!(eisa_id(0x030a_d041).as_deref(), Some("PNP0A03"));
     assert_eq!(eisa_id(0x080a_d041).as_deref(), Some("PNP0A08"));
     let mut ns = Namespace::new();
-    ns.load_table(&table(b"SSDT", &name_op("\\X", &eisa("PNP0C02"))));
-    let Kind::Name(Value::Integer(v)) = ns.kind(ns.find("\\X").unwrap()).clone() else { panic!("not an integer") };
+    ns.load_table(&table(b"SSDT", &name_op("\\_HID", &eisa("PNP0C02"))));
+    let Kind::Name(Value::Integer(v)) = ns.kind(ns.find("\\_HID").unwrap()).clone() else { panic!("not an integer") };
     assert_eq!(eisa_id(v).as_deref(), Some("PNP0C02"));
 }
 
