@@ -109,6 +109,17 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut C
         let root_numbers: Vec<u8> = roots.iter().map(|r| r.0).collect();
         let last_bus = pcibios_last_bus(ecam.regions(), &region);
         let mut topology = enumerate_with_peer_probe(ecam, region.segment, &root_numbers, range, last_bus);
+        // A host bridge whose root bus a bridge had already reached adds no
+        // root bus: named in a note, left out of the list.
+        for e in &topology.errors {
+            if let pci::topology::EnumErrorKind::RootBusBelowBridge { bridge } = e.kind
+                && let Some(i) = roots.iter().position(|r| r.0 == e.bdf.bus)
+            {
+                let (bus, how) = roots.remove(i);
+                notes
+                    .push(format!("{how}: bus {bus:02x} is the secondary bus of {bridge}, kept there; no second root"));
+            }
+        }
         if let Some(p) = &topology.peer_probe {
             for &bus in &p.discovered {
                 roots.push((bus, format!("PCI: Discovered peer bus {bus:02x} (pcibios_fixup_peer_bridges)")));
