@@ -37,8 +37,10 @@
 //! - `_SEG` as a method: segment 0 is assumed (a note says so).
 //! - `_HID`/`_CID` as methods: the device is not recognised as a host
 //!   bridge (a note says so); the peer-bus probe still finds its bus.
-//! - Objects declared inside `If`/`Else`/`While` blocks (conditional
-//!   definitions) are not seen: the block is skipped whole.
+//! - `If`/`Else` at scope level (run by ACPICA when the table loads): with
+//!   a constant predicate the branch taken is read; with a computed one
+//!   neither is, the objects in them are not seen, and a note says so.
+//!   `While` at scope level is skipped.
 //! - An opcode this reader does not know, at a place where only named
 //!   objects are expected, ends the reading of the enclosing `Scope` or
 //!   `Device` body (its PkgLength bounds it; reading goes on after it), or
@@ -148,6 +150,9 @@ pub struct Namespace {
     nodes: Vec<Node>,
     /// One line per place the reader had to stop or skip.
     pub problems: Vec<String>,
+    /// `If` blocks at scope level whose predicate is not a constant: the
+    /// objects they may declare are not seen.
+    pub unevaluated_conditionals: usize,
 }
 
 impl Default for Namespace {
@@ -181,6 +186,7 @@ impl Namespace {
         Namespace {
             nodes: alloc::vec![Node { seg: *b"\\___", parent: 0, children: Vec::new(), kind: Kind::Scope }],
             problems: Vec::new(),
+            unevaluated_conditionals: 0,
         }
     }
 
@@ -504,7 +510,8 @@ impl Reader<'_> {
                 self.ns.declare(scope, &name, Kind::Other);
                 Ok(next)
             }
-            IF_OP | ELSE_OP | WHILE_OP => {
+            IF_OP => self.if_else(at, end, scope, depth),
+            ELSE_OP | WHILE_OP => {
                 let (pkg_end, _) = self.pkg_length(at + 1, end)?;
                 Ok(pkg_end)
             }
@@ -574,6 +581,30 @@ impl Reader<'_> {
             }
             _ => self.skip_term_arg(at, end, scope, depth),
         }
+    }
+
+    /// `If (predicate) {...} Else {...}` at scope level, which ACPICA runs
+    /// when it loads the table: with a constant predicate the branch taken
+    /// is read in the enclosing scope; otherwise both are skipped (counted
+    /// in `Namespace::unevaluated_conditionals`).
+    fn if_else(&mut self, at: usize, end: usize, scope: usize, depth: usize) -> Parsed<usize> {
+        let (if_end, body) = self.pkg_length(at + 1, end)?;
+        let predicate = match self.data_object(body, if_end, depth) {
+            Ok((Value::Integer(v), next)) => Some((v != 0, next)),
+            _ => None,
+        };
+        let else_part = match self.aml.get(if_end) {
+            Some(&ELSE_OP) if if_end < end => Some(self.pkg_length(if_end + 1, end)?),
+            _ => None,
+        };
+        let next = else_part.map_or(if_end, |e| e.0);
+        match (predicate, else_part) {
+            (Some((true, then_at)), _) => self.body(scope, then_at, if_end, depth)?,
+            (Some((false, _)), Some((else_end, else_at))) => self.body(scope, else_at, else_end, depth)?,
+            (Some((false, _)), None) => {}
+            (None, _) => self.ns.unevaluated_conditionals += 1,
+        }
+        Ok(next)
     }
 
     /// The body of a Scope or Device: an error inside ends this body only.
@@ -799,6 +830,12 @@ pub fn host_bridges(ns: &Namespace) -> (Vec<HostBridge>, Vec<String>) {
     let mut bridges = Vec::new();
     let mut notes = Vec::new();
     let mut hidden: Vec<usize> = Vec::new();
+    if ns.unevaluated_conditionals > 0 {
+        notes.push(format!(
+            "{} If block(s) at scope level with a computed predicate (not evaluated): objects declared in them are not seen",
+            ns.unevaluated_conditionals
+        ));
+    }
     for dev in ns.devices() {
         // Below a device that is not present nothing is enumerated.
         let mut p = ns.nodes[dev].parent;

@@ -344,7 +344,7 @@ fn other_objects_and_expressions_are_skipped() {
         [&[0x5b, 0x81][..], &pkg(&[&name("REGN")[..], &[0x01, b'A', b'B', b'C', b'D', 0x20]].concat())].concat();
     let mutex = [&[0x5b, 0x01][..], &name("MUT0"), &[0x00]].concat();
     let store = [&[0x70][..], &int(5), &name("\\GVAR")].concat();
-    let iff = [&[0xa0][..], &pkg(&[&[0x01][..], &host_bridge("HBIF", &[])].concat())].concat();
+    let iff = [&[0xa0][..], &pkg(&[&[0x93][..], &name("GVAR"), &[0x00], &host_bridge("HBIF", &[])].concat())].concat();
     let processor = [&[0x5b, 0x83][..], &pkg(&[&name("CPU0")[..], &[0, 0, 0, 0, 0, 0]].concat())].concat();
     let ssdt = table(
         b"SSDT",
@@ -360,6 +360,38 @@ fn other_objects_and_expressions_are_skipped() {
     let (b, _, problems) = bridges(&[ssdt]);
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(b, vec![hb("\\_SB.HB", 0, Some((9, 0xff)), BusSource::Bbn)]);
+}
+
+/// `If` at scope level runs when the table loads: a constant predicate
+/// picks the branch read; a computed one hides both, with a note.
+#[test]
+fn scope_level_if_with_a_constant_predicate() {
+    let if_else = |pred: Vec<u8>, then: Vec<u8>, other: Vec<u8>| {
+        [&[0xa0][..], &pkg(&[pred, then].concat()), &[0xa1], &pkg(&other)].concat()
+    };
+    let ssdt = table(
+        b"SSDT",
+        &scope(
+            "\\_SB",
+            &[
+                if_else(int(1), host_bridge("T1", &[name_op("_BBN", &int(1))]), host_bridge("E1", &[])),
+                if_else(int(0), host_bridge("T2", &[]), host_bridge("E2", &[name_op("_BBN", &int(2))])),
+                // LEqual (GVAR, One): computed.
+                if_else(
+                    [&[0x93][..], &name("\\GVAR"), &[0x01]].concat(),
+                    host_bridge("T3", &[]),
+                    host_bridge("E3", &[]),
+                ),
+                [&[0xa0][..], &pkg(&[int(0), host_bridge("T4", &[])].concat())].concat(),
+                host_bridge("LAST", &[name_op("_BBN", &int(9))]),
+            ],
+        ),
+    );
+    let (b, notes, problems) = bridges(&[ssdt]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let paths: Vec<&str> = b.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["\\_SB.T1", "\\_SB.E2", "\\_SB.LAST"]);
+    assert!(notes.iter().any(|n| n.starts_with("1 If block(s)")), "{notes:?}");
 }
 
 /// Every truncation and a byte flipped anywhere: problem lines, no panic,
