@@ -10,9 +10,8 @@ use alloc::vec::Vec;
 use iommu::group::{Groups, group_all};
 use pci::acs::{AcsEnableRecord, enable_acs};
 use pci::{Topology, enumerate_with_peer_probe};
-use platform::acpi::AcpiFacts;
-use platform::aml::BusSource;
-use platform::mcfg::McfgRegion;
+use platform::acpi::{AcpiFacts, root_buses};
+use platform::mcfg::{McfgRegion, pcibios_last_bus};
 
 /// Config-space traffic of one stage.
 #[derive(Clone, Copy, Debug, Default)]
@@ -45,57 +44,6 @@ fn now(ecam: &Ecam) -> Traffic {
     Traffic { reads: ecam.reads, writes: ecam.writes }
 }
 
-/// Root buses of a segment: the root bus of every ACPI host bridge of this
-/// segment (PNP0A03/PNP0A08, present by `_STA`), in namespace order, as
-/// `acpi_pci_root_add` adds them. Host bridges whose bus is outside the
-/// region or unknown get a note. Only when ACPI names no host bridge for
-/// the segment at all (no DSDT, or none this reader could see) is the MCFG
-/// start bus taken, with a note: Linux would then find only what the
-/// peer-bus probe finds.
-fn declared_roots(region: &McfgRegion, acpi: &AcpiFacts, notes: &mut Vec<String>) -> Vec<(u8, String)> {
-    let mut roots = Vec::new();
-    for h in acpi.host_bridges.iter().filter(|h| h.segment == region.segment) {
-        let Some((first, last)) = h.buses else {
-            notes.push(format!("host bridge {}: bus number unknown (a method decides it); not scanned", h.path));
-            continue;
-        };
-        if !(region.start_bus..=region.end_bus).contains(&first) {
-            notes.push(format!(
-                "host bridge {}: bus {first:02x} outside the ECAM buses {:02x}-{:02x}; not scanned",
-                h.path, region.start_bus, region.end_bus
-            ));
-            continue;
-        }
-        let how = match h.source {
-            BusSource::Crs => format!("ACPI host bridge {}, _CRS buses {first:02x}-{last:02x}", h.path),
-            BusSource::Bbn => format!("ACPI host bridge {}, _BBN", h.path),
-            BusSource::Default => format!("ACPI host bridge {}, no _CRS bus range or _BBN: bus 0", h.path),
-        };
-        roots.push((first, how));
-    }
-    if roots.is_empty() && !acpi.host_bridges.iter().any(|h| h.segment == region.segment) {
-        notes.push(format!(
-            "ACPI declares no host bridge for segment {:04x}{}; MCFG start bus {:02x} taken as a root bus",
-            region.segment,
-            if acpi.dsdt_read { "" } else { " (no DSDT read)" },
-            region.start_bus
-        ));
-        roots.push((region.start_bus, String::from("MCFG start bus (no ACPI host bridge)")));
-    }
-    roots
-}
-
-/// Linux's `pcibios_last_bus` with MMCONFIG (arch/x86/pci/mmconfig-shared.c
-/// `__pci_mmcfg_init`): the end bus of the last segment-0 MCFG region, the
-/// list sorted by segment and start bus. The peer-bus probe runs for
-/// segment 0 only.
-fn pcibios_last_bus(regions: &[McfgRegion], region: &McfgRegion) -> Option<u8> {
-    if region.segment != 0 {
-        return None;
-    }
-    regions.iter().filter(|r| r.segment == 0).max_by_key(|r| r.start_bus).map(|r| r.end_bus)
-}
-
 /// Enumerate, enable ACS (when an IOMMU is present) and form the groups for
 /// every ECAM segment.
 pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut Clock) -> Vec<Segment> {
@@ -104,10 +52,11 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut C
     for region in regions {
         let before = now(ecam);
         let mut notes = Vec::new();
-        let mut roots = declared_roots(&region, acpi, &mut notes);
+        let mut roots = root_buses(acpi, &region, &mut notes);
         let range = region.start_bus..=region.end_bus;
         let root_numbers: Vec<u8> = roots.iter().map(|r| r.0).collect();
-        let last_bus = pcibios_last_bus(ecam.regions(), &region);
+        // The peer-bus probe runs on segment 0 only.
+        let last_bus = pcibios_last_bus(ecam.regions()).filter(|_| region.segment == 0);
         let mut topology = enumerate_with_peer_probe(ecam, region.segment, &root_numbers, range, last_bus);
         // A host bridge whose root bus a bridge had already reached adds no
         // root bus: named in a note, left out of the list.

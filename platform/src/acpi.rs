@@ -418,6 +418,46 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
     facts
 }
 
+/// Root buses of a segment: the root bus of every ACPI host bridge of this
+/// segment (PNP0A03/PNP0A08, present by `_STA`), in namespace order, as
+/// `acpi_pci_root_add` adds them. Host bridges whose bus is outside the
+/// region or unknown get a note. Only when ACPI names no host bridge for
+/// the segment at all (no DSDT, or none this reader could see) is the MCFG
+/// start bus taken, with a note: Linux would then find only what the
+/// peer-bus probe finds.
+pub fn root_buses(acpi: &AcpiFacts, region: &McfgRegion, notes: &mut Vec<String>) -> Vec<(u8, String)> {
+    let mut roots = Vec::new();
+    for h in acpi.host_bridges.iter().filter(|h| h.segment == region.segment) {
+        let Some((first, last)) = h.buses else {
+            notes.push(format!("host bridge {}: bus number unknown (a method decides it); not scanned", h.path));
+            continue;
+        };
+        if !(region.start_bus..=region.end_bus).contains(&first) {
+            notes.push(format!(
+                "host bridge {}: bus {first:02x} outside the ECAM buses {:02x}-{:02x}; not scanned",
+                h.path, region.start_bus, region.end_bus
+            ));
+            continue;
+        }
+        let how = match h.source {
+            aml::BusSource::Crs => format!("ACPI host bridge {}, _CRS buses {first:02x}-{last:02x}", h.path),
+            aml::BusSource::Bbn => format!("ACPI host bridge {}, _BBN", h.path),
+            aml::BusSource::Default => format!("ACPI host bridge {}, no _CRS bus range or _BBN: bus 0", h.path),
+        };
+        roots.push((first, how));
+    }
+    if roots.is_empty() && !acpi.host_bridges.iter().any(|h| h.segment == region.segment) {
+        notes.push(format!(
+            "ACPI declares no host bridge for segment {:04x}{}; MCFG start bus {:02x} taken as a root bus",
+            region.segment,
+            if acpi.dsdt_read { "" } else { " (no DSDT read)" },
+            region.start_bus
+        ));
+        roots.push((region.start_bus, String::from("MCFG start bus (no ACPI host bridge)")));
+    }
+    roots
+}
+
 #[cfg(test)]
 #[path = "acpi_tests.rs"]
 mod tests;
