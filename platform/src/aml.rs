@@ -492,15 +492,16 @@ impl Reader<'_> {
                 Ok(pkg_end)
             }
             EXTERNAL_OP => {
+                // External declares nothing (ACPICA ignores it at load);
+                // an external method's argument count is kept so that calls
+                // to it can be skipped. Object type and argument count follow.
                 let (name, next) = self.name_string(at + 1)?;
-                // An External declares nothing; it lets a later Scope use the
-                // name. Object type and argument count follow.
                 let (obj_type, args) = (self.byte(next)?, self.byte(next + 1)?);
-                let kind = if obj_type == 8 { Kind::Method { args: args & 7 } } else { Kind::Other };
-                if let Some((parent, seg)) = self.ns.parent_of(scope, &name)
+                if obj_type == 8
+                    && let Some((parent, seg)) = self.ns.parent_of(scope, &name)
                     && self.ns.child(parent, seg).is_none()
                 {
-                    self.ns.add(parent, seg, if obj_type == 6 { Kind::Scope } else { kind });
+                    self.ns.add(parent, seg, Kind::Method { args: args & 7 });
                 }
                 Ok(next + 2)
             }
