@@ -378,15 +378,33 @@ impl Scanner<'_> {
         if b.primary != bdf.bus {
             self.error(bdf, PrimaryMismatch { primary: b.primary });
         }
+        // A root bus inside the range (scanned before this bridge): Linux
+        // follows the bridge and, reaching that bus, reuses it
+        // (`pci_scan_bridge_extend` finds it with `pci_find_bus`); it stays
+        // a root bus. Reported, not fatal.
+        if let Some(root) = (sec..=sub).find(|&n| self.claims[usize::from(n)] == Claim::Root) {
+            self.error(bdf, OverlapsRootBus { secondary: sec, subordinate: sub, root });
+        }
         for n in sec..=sub {
-            self.claims[usize::from(n)] = Claim::Bridge(i);
+            if self.claims[usize::from(n)] != Claim::Root {
+                self.claims[usize::from(n)] = Claim::Bridge(i);
+            }
         }
         self.topo.functions[i].secondary_scanned = true;
         Some(sec)
     }
 
+    /// The root bus function `i` sits below.
+    fn root_bus_of(&self, mut i: usize) -> u8 {
+        while let Some(p) = self.topo.functions[i].parent {
+            i = p;
+        }
+        self.topo.functions[i].bdf.bus
+    }
+
     /// Whether `sec..=sub` fits inside the parent's range and collides with
-    /// no sibling's range and no root bus.
+    /// no sibling's range. Root buses inside it, and the ranges of bridges
+    /// below them, are no collision: Linux reuses those buses.
     fn range_fault(&self, bridge: usize, parent: Option<usize>, sec: u8, sub: u8) -> Option<EnumErrorKind> {
         if let Some(p) = parent {
             let pf = &self.topo.functions[p];
@@ -403,9 +421,8 @@ impl Scanner<'_> {
         for n in sec..=sub {
             match self.claims[usize::from(n)] {
                 c if c == expected => {}
-                Claim::Root => {
-                    return Some(EnumErrorKind::OverlapsRootBus { secondary: sec, subordinate: sub, root: n });
-                }
+                Claim::Root => {}
+                Claim::Bridge(o) if (sec..=sub).contains(&self.root_bus_of(o)) => {}
                 Claim::Bridge(o) => {
                     let other = self.topo.functions[o].bdf;
                     return Some(EnumErrorKind::OverlapsBridge { secondary: sec, subordinate: sub, other });

@@ -215,7 +215,8 @@ impl fmt::Display for EnumError {
             }
             OverlapsRootBus { secondary, subordinate, root } => write!(
                 f,
-                "{b}: bridge buses {secondary:02x}-{subordinate:02x} include root bus {root:02x}; not scanned"
+                "{b}: bridge buses {secondary:02x}-{subordinate:02x} include root bus {root:02x}; \
+                 followed, bus {root:02x} stays a root bus (Linux reuses it)"
             ),
             AlreadyScanned { bus } => write!(f, "{b}: bridge leads to bus {bus:02x}, already scanned; not followed"),
             PrimaryMismatch { primary } => write!(

@@ -184,3 +184,33 @@ fn the_peer_probe_finds_an_undeclared_host_bridge_bus() {
     assert_eq!(topo.peer_probe.clone().unwrap().discovered, vec![3]);
     assert!(topo.find(bdf(4, 0, 0)).is_some());
 }
+
+/// The other order (QEMU's DSDT lists a later expander first): root bus
+/// 0x12 is scanned before the bridge whose range holds it. Linux scans
+/// that bridge anyway (`pci_scan_bridge_extend` checks no ranges) and,
+/// reaching bus 0x12, reuses it: the bridge keeps everything else in its
+/// range, bus 0x12 stays a root bus, and the range's overlap with it is
+/// reported, not fatal. The switch's upstream port, whose secondary bus is
+/// that root bus, leads nowhere new.
+#[test]
+fn a_bridge_whose_range_holds_an_earlier_root_bus_is_still_followed() {
+    let mut s = SimConfig::new();
+    s.at(0, 0, 0, q35_host());
+    s.at(0x10, 0, 0, ioh3420(0x11, 0x13).poke8(0x18, 0x10));
+    s.at(0x11, 0, 0, usp(0x11, 0x12, 0x13));
+    s.at(0x12, 0, 0, root_port(true, 0x13, 0x13).poke8(0x18, 0x12));
+    s.at(0x13, 0, 0, edu());
+    let topo = enumerate_with_peer_probe(&mut s, 0, &[0, 0x12, 0x10], 0..=255, Some(0xff));
+    let usp_fn = &topo.functions[topo.find(bdf(0x11, 0, 0)).unwrap()];
+    assert_eq!(usp_fn.parent, topo.find(bdf(0x10, 0, 0)), "the switch stays below the port: {:?}", topo.errors);
+    assert!(topo.functions[topo.find(bdf(0x12, 0, 0)).unwrap()].is_root_bus);
+    assert_eq!(topo.peer_probe.clone().unwrap().discovered, Vec::<u8>::new());
+    let lines: Vec<String> = topo.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "0000:10:00.0: bridge buses 11-13 include root bus 12; followed, bus 12 stays a root bus (Linux reuses it)",
+            "0000:11:00.0: bridge leads to bus 12, already scanned; not followed",
+        ]
+    );
+}
