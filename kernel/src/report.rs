@@ -177,7 +177,7 @@ impl Report<'_> {
         }
         for h in &self.acpi.host_bridges {
             let buses = h.buses.map_or(String::from("buses unknown"), |(a, b)| format!("buses {a:02x}-{b:02x}"));
-            println!("  host bridge {} (segment {:04x}, {buses}, from {:?})", h.path, h.segment, h.source);
+            println!("  host bridge {} (segment {:04x}, {buses} from {})", h.path, h.segment, h.source.as_str());
         }
         for n in &self.acpi.aml_notes {
             println!("  AML note: {n}");
@@ -411,7 +411,7 @@ impl Report<'_> {
                 }
                 None => j.null("first_bus"),
             }
-            j.str("bus_from", &format!("{:?}", h.source));
+            j.str("bus_from", h.source.as_str());
             j.end_object();
         }
         j.end_array();

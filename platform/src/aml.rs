@@ -813,6 +813,17 @@ pub enum BusSource {
     Default,
 }
 
+impl BusSource {
+    /// `_CRS`, `_BBN` or `default` (bus 0).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BusSource::Crs => "_CRS",
+            BusSource::Bbn => "_BBN",
+            BusSource::Default => "default",
+        }
+    }
+}
+
 /// A PCI host bridge as `acpi_pci_root_add` would see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostBridge {
