@@ -155,6 +155,8 @@ pub enum EnumErrorKind {
         subordinate: u8,
         other: Bdf,
     },
+    /// Not fatal: the bridge is followed and the root bus inside its range,
+    /// scanned before it, stays a root bus (Linux reuses it).
     OverlapsRootBus {
         secondary: u8,
         subordinate: u8,
