@@ -265,6 +265,21 @@ impl Report<'_> {
                 for line in iommu::group::report(groups, topo).lines() {
                     println!("  {line}");
                 }
+                // Members a root-bus rule placed: those on a bus the peer
+                // probe made a root bus.
+                for &bus in topo.peer_probe.iter().flat_map(|p| &p.discovered) {
+                    let on_it: Vec<String> = topo
+                        .functions
+                        .iter()
+                        .filter(|f| f.is_root_bus && f.bdf.bus == bus)
+                        .map(|f| format!("{}", f.bdf))
+                        .collect();
+                    println!(
+                        "  root bus {bus:02x} comes from the peer-bus probe (pcibios_fixup_peer_bridges: Linux's scan \
+                         never reached the bridge above it): {} grouped as on a root bus",
+                        on_it.join(" ")
+                    );
+                }
             }
             None => println!("== IOMMU groups: none (no IOMMU, so ACS was not requested)"),
         }
