@@ -61,6 +61,9 @@ if [ ! -f "$scenario" ] || [ ! -r "$scenario" ]; then
     exit 2
 fi
 scenario=$(realpath -- "$scenario")
+# A relative `file=` path in a scenario (e.g. `-acpitable file=x.aml`) is
+# relative to the scenario's own directory.
+scenario_dir=$(dirname -- "$scenario")
 
 # Set-up a fresh Debian 12 machine needs: QEMU and the Rust target. Tests
 # run several copies of this script at once, so set-up and build hold a lock.
@@ -92,7 +95,8 @@ kernel="$here/target/x86_64-unknown-none/release/kernel"
 
 # Scenario: whitespace-separated QEMU arguments, '#' comments.
 scenario_text=$(cat -- "$scenario") || { echo "run-qemu.sh: cannot read scenario $scenario" >&2; exit 2; }
-mapfile -t devices < <(printf '%s\n' "$scenario_text" | sed -e 's/#.*//' | tr -s ' \t' '\n' | sed '/^$/d')
+mapfile -t devices < <(printf '%s\n' "$scenario_text" | sed -e 's/#.*//' | tr -s ' \t' '\n' | sed '/^$/d' |
+    sed -E "s#(^|,)file=([^/,][^,]*)#\1file=$scenario_dir/\2#g")
 
 # SeaBIOS writes escape codes and "Booting from ROM.." to the serial port
 # unless its console port is set to 0. The file stays in target/ so that a

@@ -15,7 +15,7 @@ use crate::config::{Bdf, ConfigSpace};
 use crate::devfn_mask::DevfnMask;
 use crate::dma_alias_fixups::apply_dma_alias_fixups;
 use crate::regs::*;
-use crate::topology::{BridgeBuses, Bus, DevFlags, EnumError, EnumErrorKind, Function, Topology};
+use crate::topology::{BridgeBuses, Bus, DevFlags, EnumError, EnumErrorKind, Function, PeerProbe, Topology};
 
 /// Who owns a bus number, for overlap checks.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,13 +30,17 @@ struct Scanner<'a> {
     topo: Topology,
     range: RangeInclusive<u8>,
     claims: [Claim; 256],
+    /// For each root bus, who claimed its number before it became a root
+    /// (a bridge whose range holds it, or nobody): bridges on that root bus
+    /// may use that bridge's numbers, as Linux does not check them.
+    root_owner: [Claim; 256],
     scanned: [bool; 256],
 }
 
-/// Enumerate segment `segment` from `root_buses` (ACPI order: the MCFG
-/// start bus, then each expander's `_BBN`), reading only buses inside
-/// `bus_range` (the ECAM window). Faults are collected in
-/// `Topology::errors`; enumeration always finishes.
+/// Enumerate segment `segment` from `root_buses` (the host bridges' root
+/// buses in ACPI namespace order), reading only buses inside `bus_range`
+/// (the ECAM window). Faults are collected in `Topology::errors`;
+/// enumeration always finishes.
 ///
 /// Config writes: only ARI Forwarding Enable on a downstream port whose
 /// device 0 has an ARI capability (Linux `pci_configure_ari`). Bus numbers
@@ -47,65 +51,58 @@ pub fn enumerate(
     root_buses: &[u8],
     bus_range: RangeInclusive<u8>,
 ) -> Topology {
+    enumerate_with_peer_probe(cfg, segment, root_buses, bus_range, None)
+}
+
+/// [`enumerate`], then, when `last_bus` is given, x86 Linux's probe for
+/// peer buses over buses `0..=last_bus` (see `fixup_peer_bridges`; the
+/// outcome is `Topology::peer_probe`).
+///
+/// Each root bus is scanned in turn, as `acpi_pci_root_add` scans it when
+/// its host bridge is added. A root bus whose number is already a bus (a
+/// bridge scanned before reached it: an expander's `bus_nr` inside a
+/// bridge's secondary..subordinate range) is not made a second root: x86
+/// `pci_acpi_scan_root` finds it with `pci_find_bus` and reuses it, so the
+/// bridge keeps its subtree. That is reported as an error.
+pub fn enumerate_with_peer_probe(
+    cfg: &mut dyn ConfigSpace,
+    segment: u16,
+    root_buses: &[u8],
+    bus_range: RangeInclusive<u8>,
+    last_bus: Option<u8>,
+) -> Topology {
     let mut s = Scanner {
         cfg,
         topo: Topology { segment, ..Topology::default() },
         range: bus_range,
         claims: [Claim::Free; 256],
+        root_owner: [Claim::Free; 256],
         scanned: [false; 256],
     };
-    for &root in root_buses {
-        if s.range.contains(&root) {
-            s.claims[usize::from(root)] = Claim::Root;
-        }
-    }
     for &root in root_buses {
         let bdf = Bdf::new(segment, root, 0, 0);
         if !s.range.contains(&root) {
             let (first, last) = (*s.range.start(), *s.range.end());
             s.error(bdf, EnumErrorKind::RootBusOutsideRange { first, last });
         } else if s.scanned[usize::from(root)] {
-            s.error(bdf, EnumErrorKind::RootBusRepeated);
+            let below = s.topo.buses.iter().find(|b| b.number == root).and_then(|b| b.bridge);
+            let kind = match below {
+                Some(i) => EnumErrorKind::RootBusBelowBridge { bridge: s.topo.functions[i].bdf },
+                None => EnumErrorKind::RootBusRepeated,
+            };
+            s.error(bdf, kind);
         } else {
-            s.scan_hierarchy(root);
+            s.scan_root(root);
         }
+    }
+    if let Some(last) = last_bus {
+        s.fixup_peer_bridges(last);
     }
     s.topo
 }
 
-/// Fallback when firmware tables may be incomplete: every bus number in
-/// `bus_range` that no scanned root or followed bridge covers, and where
-/// some device answers at function 0.
-///
-/// Cost: up to 32 config reads per uncovered bus (8192 for a full segment),
-/// each a possible master abort. It can mislead on real hardware: a host
-/// bridge that ACPI hides may decode bus numbers it does not own in `_CRS`
-/// (so devices show up twice or belong to another segment's firmware), and
-/// some ECAM implementations alias unimplemented buses onto implemented
-/// ones, making one bus appear at several numbers. Prefer ACPI's list and
-/// treat what this returns as a report, not as truth.
-pub fn find_unreached_root_buses(
-    cfg: &mut dyn ConfigSpace,
-    segment: u16,
-    bus_range: RangeInclusive<u8>,
-    topo: &Topology,
-) -> Vec<u8> {
-    let mut covered = [false; 256];
-    for bus in &topo.buses {
-        covered[usize::from(bus.number)] = true;
-    }
-    for f in topo.functions.iter().filter(|f| f.secondary_scanned) {
-        if let Some(b) = f.bridge {
-            for n in b.secondary..=b.subordinate {
-                covered[usize::from(n)] = true;
-            }
-        }
-    }
-    bus_range
-        .filter(|&n| !covered[usize::from(n)])
-        .filter(|&n| (0..32).any(|dev| vendor_present(cfg.read32(Bdf::new(segment, n, dev, 0), PCI_VENDOR_ID))))
-        .collect()
-}
+/// Slots probed per bus by the peer-bus probe (function 0 of each).
+pub const PEER_PROBE_SLOTS: u8 = 32;
 
 /// Linux `pci_bus_generic_read_dev_vendor_id`: these reads mean "nothing
 /// here". A vendor of all ones or all zeros is treated as absent as well.
@@ -132,6 +129,56 @@ pub fn set_pcie_port_type(reported: PcieType, parent: Option<&Function>) -> Pcie
 impl Scanner<'_> {
     fn error(&mut self, bdf: Bdf, kind: EnumErrorKind) {
         self.topo.errors.push(EnumError { bdf, kind });
+    }
+
+    /// A new root bus and everything below it.
+    fn scan_root(&mut self, root: u8) {
+        let n = usize::from(root);
+        self.root_owner[n] = self.claims[n];
+        self.claims[n] = Claim::Root;
+        self.scan_hierarchy(root);
+    }
+
+    /// Linux `pcibios_fixup_peer_bridges` (arch/x86/pci/legacy.c): with
+    /// MMCONFIG, `pcibios_last_bus` is the end bus of the last segment-0
+    /// MCFG region (arch/x86/pci/mmconfig-shared.c `__pci_mmcfg_init`); when
+    /// it is above 0, every bus number `0..=last` that has no bus yet
+    /// (`pci_find_bus`) is probed by `pcibios_scan_specific_bus`: the
+    /// 16-bit vendor id of function 0 in each of the 32 slots, stopping at
+    /// the first that is neither 0x0000 nor 0xffff; that bus becomes a new
+    /// root bus ("PCI: Discovered peer bus NN") and is scanned at once, so
+    /// buses below it are not probed again. Linux reads bus numbers outside
+    /// the ECAM window through port I/O; here they cannot be read and are
+    /// counted as skipped.
+    ///
+    /// It finds buses firmware numbered but Linux's scan never reaches:
+    /// behind a bridge at a device number above 0 below a PCIe port (only
+    /// device 0 is scanned there), behind a bridge Linux refused, or of a
+    /// host bridge ACPI does not declare.
+    fn fixup_peer_bridges(&mut self, last: u8) {
+        let mut probe = PeerProbe { last_bus: last, ..PeerProbe::default() };
+        if last > 0 {
+            for n in 0..=last {
+                if self.scanned[usize::from(n)] {
+                    continue;
+                }
+                if !self.range.contains(&n) {
+                    probe.outside_ecam += 1;
+                    continue;
+                }
+                probe.buses_probed += 1;
+                for slot in 0..PEER_PROBE_SLOTS {
+                    let vendor = self.cfg.read16(Bdf::new(self.topo.segment, n, slot, 0), PCI_VENDOR_ID);
+                    probe.reads += 1;
+                    if vendor != 0 && vendor != 0xffff {
+                        probe.discovered.push(n);
+                        self.scan_root(n);
+                        break;
+                    }
+                }
+            }
+        }
+        self.topo.peer_probe = Some(probe);
     }
 
     /// One root bus and everything below it, depth first.
@@ -322,7 +369,7 @@ impl Scanner<'_> {
             let (first, last) = (*self.range.start(), *self.range.end());
             Some(OutsideBusRange { secondary: sec, subordinate: sub, first, last })
         } else {
-            self.range_fault(parent, sec, sub)
+            self.range_fault(i, parent, sec, sub)
         };
         if let Some(kind) = fault {
             self.error(bdf, kind);
@@ -331,16 +378,34 @@ impl Scanner<'_> {
         if b.primary != bdf.bus {
             self.error(bdf, PrimaryMismatch { primary: b.primary });
         }
+        // A root bus inside the range (scanned before this bridge): Linux
+        // follows the bridge and, reaching that bus, reuses it
+        // (`pci_scan_bridge_extend` finds it with `pci_find_bus`); it stays
+        // a root bus. Reported, not fatal.
+        if let Some(root) = (sec..=sub).find(|&n| self.claims[usize::from(n)] == Claim::Root) {
+            self.error(bdf, OverlapsRootBus { secondary: sec, subordinate: sub, root });
+        }
         for n in sec..=sub {
-            self.claims[usize::from(n)] = Claim::Bridge(i);
+            if self.claims[usize::from(n)] != Claim::Root {
+                self.claims[usize::from(n)] = Claim::Bridge(i);
+            }
         }
         self.topo.functions[i].secondary_scanned = true;
         Some(sec)
     }
 
+    /// The root bus function `i` sits below.
+    fn root_bus_of(&self, mut i: usize) -> u8 {
+        while let Some(p) = self.topo.functions[i].parent {
+            i = p;
+        }
+        self.topo.functions[i].bdf.bus
+    }
+
     /// Whether `sec..=sub` fits inside the parent's range and collides with
-    /// no sibling's range and no root bus.
-    fn range_fault(&self, parent: Option<usize>, sec: u8, sub: u8) -> Option<EnumErrorKind> {
+    /// no sibling's range. Root buses inside it, and the ranges of bridges
+    /// below them, are no collision: Linux reuses those buses.
+    fn range_fault(&self, bridge: usize, parent: Option<usize>, sec: u8, sub: u8) -> Option<EnumErrorKind> {
         if let Some(p) = parent {
             let pf = &self.topo.functions[p];
             if let Some(pb) = pf.bridge
@@ -349,13 +414,15 @@ impl Scanner<'_> {
                 return Some(EnumErrorKind::OutsideParentRange { secondary: sec, subordinate: sub, parent: pf.bdf });
             }
         }
-        let expected = parent.map_or(Claim::Free, Claim::Bridge);
+        let expected = match parent {
+            Some(p) => Claim::Bridge(p),
+            None => self.root_owner[usize::from(self.topo.functions[bridge].bdf.bus)],
+        };
         for n in sec..=sub {
             match self.claims[usize::from(n)] {
                 c if c == expected => {}
-                Claim::Root => {
-                    return Some(EnumErrorKind::OverlapsRootBus { secondary: sec, subordinate: sub, root: n });
-                }
+                Claim::Root => {}
+                Claim::Bridge(o) if (sec..=sub).contains(&self.root_bus_of(o)) => {}
                 Claim::Bridge(o) => {
                     let other = self.topo.functions[o].bdf;
                     return Some(EnumErrorKind::OverlapsBridge { secondary: sec, subordinate: sub, other });

@@ -122,6 +122,11 @@ pub enum EnumErrorKind {
         last: u8,
     },
     RootBusRepeated,
+    /// A host bridge's root bus that a bridge already leads to: x86 Linux
+    /// (`pci_acpi_scan_root`) reuses that bus; no second root.
+    RootBusBelowBridge {
+        bridge: Bdf,
+    },
     /// Vendor 0x0001: Configuration Request Retry Status; not waited for.
     NotReady,
     UnknownHeaderType(u8),
@@ -150,6 +155,8 @@ pub enum EnumErrorKind {
         subordinate: u8,
         other: Bdf,
     },
+    /// Not fatal: the bridge is followed and the root bus inside its range,
+    /// scanned before it, stays a root bus (Linux reuses it).
     OverlapsRootBus {
         secondary: u8,
         subordinate: u8,
@@ -176,6 +183,12 @@ impl fmt::Display for EnumError {
                 write!(f, "root bus {:02x}: outside the ECAM bus range {first:02x}-{last:02x}; not scanned", b.bus)
             }
             RootBusRepeated => write!(f, "root bus {:02x}: listed twice; scanned once", b.bus),
+            RootBusBelowBridge { bridge } => write!(
+                f,
+                "root bus {:02x}: a host bridge's bus number is already the secondary bus of bridge {bridge}; \
+                 kept below that bridge as Linux does (pci_acpi_scan_root reuses the bus), not a second root",
+                b.bus
+            ),
             NotReady => write!(f, "{b}: answered Configuration Request Retry (not ready); skipped"),
             UnknownHeaderType(t) => write!(f, "{b}: unknown header type {t:#04x}; ignored as Linux does"),
             Capability(e) => write!(f, "{b}: {e}"),
@@ -204,7 +217,8 @@ impl fmt::Display for EnumError {
             }
             OverlapsRootBus { secondary, subordinate, root } => write!(
                 f,
-                "{b}: bridge buses {secondary:02x}-{subordinate:02x} include root bus {root:02x}; not scanned"
+                "{b}: bridge buses {secondary:02x}-{subordinate:02x} include root bus {root:02x}; \
+                 followed, bus {root:02x} stays a root bus (Linux reuses it)"
             ),
             AlreadyScanned { bus } => write!(f, "{b}: bridge leads to bus {bus:02x}, already scanned; not followed"),
             PrimaryMismatch { primary } => write!(
@@ -219,6 +233,22 @@ impl fmt::Display for EnumError {
     }
 }
 
+/// What x86 Linux's peer-bus probe (`pcibios_fixup_peer_bridges`) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerProbe {
+    /// `pcibios_last_bus`: bus numbers `0..=last_bus` were considered
+    /// (none when it is 0).
+    pub last_bus: u8,
+    /// Bus numbers without a bus that were probed.
+    pub buses_probed: u16,
+    /// Bus numbers without a bus outside the ECAM window: not readable.
+    pub outside_ecam: u16,
+    /// Config reads the probe made (16-bit vendor ids).
+    pub reads: u32,
+    /// Buses that answered: each became a root bus, in this order.
+    pub discovered: Vec<u8>,
+}
+
 /// The result of enumeration.
 #[derive(Clone, Debug, Default)]
 pub struct Topology {
@@ -228,6 +258,8 @@ pub struct Topology {
     /// Buses in scan order.
     pub buses: Vec<Bus>,
     pub errors: Vec<EnumError>,
+    /// The peer-bus probe, when it ran.
+    pub peer_probe: Option<PeerProbe>,
 }
 
 impl Topology {

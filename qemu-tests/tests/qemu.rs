@@ -689,6 +689,64 @@ fn assign_behind_a_bridge_leaves_the_bridge_alone() -> Result<(), String> {
     )
 }
 
+/// The root buses of a `--json` run: (bus, how it was found).
+fn root_buses(j: &serde_json::Value) -> Vec<(u64, String)> {
+    j["segments"][0]["root_buses"]
+        .as_array()
+        .map(|a| {
+            a.iter().map(|r| (r["bus"].as_u64().unwrap_or(999), r["found_by"].as_str().unwrap_or("").into())).collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fixture(name: &str) -> String {
+    root().join("fixtures").join(format!("{name}.qemu")).to_str().unwrap().to_string()
+}
+
+/// A stray `_BBN` (SSDT via `-acpitable`) is not a root bus: only PCI0 is
+/// a host bridge, bus 0 the only root, and the peer probe finds nothing.
+fn stray_bbn_is_no_root_bus() -> Result<(), String> {
+    let run = run_qemu(&["--scenario", &fixture("stray-bbn"), "--json", "--append", "dma=off"]);
+    let j = run.json()?;
+    let paths: Vec<&str> =
+        j["acpi"]["host_bridges"].as_array().map_or(vec![], |a| a.iter().filter_map(|h| h["path"].as_str()).collect());
+    run.check(paths == ["\\_SB.PCI0"], &format!("host bridges {paths:?}"))?;
+    let roots = root_buses(&j);
+    run.check(roots.len() == 1 && roots[0].0 == 0, &format!("root buses {roots:?}"))
+}
+
+/// The bridge at 01:01.0 below a root port is never scanned; the peer-bus
+/// probe finds its bus 02 and says so, with the probe's cost in the JSON.
+fn peer_bus_is_discovered() -> Result<(), String> {
+    let run = run_qemu(&["--scenario", &fixture("peer-bus"), "--json", "--append", "dma=off"]);
+    let j = run.json()?;
+    let roots = root_buses(&j);
+    run.check(
+        roots.iter().map(|r| r.0).collect::<Vec<_>>() == [0, 2] && roots[1].1.contains("Discovered peer bus 02"),
+        &format!("root buses {roots:?}"),
+    )?;
+    let probe = &j["segments"][0]["peer_probe"];
+    run.check(
+        probe["last_bus"] == 255 && probe["config_reads"].as_u64().is_some_and(|r| r > 7000),
+        "peer probe figures",
+    )
+}
+
+/// An expander bus inside a bridge's range: an error line names the
+/// bridge that keeps it, and bus 02 is no root bus.
+fn overlapping_expander_bus_is_reported() -> Result<(), String> {
+    let run = run_qemu(&["--scenario", &fixture("bus-overlap-pxb-last"), "--json", "--append", "dma=off"]);
+    let j = run.json()?;
+    let roots = root_buses(&j);
+    run.check(roots.len() == 1 && roots[0].0 == 0, &format!("root buses {roots:?}"))?;
+    run.check(
+        run.stderr.contains(
+            "[ERROR] PCI: root bus 02: a host bridge's bus number is already the secondary bus of bridge 0000:01:00.0",
+        ),
+        "the conflict is an error line",
+    )
+}
+
 /// Every fixture with a Linux group file: `--groups` must equal it byte for byte.
 fn scenario_trials() -> Vec<Trial> {
     let names = fixture_names("linux-6.1.groups");
@@ -823,6 +881,11 @@ fn main() {
         Trial::test("ownership::shpc_counter_example", || ok(shpc_counter_example())),
         Trial::test("ownership::assign", || ok(assign_names_groups())),
         Trial::test("ownership::assign_behind_a_bridge", || ok(assign_behind_a_bridge_leaves_the_bridge_alone())),
+    ]);
+    trials.extend([
+        Trial::test("root_buses::stray_bbn_is_no_root_bus", || ok(stray_bbn_is_no_root_bus())),
+        Trial::test("root_buses::peer_bus_is_discovered", || ok(peer_bus_is_discovered())),
+        Trial::test("root_buses::overlapping_expander_bus_is_reported", || ok(overlapping_expander_bus_is_reported())),
     ]);
     trials.extend(scenario_trials());
     trials.extend(enumeration_trials());

@@ -9,12 +9,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use iommu::group::{Groups, group_all};
 use pci::acs::{AcsEnableRecord, enable_acs};
-use pci::{Topology, enumerate, find_unreached_root_buses};
-use platform::acpi::AcpiFacts;
-use platform::mcfg::McfgRegion;
-
-/// PCI class code of a host bridge (base 0x06, sub 0x00).
-const CLASS_HOST_BRIDGE: u32 = 0x06_0000;
+use pci::{Topology, enumerate_with_peer_probe};
+use platform::acpi::{AcpiFacts, root_buses};
+use platform::mcfg::{McfgRegion, pcibios_last_bus};
 
 /// Config-space traffic of one stage.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,7 +24,7 @@ pub struct Traffic {
 pub struct Segment {
     pub region: McfgRegion,
     /// Root buses in scan order, and how each was found.
-    pub roots: Vec<(u8, &'static str)>,
+    pub roots: Vec<(u8, String)>,
     pub topology: Topology,
     /// Present when an IOMMU asked for ACS (Linux `pci_request_acs`).
     pub acs: Option<Vec<AcsEnableRecord>>,
@@ -47,18 +44,6 @@ fn now(ecam: &Ecam) -> Traffic {
     Traffic { reads: ecam.reads, writes: ecam.writes }
 }
 
-/// Root buses of a segment: the MCFG start bus (the main host bridge), then
-/// every constant `_BBN` in the DSDT/SSDTs inside the decoded range.
-fn declared_roots(region: &McfgRegion, acpi: &AcpiFacts) -> Vec<(u8, &'static str)> {
-    let mut roots = alloc::vec![(region.start_bus, "MCFG start bus")];
-    for &bus in &acpi.host_bridge_buses {
-        if (region.start_bus..=region.end_bus).contains(&bus) && !roots.iter().any(|r| r.0 == bus) {
-            roots.push((bus, "ACPI _BBN"));
-        }
-    }
-    roots
-}
-
 /// Enumerate, enable ACS (when an IOMMU is present) and form the groups for
 /// every ECAM segment.
 pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut Clock) -> Vec<Segment> {
@@ -66,31 +51,39 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut C
     let mut segments = Vec::new();
     for region in regions {
         let before = now(ecam);
-        let mut roots = declared_roots(&region, acpi);
+        let mut notes = Vec::new();
+        let mut roots = root_buses(acpi, &region, &mut notes);
         let range = region.start_bus..=region.end_bus;
         let root_numbers: Vec<u8> = roots.iter().map(|r| r.0).collect();
-        let mut topology = enumerate(ecam, region.segment, &root_numbers, range.clone());
-        let mut notes = Vec::new();
-        // Every extra host bridge function on a root bus (QEMU's pxb-pcie
-        // shows as one) opens a root bus of its own. If ACPI declared fewer
-        // than that, fall back to probing the unreached bus numbers.
-        let host_bridges = topology
-            .functions
-            .iter()
-            .filter(|f| f.is_root_bus && f.class >> 8 == CLASS_HOST_BRIDGE >> 8 && f.bdf.devfn() != 0)
-            .count();
-        if roots.len() < 1 + host_bridges {
-            notes.push(format!(
-                "{} host bridge(s) on the root bus but {} _BBN declaration(s): probing unreached bus numbers",
-                host_bridges,
-                roots.len() - 1
-            ));
-            let extra = find_unreached_root_buses(ecam, region.segment, range.clone(), &topology);
-            if !extra.is_empty() {
-                roots.extend(extra.iter().map(|&b| (b, "probe of unreached buses")));
-                let root_numbers: Vec<u8> = roots.iter().map(|r| r.0).collect();
-                topology = enumerate(ecam, region.segment, &root_numbers, range);
+        // The peer-bus probe runs on segment 0 only.
+        let last_bus = pcibios_last_bus(ecam.regions()).filter(|_| region.segment == 0);
+        let mut topology = enumerate_with_peer_probe(ecam, region.segment, &root_numbers, range, last_bus);
+        // A host bridge whose root bus a bridge had already reached adds no
+        // root bus: named in a note, left out of the list.
+        for e in &topology.errors {
+            if let pci::topology::EnumErrorKind::RootBusBelowBridge { bridge } = e.kind
+                && let Some(i) = roots.iter().position(|r| r.0 == e.bdf.bus)
+            {
+                let (bus, how) = roots.remove(i);
+                notes
+                    .push(format!("{how}: bus {bus:02x} is the secondary bus of {bridge}, kept there; no second root"));
             }
+        }
+        if let Some(p) = &topology.peer_probe {
+            for &bus in &p.discovered {
+                roots.push((bus, format!("PCI: Discovered peer bus {bus:02x} (pcibios_fixup_peer_bridges)")));
+            }
+            notes.push(format!(
+                "peer-bus probe over buses 00-{:02x}: {} bus numbers without a bus probed, {} config reads{}",
+                p.last_bus,
+                p.buses_probed,
+                p.reads,
+                if p.outside_ecam > 0 {
+                    format!(", {} outside ECAM not readable", p.outside_ecam)
+                } else {
+                    String::new()
+                }
+            ));
         }
         let enumerate_traffic = traffic_since(ecam, before);
         clock.mark("enumerate");

@@ -211,7 +211,13 @@ impl Report<'_> {
                 }
             }
         }
-        println!("  root buses declared by _BBN: {:02x?}", self.acpi.host_bridge_buses);
+        for h in &self.acpi.host_bridges {
+            let buses = h.buses.map_or(String::from("buses unknown"), |(a, b)| format!("buses {a:02x}-{b:02x}"));
+            println!("  host bridge {} (segment {:04x}, {buses} from {})", h.path, h.segment, h.source.as_str());
+        }
+        for n in &self.acpi.aml_notes {
+            println!("  AML note: {n}");
+        }
         for seg in self.segments {
             self.text_segment(seg, clock, hz);
         }
@@ -295,6 +301,21 @@ impl Report<'_> {
                 for line in iommu::group::report(groups, topo).lines() {
                     println!("  {line}");
                 }
+                // Members a root-bus rule placed: those on a bus the peer
+                // probe made a root bus.
+                for &bus in topo.peer_probe.iter().flat_map(|p| &p.discovered) {
+                    let on_it: Vec<String> = topo
+                        .functions
+                        .iter()
+                        .filter(|f| f.is_root_bus && f.bdf.bus == bus)
+                        .map(|f| format!("{}", f.bdf))
+                        .collect();
+                    println!(
+                        "  root bus {bus:02x} comes from the peer-bus probe (pcibios_fixup_peer_bridges: Linux's scan \
+                         never reached the bridge above it): {} grouped as on a root bus",
+                        on_it.join(" ")
+                    );
+                }
             }
             None => println!("== IOMMU groups: none (no IOMMU, so ACS was not requested)"),
         }
@@ -315,6 +336,9 @@ impl Report<'_> {
                 _ => String::new(),
             };
             println!("  {name:<10} {:>6} config reads {:>4} writes  {time}", t.reads, t.writes);
+        }
+        if let Some(p) = &seg.topology.peer_probe {
+            println!("  of which the peer-bus probe: {} config reads over {} bus numbers", p.reads, p.buses_probed);
         }
     }
 
@@ -443,7 +467,48 @@ impl Report<'_> {
             Some(d) => j.num("dmar_bytes", d.len() as u64),
             None => j.null("dmar_bytes"),
         }
+        j.begin_array(Some("host_bridges"));
+        for h in &self.acpi.host_bridges {
+            j.begin_object(None);
+            j.str("path", &h.path);
+            j.num("segment", u64::from(h.segment));
+            match h.buses {
+                Some((a, b)) => {
+                    j.num("first_bus", u64::from(a));
+                    j.num("last_bus", u64::from(b));
+                }
+                None => j.null("first_bus"),
+            }
+            j.str("bus_from", h.source.as_str());
+            j.end_object();
+        }
+        j.end_array();
         j.end_object();
+        j.begin_array(Some("segments"));
+        for seg in self.segments {
+            j.begin_object(None);
+            j.num("segment", u64::from(seg.region.segment));
+            j.begin_array(Some("root_buses"));
+            for (bus, how) in &seg.roots {
+                j.begin_object(None);
+                j.num("bus", u64::from(*bus));
+                j.str("found_by", how);
+                j.end_object();
+            }
+            j.end_array();
+            match &seg.topology.peer_probe {
+                Some(p) => {
+                    j.begin_object(Some("peer_probe"));
+                    j.num("last_bus", u64::from(p.last_bus));
+                    j.num("buses_probed", u64::from(p.buses_probed));
+                    j.num("config_reads", u64::from(p.reads));
+                    j.end_object();
+                }
+                None => j.null("peer_probe"),
+            }
+            j.end_object();
+        }
+        j.end_array();
         self.json_vtd(&mut j);
         self.json_story(&mut j);
         self.json_pci(&mut j);
