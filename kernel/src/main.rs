@@ -121,7 +121,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // formed only when it has a usable DRHD.
     let dmar = acpi.dmar.as_ref().and_then(|bytes| vtd::parse(bytes, &mut problems));
     clock.mark("dmar");
-    let mut segments = topology::run(&mut ecam, &acpi, dmar.is_some(), &mut clock);
+    let mut segments = topology::run(&mut ecam, &acpi, dmar.as_ref(), &mut clock);
     for seg in &segments {
         for e in &seg.topology.errors {
             log::error!("PCI: {e}");

@@ -90,6 +90,15 @@ fn acs_ctrl(seg: &Segment, index: usize) -> Option<u16> {
     })
 }
 
+/// The register base of the DRHD that covers a function: `Some(None)` when
+/// no unit does ("no IOMMU": Linux gives it no group), `None` without a
+/// DMAR table.
+fn covering_unit(seg: &Segment, dmar: Option<&Dmar>, index: usize) -> Option<Option<u64>> {
+    let units = seg.units.as_ref()?;
+    let u = units.unit_of.get(index).copied().flatten();
+    Some(u.and_then(|u| dmar?.drhds().nth(u)).map(|d| d.register_base))
+}
+
 fn group_id(seg: &Segment, index: usize) -> Option<u32> {
     seg.groups.as_ref()?.group_of(index).map(|g| g.id)
 }
@@ -239,9 +248,13 @@ impl Report<'_> {
         }
         let mut stack: Vec<(usize, usize)> = top.iter().rev().map(|&i| (i, 0)).collect();
         while let Some((i, depth)) = stack.pop() {
-            let group = group_id(seg, i).map_or(String::from("-"), |g| format!("{g}"));
+            let group = match (group_id(seg, i), covering_unit(seg, self.dmar, i)) {
+                (Some(g), _) => format!("group {g}"),
+                (None, Some(None)) => String::from("no IOMMU"),
+                (None, _) => String::from("group -"),
+            };
             println!(
-                "  {:indent$}{}  [{}] group {}",
+                "  {:indent$}{}  [{}] {}",
                 "",
                 describe(&topo.functions[i]),
                 acs_state(seg, i),
@@ -464,6 +477,12 @@ impl Report<'_> {
                 match group_id(seg, i) {
                     Some(g) => j.num("group", u64::from(g)),
                     None => j.null("group"),
+                }
+                // The DRHD that translates its DMA, or "no IOMMU" (no group).
+                match covering_unit(seg, self.dmar, i) {
+                    Some(Some(base)) => j.str("iommu", &format!("DRHD {base:#x}")),
+                    Some(None) => j.str("iommu", "no IOMMU"),
+                    None => j.null("iommu"),
                 }
                 match self.drivers.and_then(|d| d.driver_name(i)) {
                     Some(name) => j.str("driver", name),

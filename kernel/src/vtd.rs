@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering, fence};
 use iommu::group::Groups;
 use iommu::vtd::dmar::{self, Dmar, Drhd};
-use iommu::vtd::dmar_scope::{DeviceScope, ScopeType};
+use iommu::vtd::dmar_scope::{DeviceScope, match_drhd_units};
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
@@ -255,60 +255,17 @@ pub fn parse(bytes: &[u8], problems: &mut Vec<String>) -> Option<Dmar> {
 const PCI_COMMAND: u16 = 0x04;
 const PCI_COMMAND_MASTER: u16 = 1 << 2;
 
-/// Whether `index` is `bridge` or below it.
-fn is_at_or_below(topo: &Topology, mut index: usize, bridge: usize) -> bool {
-    for _ in 0..topo.functions.len() {
-        if index == bridge {
-            return true;
-        }
-        match topo.functions[index].parent {
-            Some(p) => index = p,
-            None => return false,
-        }
-    }
-    false
-}
-
 /// Resolve a scope path to a function of the topology.
 fn resolve(scope: &DeviceScope, segment: u16, topo: &Topology) -> Option<usize> {
     let bdf = scope.resolve(segment, |b| topo.find(b).and_then(|i| topo.functions[i].secondary_bus())).ok()?;
     topo.find(bdf)
 }
 
-/// Which unit covers each function (Linux `dmar_find_matched_drhd_unit`):
-/// a PCI endpoint scope names the function; a sub-hierarchy scope names a
-/// bridge and covers everything below it; an INCLUDE_PCI_ALL unit takes
-/// the rest of its segment.
+/// Which unit covers each function: Linux's rule
+/// (`iommu::vtd::dmar_scope::match_drhd_units`) over the units that came up.
 fn assign_units(units: &[UnitState], seg: &Segment) -> Vec<Option<usize>> {
-    let topo = &seg.topology;
-    let mut unit_of = alloc::vec![None; topo.functions.len()];
-    for (u, state) in units.iter().enumerate() {
-        if state.drhd.segment != topo.segment {
-            continue;
-        }
-        for scope in &state.drhd.scopes {
-            let Some(target) = resolve(scope, topo.segment, topo) else { continue };
-            for (i, slot) in unit_of.iter_mut().enumerate() {
-                let hit = match scope.kind {
-                    ScopeType::Endpoint => i == target,
-                    ScopeType::SubHierarchy => is_at_or_below(topo, i, target),
-                    _ => false,
-                };
-                if hit && slot.is_none() {
-                    *slot = Some(u);
-                }
-            }
-        }
-    }
-    if let Some(all) = units
-        .iter()
-        .position(|s| s.drhd.segment == topo.segment && s.drhd.flags.contains(dmar::DrhdFlags::INCLUDE_PCI_ALL))
-    {
-        for slot in unit_of.iter_mut().filter(|s| s.is_none()) {
-            *slot = Some(all);
-        }
-    }
-    unit_of
+    let drhds: Vec<&Drhd> = units.iter().map(|s| &s.drhd).collect();
+    match_drhd_units(&drhds, &seg.topology).unit_of
 }
 
 impl Vtd {
