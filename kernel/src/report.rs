@@ -460,6 +460,13 @@ impl Report<'_> {
                     Some(p) => j.num("pcie_type", u64::from(p.port_type.raw())),
                     None => j.null("pcie_type"),
                 }
+                // Linux 6.1's set_pcie_port_type bug: the type it meant.
+                match f.port_type_bug {
+                    Some(t) => j.str("port_type_bug", &format!("{t}")),
+                    None => j.null("port_type_bug"),
+                }
+                // Linux `dev->cfg_size` (pci_cfg_space_size), as sysfs shows it.
+                j.num("cfg_size", u64::from(f.cfg_size));
                 match (f.caps.acs, acs_ctrl(seg, i)) {
                     (Some(cap), Some(ctrl)) => {
                         j.begin_object(Some("acs"));
@@ -521,7 +528,7 @@ impl Report<'_> {
                 j.end_array();
                 j.begin_array(Some("explanation"));
                 for m in &g.members {
-                    j.item_str(&format!("{} {}", seg.topology.functions[m.function].bdf, m.reason));
+                    j.item_str(&format!("{} {}", seg.topology.functions[m.function].bdf, m));
                 }
                 j.end_array();
                 j.end_object();

@@ -120,6 +120,7 @@ enum StdCap {
     Msix,
     Ssvid,
     Pcie { port_type: u8, slot_hpc: Option<bool>, ari_fwd: bool },
+    Pcix { status: u32 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -259,6 +260,11 @@ impl SimFn {
         self.ext_caps.push(ExtCap::Dpc);
         self
     }
+    /// A PCI-X capability with this PCI-X Status register.
+    pub fn pcix(mut self, status: u32) -> Self {
+        self.std_caps.push(StdCap::Pcix { status });
+        self
+    }
     /// Only the 256-byte legacy space is reachable.
     pub fn legacy_only(mut self) -> Self {
         self.extended = false;
@@ -319,6 +325,7 @@ impl SimFn {
                 StdCap::Msix => (PCI_CAP_ID_MSIX, 0x0c),
                 StdCap::Ssvid => (PCI_CAP_ID_SSVID, 8),
                 StdCap::Pcie { .. } => (PCI_CAP_ID_EXP, 0x3c),
+                StdCap::Pcix { .. } => (PCI_CAP_ID_PCIX, 8),
             };
             if pos + len > PCI_CFG_SPACE_SIZE {
                 break;
@@ -336,6 +343,9 @@ impl SimFn {
                     put32(d, pos + PCI_EXP_DEVCAP2, PCI_EXP_DEVCAP2_ARI);
                     put16(w, pos + PCI_EXP_DEVCTL2, PCI_EXP_DEVCTL2_ARI);
                 }
+            }
+            if let StdCap::Pcix { status } = *cap {
+                put32(d, pos + PCI_X_STATUS, status);
             }
             link = pos + 1;
             pos += len;

@@ -51,6 +51,15 @@ pub struct Function {
     /// PCIe Device/Port Type after `set_pcie_port_type`; `None` for
     /// conventional PCI (no PCIe capability).
     pub pcie_type: Option<PcieType>,
+    /// Set when Linux 6.1's `set_pcie_port_type` "corrected" this port:
+    /// the type it meant to set. 6.1 ORs that type into the flags
+    /// unshifted, so the port reads as type 0, a PCIe endpoint
+    /// (`pcie_type` is then `Endpoint`). Fixed upstream after 6.1.
+    pub port_type_bug: Option<PcieType>,
+    /// Linux `dev->cfg_size` (`pci_cfg_space_size`): 256 or 4096.
+    pub cfg_size: u16,
+    /// The bus this function sits on has `PCI_BUS_FLAGS_NO_EXTCFG`.
+    pub bus_no_extcfg: bool,
     pub caps: Capabilities,
     /// Bus numbers, for type 1 and CardBus headers.
     pub bridge: Option<BridgeBuses>,
@@ -106,6 +115,9 @@ pub struct Bus {
     pub number: u8,
     /// The bridge leading to it (`bus->self`); `None` for a root bus.
     pub bridge: Option<usize>,
+    /// `PCI_BUS_FLAGS_NO_EXTCFG`: extended config space is not accessible
+    /// on this bus (`pci_alloc_child_bus`).
+    pub no_extcfg: bool,
 }
 
 /// A fault found while enumerating; one clear line through `Display`.

@@ -152,14 +152,17 @@ fn functions_above_0_need_multifunction_but_are_then_forced_multifunction() {
 fn port_type_fixups() {
     let mut s = SimConfig::new();
     s.at(0, 2, 0, root_port(true, 1, 3));
-    // Claims downstream but sits below a root port: really upstream.
+    // Claims downstream but sits below a root port: Linux means upstream,
+    // but 6.1 ORs the type in unshifted, so it reads as an endpoint.
     s.at(1, 0, 0, dsp(1, 2, 3));
-    // Claims upstream but sits below that upstream port: really downstream.
+    // Claims upstream below that "endpoint": no correction applies.
     s.at(2, 0, 0, usp(2, 3, 3));
     let topo = enumerate(&mut s, 0, &[0], 0..=255);
     use pci::caps::PcieType::*;
     let types: Vec<_> = topo.functions.iter().map(|f| f.pcie_type).collect();
-    assert_eq!(types, [Some(RootPort), Some(Upstream), Some(Downstream)]);
+    assert_eq!(types, [Some(RootPort), Some(Endpoint), Some(Upstream)]);
+    let meant: Vec<_> = topo.functions.iter().map(|f| f.port_type_bug).collect();
+    assert_eq!(meant, [None, Some(Upstream), None]);
 }
 
 #[test]

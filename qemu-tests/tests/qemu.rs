@@ -349,7 +349,8 @@ fn scenario_trials() -> Vec<Trial> {
 }
 
 /// Every fixture with a raw Linux dump: the same functions (ids, class,
-/// PCIe type) and, after ACS enabling, the same ACS control words.
+/// config space size, PCIe type) and, after ACS enabling, the same ACS
+/// control words.
 fn enumeration_trials() -> Vec<Trial> {
     fixture_names("linux-6.1.raw")
         .into_iter()
@@ -379,6 +380,7 @@ fn compare_functions(run: &Run, expected: &[OracleDevice]) -> Result<(), String>
             vendor: f["vendor"].as_u64().unwrap_or(0),
             device: f["device"].as_u64().unwrap_or(0),
             class: f["class"].as_u64().unwrap_or(0),
+            cfglen: f["cfg_size"].as_u64().unwrap_or(0),
             pcie_type: hex(&f["pcie_type"]),
             acs_cap: hex(&f["acs"]["cap"]),
             acs_ctrl: hex(&f["acs"]["ctrl"]),
