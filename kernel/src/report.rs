@@ -20,7 +20,6 @@ use iommu::ownership::CurrentDomain;
 use iommu::vtd::dmar::Dmar;
 use iommu::vtd::inval::InvalidationKind;
 use pci::Function;
-use pci::acs::AcsEnableOutcome;
 use platform::acpi::AcpiFacts;
 use platform::cmdline::{Options, ReportFormat};
 use platform::memmap::{MemoryRegion, total_ram};
@@ -79,15 +78,12 @@ fn owner_of(drivers: Option<&Drivers>, pos: usize) -> &'static str {
     }
 }
 
-/// The ACS control word a function was left with (after enabling).
+/// The ACS control word a function was left with: read back from config
+/// space after enabling (or as first read, when ACS was not enabled).
 fn acs_ctrl(seg: &Segment, index: usize) -> Option<u16> {
     let cap = seg.topology.functions[index].caps.acs?;
-    let outcome = seg.acs.as_ref().and_then(|r| r.iter().find(|r| r.function == index)).map(|r| r.outcome);
-    Some(match outcome {
-        Some(AcsEnableOutcome::Written { after, .. }) => after as u16,
-        Some(AcsEnableOutcome::Unchanged { ctrl }) => ctrl as u16,
-        _ => cap.ctrl,
-    })
+    let record = seg.acs.as_ref().and_then(|r| r.iter().find(|r| r.function == index));
+    Some(record.and_then(|r| r.ctrl_readback).unwrap_or(cap.ctrl))
 }
 
 /// The register base of the DRHD that covers a function: `Some(None)` when

@@ -210,6 +210,11 @@ pub enum AcsEnableOutcome {
 pub struct AcsEnableRecord {
     pub function: usize,
     pub outcome: AcsEnableOutcome,
+    /// `PCI_ACS_CTRL` read back from config space after enabling (what
+    /// Linux leaves programmed and `lspci` shows), `None` without an ACS
+    /// capability. It differs from the intended word when a control bit
+    /// does not stick.
+    pub ctrl_readback: Option<u16>,
 }
 
 /// The bits Linux enables: SV, RR, CR, UF where implemented. TB is added
@@ -274,6 +279,11 @@ pub fn pci_enable_acs(cfg: &mut dyn ConfigSpace, f: &Function) -> AcsEnableOutco
 /// each device in `pci_acs_init` before `device_add`. Call before grouping.
 pub fn enable_acs(cfg: &mut dyn ConfigSpace, topo: &mut Topology) -> Vec<AcsEnableRecord> {
     (0..topo.functions.len())
-        .map(|function| AcsEnableRecord { function, outcome: pci_enable_acs(cfg, &topo.functions[function]) })
+        .map(|function| {
+            let f = &topo.functions[function];
+            let outcome = pci_enable_acs(cfg, f);
+            let ctrl_readback = f.caps.acs.map(|acs| cfg.read16(f.bdf, acs.offset + PCI_ACS_CTRL));
+            AcsEnableRecord { function, outcome, ctrl_readback }
+        })
         .collect()
 }

@@ -146,6 +146,7 @@ pub struct SimFn {
     std_caps: Vec<StdCap>,
     ext_caps: Vec<ExtCap>,
     pokes: Vec<(u16, u8)>,
+    wmask_pokes: Vec<(u16, u16)>,
     extended: bool,
     fill: u8,
 }
@@ -164,6 +165,7 @@ impl SimFn {
             std_caps: Vec::new(),
             ext_caps: Vec::new(),
             pokes: Vec::new(),
+            wmask_pokes: Vec::new(),
             extended: true,
             fill: 0,
         }
@@ -260,6 +262,12 @@ impl SimFn {
         self.ext_caps.push(ExtCap::Dpc);
         self
     }
+    /// Override the write mask of the 16 bits at `offset` (after layout):
+    /// bits outside `mask` ignore writes (hardwired).
+    pub fn wmask16(mut self, offset: u16, mask: u16) -> Self {
+        self.wmask_pokes.push((offset, mask));
+        self
+    }
     /// A PCI-X capability with this PCI-X Status register.
     pub fn pcix(mut self, status: u32) -> Self {
         self.std_caps.push(StdCap::Pcix { status });
@@ -293,6 +301,11 @@ impl SimFn {
         for &(off, v) in &self.pokes {
             if let Some(b) = d.get_mut(usize::from(off)) {
                 *b = v;
+            }
+        }
+        for &(off, m) in &self.wmask_pokes {
+            if usize::from(off) + 2 <= w.len() {
+                put16(&mut w, off, m);
             }
         }
         (d, w)
