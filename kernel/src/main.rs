@@ -114,6 +114,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     clock.mark("acpi");
 
     let (mut ecam, mut problems) = ecam::Ecam::new(&acpi.mcfg);
+    ecam.set_pm_timer(acpi.pm_timer_port);
     problems.extend(acpi.problems.iter().cloned());
 
     // The DMAR table decides whether there is an IOMMU. Like Linux

@@ -107,8 +107,53 @@ pub fn find_unreached_root_buses(
         .collect()
 }
 
-/// Linux `pci_bus_generic_read_dev_vendor_id`: these reads mean "nothing
-/// here". A vendor of all ones or all zeros is treated as absent as well.
+/// Linux's CRS timeout: `pci_scan_device` passes 60 s to
+/// `pci_bus_read_dev_vendor_id`.
+pub const CRS_TIMEOUT_MS: u32 = 60 * 1000;
+
+/// What the Vendor/Device ID dword says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VendorId {
+    Present(u32),
+    Absent,
+    /// Still Configuration Request Retry after waiting `waited_ms`.
+    NotReady {
+        waited_ms: u32,
+    },
+}
+
+/// Linux `pci_bus_generic_read_dev_vendor_id` with `pci_bus_wait_crs`
+/// (drivers/pci/probe.c). Absent: all ones, 0, 0x0000ffff or 0xffff0000
+/// ("some broken boards return 0 or ~0 if a slot is empty"); anything else
+/// is a device. A vendor of 0x0001 is a Configuration Request Retry
+/// completion: re-read after 1, 2, 4, ... ms while the next delay does not
+/// exceed `timeout_ms` (Linux: 60 s, so 16 waits, 65.5 s, 17 reads at
+/// most); still retrying then, the function is given up. With a timeout of
+/// 0 there is no wait.
+pub fn pci_bus_read_dev_vendor_id(cfg: &mut dyn ConfigSpace, bdf: Bdf, timeout_ms: u32) -> VendorId {
+    let absent = |l: u32| l == u32::MAX || l == 0 || l == 0x0000_ffff || l == 0xffff_0000;
+    let crs = |l: u32| l & 0xffff == 0x0001;
+    let mut l = cfg.read32(bdf, PCI_VENDOR_ID);
+    if absent(l) {
+        return VendorId::Absent;
+    }
+    let mut delay: u32 = 1;
+    let mut waited: u32 = 0;
+    while crs(l) {
+        if delay > timeout_ms {
+            return VendorId::NotReady { waited_ms: waited };
+        }
+        cfg.crs_delay_ms(delay);
+        waited += delay;
+        delay *= 2;
+        l = cfg.read32(bdf, PCI_VENDOR_ID);
+    }
+    // Linux returns the dword as read after the wait without re-checking it.
+    VendorId::Present(l)
+}
+
+/// The peer-bus probe's test: these reads mean "nothing here". A vendor of
+/// all ones or all zeros is treated as absent as well.
 fn vendor_present(id: u32) -> bool {
     let vendor = (id & 0xffff) as u16;
     !(id == u32::MAX || id == 0 || vendor == 0xffff || vendor == 0)
@@ -284,14 +329,14 @@ impl Scanner<'_> {
     /// Linux `pci_scan_device` + `pci_setup_device` + header fixups.
     fn scan_single(&mut self, bus: u8, devfn: u8, parent: Option<usize>, bus_no_extcfg: bool) -> Option<usize> {
         let bdf = Bdf::from_devfn(self.topo.segment, bus, devfn);
-        let id = self.cfg.read32(bdf, PCI_VENDOR_ID);
-        if !vendor_present(id) {
-            return None;
-        }
-        if id & 0xffff == 0x0001 {
-            self.error(bdf, EnumErrorKind::NotReady);
-            return None;
-        }
+        let id = match pci_bus_read_dev_vendor_id(self.cfg, bdf, CRS_TIMEOUT_MS) {
+            VendorId::Present(id) => id,
+            VendorId::Absent => return None,
+            VendorId::NotReady { waited_ms } => {
+                self.error(bdf, EnumErrorKind::NotReady { waited_ms });
+                return None;
+            }
+        };
         let class_rev = self.cfg.read32(bdf, PCI_CLASS_REVISION);
         let header = self.cfg.read8(bdf, PCI_HEADER_TYPE);
         let header_type = header & PCI_HEADER_TYPE_MASK;

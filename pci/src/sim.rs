@@ -35,6 +35,12 @@ pub struct SimConfig {
     spaces: BTreeMap<Bdf, SimSpace>,
     /// Every write, in order, including those to read-only bits.
     pub writes: Vec<SimWrite>,
+    /// Functions answering Configuration Request Retry Status: how many
+    /// more Vendor ID reads return 0x0001 (as a root port with CRS Software
+    /// Visibility enabled completes them).
+    crs: BTreeMap<Bdf, u32>,
+    /// Every `crs_delay_ms` asked for, in order.
+    pub delays: Vec<u32>,
 }
 
 impl SimConfig {
@@ -49,6 +55,13 @@ impl SimConfig {
         self
     }
 
+    /// Make the next `reads` Vendor ID reads of `bdf` answer CRS (vendor
+    /// 0x0001, the other bytes all ones).
+    pub fn crs(&mut self, bdf: Bdf, reads: u32) -> &mut Self {
+        self.crs.insert(bdf, reads);
+        self
+    }
+
     /// Shorthand: `add` at segment 0.
     pub fn at(&mut self, bus: u8, dev: u8, func: u8, f: SimFn) -> &mut Self {
         self.add(Bdf::new(0, bus, dev, func), f)
@@ -57,6 +70,18 @@ impl SimConfig {
     /// Read a register directly (no write log), for test assertions.
     pub fn peek16(&self, bdf: Bdf, offset: u16) -> u16 {
         self.get(bdf, offset, 2) as u16
+    }
+
+    /// A read as the device answers it: CRS first, if it is still retrying.
+    fn read(&mut self, bdf: Bdf, offset: u16, size: usize) -> u32 {
+        if offset == PCI_VENDOR_ID
+            && let Some(left) = self.crs.get_mut(&bdf)
+            && *left > 0
+        {
+            *left -= 1;
+            return 0xffff_0001 & (u32::MAX >> (32 - 8 * size));
+        }
+        self.get(bdf, offset, size)
     }
 
     fn get(&self, bdf: Bdf, offset: u16, size: usize) -> u32 {
@@ -91,13 +116,13 @@ impl SimConfig {
 
 impl ConfigSpace for SimConfig {
     fn read8(&mut self, bdf: Bdf, offset: u16) -> u8 {
-        self.get(bdf, offset, 1) as u8
+        self.read(bdf, offset, 1) as u8
     }
     fn read16(&mut self, bdf: Bdf, offset: u16) -> u16 {
-        self.get(bdf, offset, 2) as u16
+        self.read(bdf, offset, 2) as u16
     }
     fn read32(&mut self, bdf: Bdf, offset: u16) -> u32 {
-        self.get(bdf, offset, 4)
+        self.read(bdf, offset, 4)
     }
     fn write8(&mut self, bdf: Bdf, offset: u16, value: u8) {
         self.put(bdf, offset, 1, value.into());
@@ -110,6 +135,9 @@ impl ConfigSpace for SimConfig {
     }
     fn has_extended_space(&self, bdf: Bdf) -> bool {
         self.spaces.get(&bdf).is_some_and(|s| s.extended)
+    }
+    fn crs_delay_ms(&mut self, ms: u32) {
+        self.delays.push(ms);
     }
 }
 

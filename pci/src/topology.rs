@@ -134,8 +134,11 @@ pub enum EnumErrorKind {
         last: u8,
     },
     RootBusRepeated,
-    /// Vendor 0x0001: Configuration Request Retry Status; not waited for.
-    NotReady,
+    /// Vendor 0x0001 (Configuration Request Retry Status) after waiting
+    /// `waited_ms`, as `pci_bus_wait_crs` does.
+    NotReady {
+        waited_ms: u32,
+    },
     UnknownHeaderType(u8),
     Capability(CapError),
     BridgeNotConfigured,
@@ -188,7 +191,9 @@ impl fmt::Display for EnumError {
                 write!(f, "root bus {:02x}: outside the ECAM bus range {first:02x}-{last:02x}; not scanned", b.bus)
             }
             RootBusRepeated => write!(f, "root bus {:02x}: listed twice; scanned once", b.bus),
-            NotReady => write!(f, "{b}: answered Configuration Request Retry (not ready); skipped"),
+            NotReady { waited_ms } => {
+                write!(f, "{b}: not ready after {waited_ms} ms (Configuration Request Retry); giving up, as Linux does")
+            }
             UnknownHeaderType(t) => write!(f, "{b}: unknown header type {t:#04x}; ignored as Linux does"),
             Capability(e) => write!(f, "{b}: {e}"),
             BridgeNotConfigured => {
