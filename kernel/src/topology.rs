@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use iommu::group::{Groups, pci_device_groups};
 use iommu::vtd::dmar::Dmar;
 use iommu::vtd::dmar_scope::{UnitMatch, match_drhd_units};
-use pci::acs::{AcsEnableRecord, enable_acs};
+use pci::acs::{AcsEnableOutcome, AcsEnableRecord, enable_acs_with};
 use pci::{Topology, enumerate, find_unreached_root_buses};
 use platform::acpi::AcpiFacts;
 use platform::mcfg::McfgRegion;
@@ -103,8 +103,22 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, dmar: Option<&Dmar>, clock: &mut C
         clock.mark("enumerate");
 
         let before = now(ecam);
-        let acs = iommu_present.then(|| enable_acs(ecam, &mut topology));
+        let acs = iommu_present.then(|| enable_acs_with(ecam, &mut crate::mmio::ChipsetWindow, &mut topology));
         let acs_traffic = traffic_since(ecam, before);
+        for r in acs.iter().flatten() {
+            let bdf = topology.functions[r.function].bdf;
+            match r.outcome {
+                AcsEnableOutcome::QuirkNotApplied { quirk, reason } => {
+                    notes.push(format!("{bdf}: ACS enable quirk {quirk} failed ({reason}); not isolated, as in Linux"))
+                }
+                AcsEnableOutcome::IntelPchEnabled { updcr, mpc } => notes.push(format!(
+                    "{bdf}: Intel PCH ACS quirk enabled (UPDCR {}, MPC {})",
+                    updcr.map_or("left".into(), |(b, a)| format!("{b:#x} -> {a:#x}")),
+                    mpc.map_or("left".into(), |(b, a)| format!("{b:#x} -> {a:#x}")),
+                )),
+                _ => {}
+            }
+        }
         clock.mark("acs");
 
         // Linux probes every device in `device_add` order; one no DRHD

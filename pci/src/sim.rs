@@ -71,6 +71,9 @@ impl SimConfig {
     pub fn peek16(&self, bdf: Bdf, offset: u16) -> u16 {
         self.get(bdf, offset, 2) as u16
     }
+    pub fn peek32(&self, bdf: Bdf, offset: u16) -> u32 {
+        self.get(bdf, offset, 4)
+    }
 
     /// A read as the device answers it: CRS first, if it is still retrying.
     fn read(&mut self, bdf: Bdf, offset: u16, size: usize) -> u32 {
