@@ -131,6 +131,24 @@ fn bus_mastering_is_off_without_dma() -> Result<(), String> {
     run.check(mastering.is_empty(), &format!("no function may master the bus without DMA: {mastering:?}"))
 }
 
+/// Functions no DRHD covers (a pxb-pcie with bypass_iommu=true) say
+/// "no IOMMU" in the JSON and have no group; covered ones name their unit.
+fn uncovered_functions_say_no_iommu() -> Result<(), String> {
+    let scenario = root().join("fixtures/no-iommu-pxb-bypass.qemu");
+    let run = run_qemu(&["--scenario", scenario.to_str().unwrap(), "--json", "--append", "dma=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let functions = j["functions"].as_array().ok_or("no functions")?;
+    for f in functions {
+        let bus = u8::from_str_radix(&f["bdf"].as_str().unwrap_or("")[5..7], 16).unwrap_or(0);
+        let bypassed = (0x20..0x40).contains(&bus);
+        let want = if bypassed { "no IOMMU" } else { "DRHD 0xfed90000" };
+        run.check(f["iommu"] == want, &format!("{}: iommu {} (want {want})", f["bdf"], f["iommu"]))?;
+        run.check(f["group"].is_null() == bypassed, &format!("{}: group {}", f["bdf"], f["group"]))?;
+    }
+    Ok(())
+}
+
 fn hang_is_stopped_by_the_timeout() -> Result<(), String> {
     let run = run_qemu(&["--timeout", "3", "--append", "test=hang"]);
     run.check(run.status == 3, "a hung kernel ends with status 3")?;
@@ -450,6 +468,7 @@ fn main() {
     trials.extend([
         Trial::test("vtd::dma_proofs_default", || ok(dma_proofs(&[], 3, true))),
         Trial::test("vtd::bus_mastering_off_without_dma", || ok(bus_mastering_is_off_without_dma())),
+        Trial::test("vtd::uncovered_functions_say_no_iommu", || ok(uncovered_functions_say_no_iommu())),
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
