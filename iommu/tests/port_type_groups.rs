@@ -51,3 +51,30 @@ fn groups_below_the_corrected_port_match_linux_6_1() {
     // Nothing of the kind above the corrected port.
     assert!(!why(1, 0).contains(';'), "{}", why(1, 0));
 }
+
+/// Below a PCH root port the RCBA quirk enabled, the explanation names it.
+#[test]
+fn explanation_names_the_intel_pch_quirk() {
+    use pci::acs::ChipsetMmio;
+    struct Rcba;
+    impl ChipsetMmio for Rcba {
+        fn read32(&mut self, _addr: u64) -> Option<u32> {
+            Some(0)
+        }
+        fn write32(&mut self, _addr: u64, _value: u32) -> bool {
+            true
+        }
+    }
+    let mut s = SimConfig::new();
+    s.at(0, 0x1c, 0, pci::sim::SimFn::new(0x8086, 0x1c10).class(0x060400).bridge(0, 1, 1).pcie(4));
+    s.at(0, 0x1f, 0, pci::sim::SimFn::new(0x8086, 0x1c44).class(0x060100).poke32(0xf0, 0xfed1_c001));
+    s.at(1, 0, 0, edu());
+    let mut topo = enumerate(&mut s, 0, &[0], 0..=255);
+    pci::acs::enable_acs_with(&mut s, &mut Rcba, &mut topo);
+    let groups = group_all(&mut s, &topo);
+    let i = topo.find(Bdf::new(0, 1, 0, 0)).unwrap();
+    let m = groups.group_of(i).unwrap().members.iter().find(|m| m.function == i).unwrap();
+    let text = format!("{m}");
+    assert!(text.starts_with("own group (isolated: ACS path to root complete)"), "{text}");
+    assert!(text.contains("Intel PCH ACS quirk: 0000:00:1c.0 isolated through the chipset's RCBA"), "{text}");
+}

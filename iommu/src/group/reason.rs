@@ -96,6 +96,9 @@ pub enum RuleNote {
     /// `PCI_BUS_FLAGS_NO_EXTCFG` below `bridge` has 256 bytes of config
     /// space, so Linux sees no ACS (or any extended) capability.
     NoExtCfg { function: Bdf, bridge: Bdf },
+    /// `pci_quirk_enable_intel_pch_acs` ran on this PCH root port (RCBA
+    /// UPDCR and MPC), so it counts as isolated without an ACS capability.
+    IntelPchAcs { port: Bdf },
 }
 
 impl fmt::Display for RuleNote {
@@ -111,12 +114,17 @@ impl fmt::Display for RuleNote {
                 "pci_cfg_space_size: {function} has 256 bytes of config space (PCI_BUS_FLAGS_NO_EXTCFG below \
                  {bridge}), so no ACS capability"
             ),
+            Self::IntelPchAcs { port } => write!(
+                f,
+                "Intel PCH ACS quirk: {port} isolated through the chipset's RCBA (pci_quirk_enable_intel_pch_acs)"
+            ),
         }
     }
 }
 
 /// The [`RuleNote`]s for function `index`: every device from it up to its
-/// root bus that the port-type bug or NO_EXTCFG changed.
+/// root bus that the port-type bug, NO_EXTCFG or the Intel PCH ACS quirk
+/// changed.
 pub fn rule_notes(topo: &Topology, index: usize) -> Vec<RuleNote> {
     let mut notes = Vec::new();
     let mut at = Some(index);
@@ -125,6 +133,9 @@ pub fn rule_notes(topo: &Topology, index: usize) -> Vec<RuleNote> {
         let f = &topo.functions[i];
         if let (Some(meant), Some(cap)) = (f.port_type_bug, f.caps.pcie) {
             notes.push(RuleNote::PortTypeBug { port: f.bdf, claimed: cap.port_type, meant });
+        }
+        if f.dev_flags.contains(pci::topology::DevFlags::ACS_ENABLED_QUIRK) {
+            notes.push(RuleNote::IntelPchAcs { port: f.bdf });
         }
         if f.bus_no_extcfg && f.is_pcie() {
             // The bridge that set the flag: the first one up whose own bus
