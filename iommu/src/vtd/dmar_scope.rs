@@ -234,7 +234,11 @@ fn is_downstream_to_pci_bridge(topo: &Topology, dev: usize, bridge: usize) -> bo
 ///   An INCLUDE_PCI_ALL unit's scopes are not read at all
 ///   (`dmar_parse_one_drhd`).
 /// - A unit without INCLUDE_PCI_ALL whose scopes name no present device is
-///   ignored (`init_no_remapping_devices`).
+///   ignored (`init_no_remapping_devices`); a device whose first match is
+///   an ignored unit has no IOMMU (`iommu_is_dummy`). With no present
+///   device in its scopes such a unit matches nothing, so this only matters
+///   for units Linux ignores for other reasons (graphics-only units with
+///   `intel_iommu=igfx_off`, not modelled).
 /// - Units are searched in Linux's list order (`dmar_register_drhd_unit`:
 ///   each unit without INCLUDE_PCI_ALL is added at the head, so they come
 ///   in reverse table order, INCLUDE_PCI_ALL units at the tail); within a
@@ -244,7 +248,8 @@ fn is_downstream_to_pci_bridge(topo: &Topology, dev: usize, bridge: usize) -> bo
 ///   the function's segment.
 ///
 /// Not modelled: ACPI namespace scopes (ANDD; they never name a PCI
-/// function), SR-IOV VFs (none are enumerated) and VMD's `pci_real_dma_dev`.
+/// function), SR-IOV VFs (none are enumerated), VMD's `pci_real_dma_dev`
+/// and `iommu_is_dummy`'s Sandy Bridge I/OAT check.
 pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
     let mut m = UnitMatch {
         unit_of: alloc::vec![None; topo.functions.len()],
@@ -271,16 +276,19 @@ pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
         m.ignored[u] = m.scope_devices[u].is_empty();
     }
     // dmar_drhd_units: scoped units in reverse table order, then the
-    // INCLUDE_PCI_ALL units in table order.
+    // INCLUDE_PCI_ALL units in table order. `device_to_iommu` walks every
+    // unit (`for_each_iommu`); a match on an ignored unit is a "dummy"
+    // (`iommu_is_dummy`): no IOMMU, even if a later unit would cover it.
     let scoped = (0..drhds.len()).rev().filter(|&u| !drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
     let all = (0..drhds.len()).filter(|&u| drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
-    let order: Vec<usize> = scoped.chain(all).filter(|&u| !m.ignored[u]).collect();
+    let order: Vec<usize> = scoped.chain(all).collect();
     for dev in 0..topo.functions.len() {
-        m.unit_of[dev] = order.iter().copied().find(|&u| {
+        let first = order.iter().copied().find(|&u| {
             drhds[u].segment == topo.segment
                 && (m.scope_devices[u].iter().any(|&t| t == dev || is_downstream_to_pci_bridge(topo, dev, t))
                     || drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL))
         });
+        m.unit_of[dev] = first.filter(|&u| !m.ignored[u]);
     }
     m
 }
