@@ -139,14 +139,23 @@ pub fn pci_bus_read_dev_vendor_id(cfg: &mut dyn ConfigSpace, bdf: Bdf, timeout_m
     }
     let mut delay: u32 = 1;
     let mut waited: u32 = 0;
-    while crs(l) {
+    // Bounded twice: by the timeout, as in Linux, and by the 32 doublings a
+    // u32 delay can take (a timeout near u32::MAX would otherwise never be
+    // exceeded once the delay saturates).
+    for _ in 0..32 {
+        if !crs(l) {
+            break;
+        }
         if delay > timeout_ms {
             return VendorId::NotReady { waited_ms: waited };
         }
         cfg.crs_delay_ms(delay);
-        waited += delay;
-        delay *= 2;
+        waited = waited.saturating_add(delay);
+        delay = delay.saturating_mul(2);
         l = cfg.read32(bdf, PCI_VENDOR_ID);
+    }
+    if crs(l) {
+        return VendorId::NotReady { waited_ms: waited };
     }
     // Linux returns the dword as read after the wait without re-checking it.
     VendorId::Present(l)

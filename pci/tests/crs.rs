@@ -71,3 +71,12 @@ fn presence_test_is_linux_s() {
         assert_eq!(pci_bus_read_dev_vendor_id(&mut s, bdf(dev), CRS_TIMEOUT_MS), want, "device {dev}");
     }
 }
+
+#[test]
+fn the_wait_ends_even_with_an_endless_timeout() {
+    let mut s = SimConfig::new();
+    s.at(0, 3, 0, edu());
+    s.crs(bdf(3), u32::MAX);
+    assert!(matches!(pci_bus_read_dev_vendor_id(&mut s, bdf(3), u32::MAX), VendorId::NotReady { .. }));
+    assert_eq!(s.delays.len(), 32);
+}
