@@ -20,7 +20,7 @@ usage() {
     cat <<'USAGE'
 usage: ./run-qemu.sh [options] [-- extra QEMU arguments]
 
-  --scenario FILE   -device lines ('#' comments) replacing scenarios/default.qemu
+  --scenario FILE   QEMU argument lines (-device ..., -machine OPTS; # comments) replacing scenarios/default.qemu
   --append "ARGS"   kernel command line (log=debug, test=panic, assign=BDF,...)
   --json            only the JSON report on stdout
   --groups          only the canonical IOMMU group list on stdout

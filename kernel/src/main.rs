@@ -106,6 +106,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     clock.mark("acpi");
 
     let (mut ecam, mut problems) = ecam::Ecam::new(&acpi.mcfg);
+    ecam.set_pm_timer(acpi.pm_timer_port);
     problems.extend(acpi.problems.iter().cloned());
 
     // The DMAR table decides whether there is an IOMMU. Like Linux
@@ -116,7 +117,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         selftest::edit_dmar(d, test, &mut problems);
     }
     clock.mark("dmar");
-    let mut segments = topology::run(&mut ecam, &acpi, dmar.is_some(), &mut clock);
+    let mut segments = topology::run(&mut ecam, &acpi, dmar.as_ref(), &mut clock);
     for seg in &segments {
         for e in &seg.topology.errors {
             log::error!("PCI: {e}");

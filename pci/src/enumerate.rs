@@ -10,7 +10,7 @@
 use alloc::vec::Vec;
 use core::ops::RangeInclusive;
 
-use crate::caps::{PcieType, read_capabilities};
+use crate::caps::{PcieType, read_function_caps};
 use crate::config::{Bdf, ConfigSpace};
 use crate::devfn_mask::DevfnMask;
 use crate::dma_alias_fixups::apply_dma_alias_fixups;
@@ -104,26 +104,110 @@ pub fn enumerate_with_peer_probe(
 /// Slots probed per bus by the peer-bus probe (function 0 of each).
 pub const PEER_PROBE_SLOTS: u8 = 32;
 
-/// Linux `pci_bus_generic_read_dev_vendor_id`: these reads mean "nothing
-/// here". A vendor of all ones or all zeros is treated as absent as well.
+/// Linux's CRS timeout: `pci_scan_device` passes 60 s to
+/// `pci_bus_read_dev_vendor_id`.
+pub const CRS_TIMEOUT_MS: u32 = 60 * 1000;
+
+/// What the Vendor/Device ID dword says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VendorId {
+    Present(u32),
+    Absent,
+    /// Still Configuration Request Retry after waiting `waited_ms`.
+    NotReady {
+        waited_ms: u32,
+    },
+}
+
+/// Linux `pci_bus_generic_read_dev_vendor_id` with `pci_bus_wait_crs`
+/// (drivers/pci/probe.c). Absent: all ones, 0, 0x0000ffff or 0xffff0000
+/// ("some broken boards return 0 or ~0 if a slot is empty"); anything else
+/// is a device. A vendor of 0x0001 is a Configuration Request Retry
+/// completion: re-read after 1, 2, 4, ... ms while the next delay does not
+/// exceed `timeout_ms` (Linux: 60 s, so 16 waits, 65.5 s, 17 reads at
+/// most); still retrying then, the function is given up. With a timeout of
+/// 0 there is no wait.
+pub fn pci_bus_read_dev_vendor_id(cfg: &mut dyn ConfigSpace, bdf: Bdf, timeout_ms: u32) -> VendorId {
+    let absent = |l: u32| l == u32::MAX || l == 0 || l == 0x0000_ffff || l == 0xffff_0000;
+    let crs = |l: u32| l & 0xffff == 0x0001;
+    let mut l = cfg.read32(bdf, PCI_VENDOR_ID);
+    if absent(l) {
+        return VendorId::Absent;
+    }
+    let mut delay: u32 = 1;
+    let mut waited: u32 = 0;
+    // Bounded twice: by the timeout, as in Linux, and by the 32 doublings a
+    // u32 delay can take (a timeout near u32::MAX would otherwise never be
+    // exceeded once the delay saturates).
+    for _ in 0..32 {
+        if !crs(l) {
+            break;
+        }
+        if delay > timeout_ms {
+            return VendorId::NotReady { waited_ms: waited };
+        }
+        cfg.crs_delay_ms(delay);
+        waited = waited.saturating_add(delay);
+        delay = delay.saturating_mul(2);
+        l = cfg.read32(bdf, PCI_VENDOR_ID);
+    }
+    if crs(l) {
+        return VendorId::NotReady { waited_ms: waited };
+    }
+    // Linux returns the dword as read after the wait without re-checking it.
+    VendorId::Present(l)
+}
+
+/// The peer-bus probe's test: these reads mean "nothing here". A vendor of
+/// all ones or all zeros is treated as absent as well.
 fn vendor_present(id: u32) -> bool {
     let vendor = (id & 0xffff) as u16;
     !(id == u32::MAX || id == 0 || vendor == 0xffff || vendor == 0)
 }
 
-/// Linux `set_pcie_port_type`: some ports report the wrong direction; the
-/// parent's (already corrected) type tells which it must be.
-pub fn set_pcie_port_type(reported: PcieType, parent: Option<&Function>) -> PcieType {
+/// Linux 6.1 `set_pcie_port_type` (drivers/pci/probe.c): a port that
+/// claims Downstream below a downstream port (root port, downstream port,
+/// PCI-to-PCIe bridge) "must be" Upstream, and one that claims Upstream
+/// below an Upstream port "must be" Downstream. The parent's type is its
+/// already corrected one; a conventional parent reads as type 0.
+///
+/// **Linux 6.1's bug, reproduced:** the correction does
+/// `pcie_flags_reg |= PCI_EXP_TYPE_UPSTREAM` (or `_DOWNSTREAM`) without
+/// the `<< 4`, so the type field stays 0 and the corrected port is a PCIe
+/// **endpoint** to the rest of Linux 6.1: no port driver, no ACS needed on
+/// it as a single function, its bus scanned in full, and its child bus
+/// `PCI_BUS_FLAGS_NO_EXTCFG` (see [`pci_bridge_child_ext_cfg_accessible`]).
+/// Returns the type Linux 6.1 uses and, when the bug applied, the type it
+/// meant to set. (Fixed upstream with `FIELD_PREP`, after 6.1.)
+pub fn set_pcie_port_type(reported: PcieType, parent: Option<&Function>) -> (PcieType, Option<PcieType>) {
     let Some(parent) = parent else {
-        return reported;
+        return (reported, None);
     };
-    // A conventional parent reads as type 0 (endpoint) in Linux.
     let parent_type = parent.pcie_type.unwrap_or(PcieType::Endpoint);
-    match reported {
+    let meant = match reported {
         PcieType::Downstream if parent_type.is_downstream_port() => PcieType::Upstream,
         PcieType::Upstream if parent_type == PcieType::Upstream => PcieType::Downstream,
-        other => other,
+        other => return (other, None),
+    };
+    (PcieType::Endpoint, Some(meant))
+}
+
+/// Linux `pci_bridge_child_ext_cfg_accessible`: whether extended config
+/// space is reachable on the bus below `bridge`. Not when the bridge's own
+/// bus lacks it; yes below a root port or a switch port (by its type as
+/// Linux 6.1 sees it, so not below a port [`set_pcie_port_type`] turned into
+/// an endpoint); below any other bridge only with PCI-X Mode 2.
+pub fn pci_bridge_child_ext_cfg_accessible(cfg: &mut dyn ConfigSpace, bridge: &Function) -> bool {
+    if bridge.bus_no_extcfg {
+        return false;
     }
+    if matches!(bridge.pcie_type, Some(PcieType::RootPort | PcieType::Upstream | PcieType::Downstream)) {
+        return true;
+    }
+    let Some(pos) = bridge.caps.find(PCI_CAP_ID_PCIX) else {
+        return false;
+    };
+    cfg.read32(bridge.bdf, pos + PCI_X_STATUS) & (PCI_X_STATUS_266MHZ | PCI_X_STATUS_533MHZ) != 0
 }
 
 impl Scanner<'_> {
@@ -203,7 +287,13 @@ impl Scanner<'_> {
     /// Linux `pci_scan_child_bus_extend`, first half: this bus's functions.
     fn scan_bus(&mut self, bus: u8, parent: Option<usize>) -> core::ops::Range<usize> {
         self.scanned[usize::from(bus)] = true;
-        self.topo.buses.push(Bus { number: bus, bridge: parent });
+        // pci_alloc_child_bus: the parent bus's flags, plus NO_EXTCFG when
+        // the bridge does not pass extended config space through.
+        let no_extcfg = parent.is_some_and(|p| {
+            let bridge = &self.topo.functions[p];
+            !pci_bridge_child_ext_cfg_accessible(self.cfg, bridge)
+        });
+        self.topo.buses.push(Bus { number: bus, bridge: parent, no_extcfg });
         let start = self.topo.functions.len();
         // Linux `only_one_child`: a PCIe downstream port's link leads to
         // device 0 only (PCIe r3.1 §7.3.1).
@@ -214,20 +304,20 @@ impl Scanner<'_> {
             if only_one_child && slot > 0 {
                 break;
             }
-            self.scan_slot(bus, slot, parent, &mut ari_enabled);
+            self.scan_slot(bus, slot, parent, no_extcfg, &mut ari_enabled);
         }
         start..self.topo.functions.len()
     }
 
     /// Linux `pci_scan_slot` with `next_fn`/`next_ari_fn`.
-    fn scan_slot(&mut self, bus: u8, slot: u8, parent: Option<usize>, ari_enabled: &mut bool) {
+    fn scan_slot(&mut self, bus: u8, slot: u8, parent: Option<usize>, no_extcfg: bool, ari_enabled: &mut bool) {
         let mut func: u16 = 0;
         loop {
             let devfn = (u16::from(slot) << 3) + func;
             let Ok(devfn) = u8::try_from(devfn) else {
                 return;
             };
-            let dev = self.scan_single(bus, devfn, parent);
+            let dev = self.scan_single(bus, devfn, parent, no_extcfg);
             match dev {
                 Some(i) if func > 0 => self.topo.functions[i].multifunction = true,
                 Some(_) => {}
@@ -293,16 +383,16 @@ impl Scanner<'_> {
     }
 
     /// Linux `pci_scan_device` + `pci_setup_device` + header fixups.
-    fn scan_single(&mut self, bus: u8, devfn: u8, parent: Option<usize>) -> Option<usize> {
+    fn scan_single(&mut self, bus: u8, devfn: u8, parent: Option<usize>, bus_no_extcfg: bool) -> Option<usize> {
         let bdf = Bdf::from_devfn(self.topo.segment, bus, devfn);
-        let id = self.cfg.read32(bdf, PCI_VENDOR_ID);
-        if !vendor_present(id) {
-            return None;
-        }
-        if id & 0xffff == 0x0001 {
-            self.error(bdf, EnumErrorKind::NotReady);
-            return None;
-        }
+        let id = match pci_bus_read_dev_vendor_id(self.cfg, bdf, CRS_TIMEOUT_MS) {
+            VendorId::Present(id) => id,
+            VendorId::Absent => return None,
+            VendorId::NotReady { waited_ms } => {
+                self.error(bdf, EnumErrorKind::NotReady { waited_ms });
+                return None;
+            }
+        };
         let class_rev = self.cfg.read32(bdf, PCI_CLASS_REVISION);
         let header = self.cfg.read8(bdf, PCI_HEADER_TYPE);
         let header_type = header & PCI_HEADER_TYPE_MASK;
@@ -310,7 +400,8 @@ impl Scanner<'_> {
             self.error(bdf, EnumErrorKind::UnknownHeaderType(header_type));
             return None;
         }
-        let (caps, cap_errors) = read_capabilities(self.cfg, bdf, header_type);
+        let (caps, cfg_size, cap_errors) =
+            read_function_caps(self.cfg, bdf, header_type, class_rev >> 8, bus_no_extcfg);
         for e in cap_errors {
             self.error(bdf, EnumErrorKind::Capability(e));
         }
@@ -325,7 +416,8 @@ impl Scanner<'_> {
             (0, 0)
         };
         let parent_fn = parent.map(|p| &self.topo.functions[p]);
-        let pcie_type = caps.pcie.map(|c| set_pcie_port_type(c.port_type, parent_fn));
+        let corrected = caps.pcie.map(|c| set_pcie_port_type(c.port_type, parent_fn));
+        let (pcie_type, port_type_bug) = (corrected.map(|c| c.0), corrected.and_then(|c| c.1));
         let mut f = Function {
             bdf,
             vendor: (id & 0xffff) as u16,
@@ -337,6 +429,9 @@ impl Scanner<'_> {
             subsystem_vendor,
             subsystem_device,
             pcie_type,
+            port_type_bug,
+            cfg_size,
+            bus_no_extcfg,
             caps,
             bridge,
             secondary_scanned: false,

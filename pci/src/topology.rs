@@ -51,6 +51,15 @@ pub struct Function {
     /// PCIe Device/Port Type after `set_pcie_port_type`; `None` for
     /// conventional PCI (no PCIe capability).
     pub pcie_type: Option<PcieType>,
+    /// Set when Linux 6.1's `set_pcie_port_type` "corrected" this port:
+    /// the type it meant to set. 6.1 ORs that type into the flags
+    /// unshifted, so the port reads as type 0, a PCIe endpoint
+    /// (`pcie_type` is then `Endpoint`). Fixed upstream after 6.1.
+    pub port_type_bug: Option<PcieType>,
+    /// Linux `dev->cfg_size` (`pci_cfg_space_size`): 256 or 4096.
+    pub cfg_size: u16,
+    /// The bus this function sits on has `PCI_BUS_FLAGS_NO_EXTCFG`.
+    pub bus_no_extcfg: bool,
     pub caps: Capabilities,
     /// Bus numbers, for type 1 and CardBus headers.
     pub bridge: Option<BridgeBuses>,
@@ -106,6 +115,9 @@ pub struct Bus {
     pub number: u8,
     /// The bridge leading to it (`bus->self`); `None` for a root bus.
     pub bridge: Option<usize>,
+    /// `PCI_BUS_FLAGS_NO_EXTCFG`: extended config space is not accessible
+    /// on this bus (`pci_alloc_child_bus`).
+    pub no_extcfg: bool,
 }
 
 /// A fault found while enumerating; one clear line through `Display`.
@@ -127,8 +139,11 @@ pub enum EnumErrorKind {
     RootBusBelowBridge {
         bridge: Bdf,
     },
-    /// Vendor 0x0001: Configuration Request Retry Status; not waited for.
-    NotReady,
+    /// Vendor 0x0001 (Configuration Request Retry Status) after waiting
+    /// `waited_ms`, as `pci_bus_wait_crs` does.
+    NotReady {
+        waited_ms: u32,
+    },
     UnknownHeaderType(u8),
     Capability(CapError),
     BridgeNotConfigured,
@@ -189,7 +204,9 @@ impl fmt::Display for EnumError {
                  kept below that bridge as Linux does (pci_acpi_scan_root reuses the bus), not a second root",
                 b.bus
             ),
-            NotReady => write!(f, "{b}: answered Configuration Request Retry (not ready); skipped"),
+            NotReady { waited_ms } => {
+                write!(f, "{b}: not ready after {waited_ms} ms (Configuration Request Retry); giving up, as Linux does")
+            }
             UnknownHeaderType(t) => write!(f, "{b}: unknown header type {t:#04x}; ignored as Linux does"),
             Capability(e) => write!(f, "{b}: {e}"),
             BridgeNotConfigured => {
@@ -270,6 +287,21 @@ impl Topology {
     /// Linux `pci_upstream_bridge`: the bridge above `index`.
     pub fn upstream_bridge(&self, index: usize) -> Option<usize> {
         self.functions.get(index).and_then(|f| f.parent)
+    }
+    /// Whether `index` is `ancestor` or below it in the tree (the parent
+    /// links the scan made; bounded by the function count, so a corrupted
+    /// link cannot loop).
+    pub fn is_at_or_below(&self, mut index: usize, ancestor: usize) -> bool {
+        for _ in 0..=self.functions.len() {
+            if index == ancestor {
+                return true;
+            }
+            match self.upstream_bridge(index) {
+                Some(p) => index = p,
+                None => return false,
+            }
+        }
+        false
     }
     /// Whether `a` and `b` sit on the same bus (Linux `a->bus == b->bus`).
     pub fn same_bus(&self, a: usize, b: usize) -> bool {

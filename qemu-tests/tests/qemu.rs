@@ -390,6 +390,24 @@ fn nothing_masters_without_translation() -> Result<(), String> {
     run.check(mastering.is_empty(), &format!("no function masters the bus at the end: {mastering:?}"))
 }
 
+/// Functions no DRHD covers (a pxb-pcie with bypass_iommu=true) say
+/// "no IOMMU" in the JSON and have no group; covered ones name their unit.
+fn uncovered_functions_say_no_iommu() -> Result<(), String> {
+    let scenario = root().join("fixtures/no-iommu-pxb-bypass.qemu");
+    let run = run_qemu(&["--scenario", scenario.to_str().unwrap(), "--json", "--append", "dma=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let functions = j["functions"].as_array().ok_or("no functions")?;
+    for f in functions {
+        let bus = u8::from_str_radix(&f["bdf"].as_str().unwrap_or("")[5..7], 16).unwrap_or(0);
+        let bypassed = (0x20..0x40).contains(&bus);
+        let want = if bypassed { "no IOMMU" } else { "DRHD 0xfed90000" };
+        run.check(f["iommu"] == want, &format!("{}: iommu {} (want {want})", f["bdf"], f["iommu"]))?;
+        run.check(f["group"].is_null() == bypassed, &format!("{}: group {}", f["bdf"], f["group"]))?;
+    }
+    Ok(())
+}
+
 fn hang_is_stopped_by_the_timeout() -> Result<(), String> {
     let run = run_qemu(&["--timeout", "3", "--append", "test=hang"]);
     run.check(run.status == 3, "a hung kernel ends with status 3")?;
@@ -767,7 +785,8 @@ fn scenario_trials() -> Vec<Trial> {
 }
 
 /// Every fixture with a raw Linux dump: the same functions (ids, class,
-/// PCIe type) and, after ACS enabling, the same ACS control words.
+/// config space size, PCIe type) and, after ACS enabling, the same ACS
+/// control words.
 fn enumeration_trials() -> Vec<Trial> {
     fixture_names("linux-6.1.raw")
         .into_iter()
@@ -797,6 +816,7 @@ fn compare_functions(run: &Run, expected: &[OracleDevice]) -> Result<(), String>
             vendor: f["vendor"].as_u64().unwrap_or(0),
             device: f["device"].as_u64().unwrap_or(0),
             class: f["class"].as_u64().unwrap_or(0),
+            cfglen: f["cfg_size"].as_u64().unwrap_or(0),
             pcie_type: hex(&f["pcie_type"]),
             acs_cap: hex(&f["acs"]["cap"]),
             acs_ctrl: hex(&f["acs"]["ctrl"]),
@@ -872,6 +892,7 @@ fn main() {
         Trial::test("vtd::rmrr_devices_keep_their_dma", || ok(rmrr_devices_keep_their_dma())),
         Trial::test("vtd::failed_unit_devices_get_no_dma", || ok(failed_unit_devices_get_no_dma())),
         Trial::test("vtd::take_over_of_a_unit_left_running", || ok(take_over_of_a_unit_left_running())),
+        Trial::test("vtd::uncovered_functions_say_no_iommu", || ok(uncovered_functions_say_no_iommu())),
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),

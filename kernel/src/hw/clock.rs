@@ -107,6 +107,25 @@ impl Clock {
     }
 }
 
+/// Busy-wait `ms` milliseconds on the PM timer at `port` (ACPI: 3.579545
+/// MHz). Bounded twice: by the ticks wanted, and by a read count (each
+/// port read takes well over 100 ns, so 20,000 reads per ms is more than
+/// a millisecond), so a PM timer that does not count ends the wait.
+pub fn pm_delay_ms(port: u16, ms: u32) {
+    let want = PM_TIMER_HZ * u64::from(ms) / 1000;
+    let mut last = Clock::read_pm(port);
+    let mut ticks = 0u64;
+    for _ in 0..u64::from(ms) * 20_000 {
+        let now = Clock::read_pm(port);
+        ticks += u64::from(now.wrapping_sub(last) & PM_TIMER_MASK);
+        last = now;
+        if ticks >= want {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
 /// Convert TSC cycles to microseconds.
 pub fn cycles_to_us(cycles: u64, hz: u64) -> u64 {
     (cycles as u128 * 1_000_000 / hz.max(1) as u128) as u64

@@ -14,6 +14,9 @@ pub struct Ecam {
     regions: Vec<McfgRegion>,
     pub reads: u64,
     pub writes: u64,
+    /// The ACPI PM timer, for the waits between Configuration Request
+    /// Retry polls.
+    pm_timer: Option<u16>,
 }
 
 impl Ecam {
@@ -36,7 +39,12 @@ impl Ecam {
                 ok.push(*r);
             }
         }
-        (Self { regions: ok, reads: 0, writes: 0 }, problems)
+        (Self { regions: ok, reads: 0, writes: 0, pm_timer: None }, problems)
+    }
+
+    /// Time the Configuration Request Retry waits with the PM timer.
+    pub fn set_pm_timer(&mut self, port: Option<u16>) {
+        self.pm_timer = port;
     }
 
     pub fn regions(&self) -> &[McfgRegion] {
@@ -94,5 +102,13 @@ impl ConfigSpace for Ecam {
     }
     fn has_extended_space(&self, bdf: Bdf) -> bool {
         self.address(bdf, 0x100, 4).is_some()
+    }
+    /// Linux `msleep` between CRS polls, on the PM timer. Without one (no
+    /// FADT) there is no time base: the poll is then not delayed, and a
+    /// device still retrying after its 17 reads is given up early.
+    fn crs_delay_ms(&mut self, ms: u32) {
+        if let Some(port) = self.pm_timer {
+            crate::clock::pm_delay_ms(port, ms);
+        }
     }
 }

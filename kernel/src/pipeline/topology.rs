@@ -7,8 +7,10 @@ use crate::hw::ecam::Ecam;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use iommu::group::{Groups, group_all};
-use pci::acs::{AcsEnableRecord, enable_acs};
+use iommu::group::{Groups, pci_device_groups};
+use iommu::vtd::dmar::Dmar;
+use iommu::vtd::dmar_scope::{UnitMatch, match_drhd_units};
+use pci::acs::{AcsEnableOutcome, AcsEnableRecord, enable_acs_with};
 use pci::{Topology, enumerate_with_peer_probe};
 use platform::acpi::{AcpiFacts, root_buses};
 use platform::mcfg::{McfgRegion, pcibios_last_bus};
@@ -28,7 +30,11 @@ pub struct Segment {
     pub topology: Topology,
     /// Present when an IOMMU asked for ACS (Linux `pci_request_acs`).
     pub acs: Option<Vec<AcsEnableRecord>>,
-    /// Present when there is an IOMMU to form groups for.
+    /// Which DRHD covers each function (indices into `Dmar::drhds()`),
+    /// present with a DMAR table.
+    pub units: Option<UnitMatch>,
+    /// Present when there is an IOMMU to form groups for; a function no
+    /// DRHD covers has none (Linux `intel_iommu_probe_device`: -ENODEV).
     pub groups: Option<Groups>,
     pub enumerate: Traffic,
     pub acs_traffic: Traffic,
@@ -44,9 +50,10 @@ fn now(ecam: &Ecam) -> Traffic {
     Traffic { reads: ecam.reads, writes: ecam.writes }
 }
 
-/// Enumerate, enable ACS (when an IOMMU is present) and form the groups for
-/// every ECAM segment.
-pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut Clock) -> Vec<Segment> {
+/// Enumerate, enable ACS (when the DMAR has a usable DRHD) and form the
+/// groups for every ECAM segment, of the functions a DRHD covers.
+pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, dmar: Option<&Dmar>, clock: &mut Clock) -> Vec<Segment> {
+    let iommu_present = dmar.is_some();
     let regions: Vec<McfgRegion> = ecam.regions().to_vec();
     let mut segments = Vec::new();
     for region in regions {
@@ -89,12 +96,35 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut C
         clock.mark("enumerate");
 
         let before = now(ecam);
-        let acs = iommu_present.then(|| enable_acs(ecam, &mut topology));
+        let acs = iommu_present.then(|| enable_acs_with(ecam, &mut crate::hw::mmio::ChipsetWindow, &mut topology));
         let acs_traffic = traffic_since(ecam, before);
+        for r in acs.iter().flatten() {
+            let bdf = topology.functions[r.function].bdf;
+            match r.outcome {
+                AcsEnableOutcome::QuirkNotApplied { quirk, reason } => {
+                    notes.push(format!("{bdf}: ACS enable quirk {quirk} failed ({reason}); not isolated, as in Linux"))
+                }
+                AcsEnableOutcome::IntelPchEnabled { updcr, mpc } => notes.push(format!(
+                    "{bdf}: Intel PCH ACS quirk enabled (UPDCR {}, MPC {})",
+                    updcr.map_or("left".into(), |(b, a)| format!("{b:#x} -> {a:#x}")),
+                    mpc.map_or("left".into(), |(b, a)| format!("{b:#x} -> {a:#x}")),
+                )),
+                _ => {}
+            }
+        }
         clock.mark("acs");
 
+        // Linux probes every device in `device_add` order; one no DRHD
+        // covers fails the probe and gets no group.
+        let units = dmar.map(|d| match_drhd_units(&d.drhds().collect::<Vec<_>>(), &topology));
+        for m in units.iter().flat_map(|u| &u.mismatches) {
+            notes.push(format!("{m}"));
+        }
         let before = now(ecam);
-        let groups = iommu_present.then(|| group_all(ecam, &topology));
+        let groups = units.as_ref().map(|u| {
+            let order: Vec<usize> = (0..topology.functions.len()).filter(|&i| u.unit_of[i].is_some()).collect();
+            pci_device_groups(ecam, &topology, &order)
+        });
         let group_traffic = traffic_since(ecam, before);
         clock.mark("groups");
 
@@ -103,6 +133,7 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, iommu_present: bool, clock: &mut C
             roots,
             topology,
             acs,
+            units,
             groups,
             enumerate: enumerate_traffic,
             acs_traffic,

@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering, fence};
 use iommu::group::Groups;
 use iommu::vtd::dmar::{self, Dmar, Drhd};
-use iommu::vtd::dmar_scope::{DeviceScope, ScopeType};
+use iommu::vtd::dmar_scope::{DeviceScope, match_drhd_units};
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
@@ -268,59 +268,16 @@ pub fn parse(bytes: &[u8], problems: &mut Vec<String>) -> Option<Dmar> {
 const PCI_COMMAND: u16 = 0x04;
 const PCI_COMMAND_MASTER: u16 = 1 << 2;
 
-/// Whether `index` is `bridge` or below it.
-fn is_at_or_below(topo: &Topology, mut index: usize, bridge: usize) -> bool {
-    for _ in 0..topo.functions.len() {
-        if index == bridge {
-            return true;
-        }
-        match topo.functions[index].parent {
-            Some(p) => index = p,
-            None => return false,
-        }
-    }
-    false
-}
-
 /// Resolve a scope path to a function of the topology.
 fn resolve(scope: &DeviceScope, segment: u16, topo: &Topology) -> Option<usize> {
     let bdf = scope.resolve(segment, |b| topo.find(b).and_then(|i| topo.functions[i].secondary_bus())).ok()?;
     topo.find(bdf)
 }
 
-/// Which unit covers each function (Linux `dmar_find_matched_drhd_unit`):
-/// a PCI endpoint scope names the function; a sub-hierarchy scope names a
-/// bridge and covers everything below it; an INCLUDE_PCI_ALL unit takes
-/// the rest of its segment.
+/// Which unit covers each function: Linux's rule
+/// (`iommu::vtd::dmar_scope::match_drhd_units`, after `device_to_iommu`).
 fn assign_units(drhds: &[&Drhd], seg: &Segment) -> Vec<Option<usize>> {
-    let topo = &seg.topology;
-    let mut unit_of = alloc::vec![None; topo.functions.len()];
-    for (u, drhd) in drhds.iter().enumerate() {
-        if drhd.segment != topo.segment {
-            continue;
-        }
-        for scope in &drhd.scopes {
-            let Some(target) = resolve(scope, topo.segment, topo) else { continue };
-            for (i, slot) in unit_of.iter_mut().enumerate() {
-                let hit = match scope.kind {
-                    ScopeType::Endpoint => i == target,
-                    ScopeType::SubHierarchy => is_at_or_below(topo, i, target),
-                    _ => false,
-                };
-                if hit && slot.is_none() {
-                    *slot = Some(u);
-                }
-            }
-        }
-    }
-    if let Some(all) =
-        drhds.iter().position(|d| d.segment == topo.segment && d.flags.contains(dmar::DrhdFlags::INCLUDE_PCI_ALL))
-    {
-        for slot in unit_of.iter_mut().filter(|s| s.is_none()) {
-            *slot = Some(all);
-        }
-    }
-    unit_of
+    match_drhd_units(drhds, &seg.topology).unit_of
 }
 
 /// Which unit translates each function, by the failed-unit rule of
@@ -355,10 +312,13 @@ fn route_devices(
                 "VT-d: {} may belong to a DRHD the DMAR lost: no DMA (no context entry, bus mastering off and never enabled)",
                 f.bdf
             )),
-            Route::Uncovered => problems.push(format!(
+            // Not an error: a device outside every DRHD's scope (QEMU's
+            // bypass_iommu) is a legal machine; Linux's probe just returns
+            // -ENODEV. The tree and JSON say "no IOMMU".
+            Route::Uncovered => log::info!(
                 "VT-d: no DRHD covers {}: no DMA (no unit translates it, so bus mastering is never enabled)",
                 f.bdf
-            )),
+            ),
             Route::Unit(_) => {}
         }
     }
@@ -403,7 +363,7 @@ impl Vtd {
             if cmd == u16::MAX || cmd & PCI_COMMAND_MASTER == 0 {
                 continue;
             }
-            if (0..topo.functions.len()).any(|d| rmrr[d] && is_at_or_below(topo, d, i)) {
+            if (0..topo.functions.len()).any(|d| rmrr[d] && topo.is_at_or_below(d, i)) {
                 kept += 1;
                 continue;
             }

@@ -24,7 +24,6 @@ use iommu::vtd::inval::InvalidationKind;
 use json::Json;
 use names::{class_name, device_name};
 use pci::Function;
-use pci::acs::AcsEnableOutcome;
 use platform::acpi::AcpiFacts;
 use platform::cmdline::{Options, ReportFormat};
 use platform::memmap::{MemoryRegion, total_ram};
@@ -115,15 +114,21 @@ fn owner_of(drivers: Option<&Drivers>, pos: usize) -> &'static str {
     }
 }
 
-/// The ACS control word a function was left with (after enabling).
+/// The ACS control word a function was left with: read back from config
+/// space after enabling (or as first read, when ACS was not enabled).
 fn acs_ctrl(seg: &Segment, index: usize) -> Option<u16> {
     let cap = seg.topology.functions[index].caps.acs?;
-    let outcome = seg.acs.as_ref().and_then(|r| r.iter().find(|r| r.function == index)).map(|r| r.outcome);
-    Some(match outcome {
-        Some(AcsEnableOutcome::Written { after, .. }) => after as u16,
-        Some(AcsEnableOutcome::Unchanged { ctrl }) => ctrl as u16,
-        _ => cap.ctrl,
-    })
+    let record = seg.acs.as_ref().and_then(|r| r.iter().find(|r| r.function == index));
+    Some(record.and_then(|r| r.ctrl_readback).unwrap_or(cap.ctrl))
+}
+
+/// The register base of the DRHD that covers a function: `Some(None)` when
+/// no unit does ("no IOMMU": Linux gives it no group), `None` without a
+/// DMAR table.
+fn covering_unit(seg: &Segment, dmar: Option<&Dmar>, index: usize) -> Option<Option<u64>> {
+    let units = seg.units.as_ref()?;
+    let u = units.unit_of.get(index).copied().flatten();
+    Some(u.and_then(|u| dmar?.drhds().nth(u)).map(|d| d.register_base))
 }
 
 fn group_id(seg: &Segment, index: usize) -> Option<u32> {
@@ -281,9 +286,13 @@ impl Report<'_> {
         }
         let mut stack: Vec<(usize, usize)> = top.iter().rev().map(|&i| (i, 0)).collect();
         while let Some((i, depth)) = stack.pop() {
-            let group = group_id(seg, i).map_or(String::from("-"), |g| format!("{g}"));
+            let group = match (group_id(seg, i), covering_unit(seg, self.dmar, i)) {
+                (Some(g), _) => format!("group {g}"),
+                (None, Some(None)) => String::from("no IOMMU"),
+                (None, _) => String::from("group -"),
+            };
             println!(
-                "  {:indent$}{}  [{}] group {}",
+                "  {:indent$}{}  [{}] {}",
                 "",
                 describe(&topo.functions[i]),
                 acs_state(seg, i),
@@ -565,6 +574,13 @@ impl Report<'_> {
                     Some(p) => j.num("pcie_type", u64::from(p.port_type.raw())),
                     None => j.null("pcie_type"),
                 }
+                // Linux 6.1's set_pcie_port_type bug: the type it meant.
+                match f.port_type_bug {
+                    Some(t) => j.str("port_type_bug", &format!("{t}")),
+                    None => j.null("port_type_bug"),
+                }
+                // Linux `dev->cfg_size` (pci_cfg_space_size), as sysfs shows it.
+                j.num("cfg_size", u64::from(f.cfg_size));
                 match (f.caps.acs, acs_ctrl(seg, i)) {
                     (Some(cap), Some(ctrl)) => {
                         j.begin_object(Some("acs"));
@@ -582,6 +598,12 @@ impl Report<'_> {
                 match group_id(seg, i) {
                     Some(g) => j.num("group", u64::from(g)),
                     None => j.null("group"),
+                }
+                // The DRHD that translates its DMA, or "no IOMMU" (no group).
+                match covering_unit(seg, self.dmar, i) {
+                    Some(Some(base)) => j.str("iommu", &format!("DRHD {base:#x}")),
+                    Some(None) => j.str("iommu", "no IOMMU"),
+                    None => j.null("iommu"),
                 }
                 match self.drivers.and_then(|d| d.driver_name(i)) {
                     Some(name) => j.str("driver", name),
@@ -622,7 +644,7 @@ impl Report<'_> {
                 j.end_array();
                 j.begin_array(Some("explanation"));
                 for m in &g.members {
-                    j.item_str(&format!("{} {}", seg.topology.functions[m.function].bdf, m.reason));
+                    j.item_str(&format!("{} {}", seg.topology.functions[m.function].bdf, m));
                 }
                 j.end_array();
                 j.end_object();
