@@ -158,13 +158,6 @@ pub fn pci_bus_read_dev_vendor_id(cfg: &mut dyn ConfigSpace, bdf: Bdf, timeout_m
     VendorId::Present(l)
 }
 
-/// The peer-bus probe's test: these reads mean "nothing here". A vendor of
-/// all ones or all zeros is treated as absent as well.
-fn vendor_present(id: u32) -> bool {
-    let vendor = (id & 0xffff) as u16;
-    !(id == u32::MAX || id == 0 || vendor == 0xffff || vendor == 0)
-}
-
 /// Linux 6.1 `set_pcie_port_type` (drivers/pci/probe.c): a port that
 /// claims Downstream below a downstream port (root port, downstream port,
 /// PCI-to-PCIe bridge) "must be" Upstream, and one that claims Upstream

@@ -123,7 +123,7 @@ pub fn edit_dmar(dmar: &mut Dmar, test: &str, problems: &mut Vec<String>) {
         } else if let Some(list) = part.strip_prefix("drhd-fail:") {
             let scopes = scopes("drhd-fail", list, problems);
             problems.push(format!(
-                "self-test drhd-fail: DRHD {TEST_FAILED_DRHD:#x} naming {list} added first to the firmware's DMAR"
+                "self-test drhd-fail: DRHD {TEST_FAILED_DRHD:#x} naming {list} added after the firmware's DRHDs"
             ));
             let drhd = Drhd {
                 offset: 0,
@@ -133,7 +133,12 @@ pub fn edit_dmar(dmar: &mut Dmar, test: &str, problems: &mut Vec<String>) {
                 register_base: TEST_FAILED_DRHD,
                 scopes,
             };
-            dmar.structures.insert(0, Structure::Drhd(drhd));
+            // Linux searches scoped DRHDs in reverse table order
+            // (`dmar_register_drhd_unit` adds each at the head), so the one
+            // added last is found first for a device two units name.
+            let after_last_drhd =
+                dmar.structures.iter().rposition(|s| matches!(s, Structure::Drhd(_))).map_or(0, |i| i + 1);
+            dmar.structures.insert(after_last_drhd, Structure::Drhd(drhd));
         }
     }
 }
