@@ -20,7 +20,7 @@ usage() {
     cat <<'USAGE'
 usage: ./run-qemu.sh [options] [-- extra QEMU arguments]
 
-  --scenario FILE   -device lines ('#' comments) replacing scenarios/default.qemu
+  --scenario FILE   QEMU argument lines (-device ..., -machine OPTS; # comments) replacing scenarios/default.qemu
   --append "ARGS"   kernel command line (log=debug, test=panic, assign=BDF,...)
   --json            only the JSON report on stdout
   --groups          only the canonical IOMMU group list on stdout
@@ -53,7 +53,17 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-[ -r "$scenario" ] || { echo "run-qemu.sh: cannot read scenario $scenario" >&2; exit 2; }
+# The scenario is resolved against the caller's directory, before the cd
+# below: a relative path must name the caller's file, and a missing,
+# unreadable or non-regular one is a usage error, never an empty machine.
+if [ ! -f "$scenario" ] || [ ! -r "$scenario" ]; then
+    echo "run-qemu.sh: cannot read scenario $scenario (not a readable file)" >&2
+    exit 2
+fi
+scenario=$(realpath -- "$scenario")
+# A relative `file=` path in a scenario (e.g. `-acpitable file=x.aml`) is
+# relative to the scenario's own directory.
+scenario_dir=$(dirname -- "$scenario")
 
 # Set-up a fresh Debian 12 machine needs: QEMU and the Rust target. Tests
 # run several copies of this script at once, so set-up and build hold a lock.
@@ -84,7 +94,9 @@ flock -u 9
 kernel="$here/target/x86_64-unknown-none/release/kernel"
 
 # Scenario: whitespace-separated QEMU arguments, '#' comments.
-mapfile -t devices < <(sed -e 's/#.*//' "$scenario" | tr -s ' \t' '\n' | sed '/^$/d')
+scenario_text=$(cat -- "$scenario") || { echo "run-qemu.sh: cannot read scenario $scenario" >&2; exit 2; }
+mapfile -t devices < <(printf '%s\n' "$scenario_text" | sed -e 's/#.*//' | tr -s ' \t' '\n' | sed '/^$/d' |
+    sed -E "s#(^|,)file=([^/,][^,]*)#\1file=$scenario_dir/\2#g")
 
 # SeaBIOS writes escape codes and "Booting from ROM.." to the serial port
 # unless its console port is set to 0. The file stays in target/ so that a

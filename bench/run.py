@@ -239,6 +239,7 @@ def main():
                 f"(status {st}, runner {ref.returncode}); figures may not be comparable")
 
         r = {"floor": [], "ours": [], "json": [], "linux": [], "phases": [], "reads": [],
+             "peer_reads": [], "peer_buses": [],
              "writes": [], "functions": 0, "cmd_ok": same, "linux_groups_equal": None,
              "status": set()}
         for i in range(a.runs):
@@ -253,6 +254,10 @@ def main():
             t = doc.get("timing", {})
             r["phases"].append({p["name"]: p for p in t.get("phases", [])})
             r["reads"].append(t.get("config_reads", 0))
+            # The peer-bus probe's share (pcibios_fixup_peer_bridges).
+            probes = [g.get("peer_probe") or {} for g in doc.get("segments", [])]
+            r["peer_reads"].append(sum(p.get("config_reads", 0) for p in probes))
+            r["peer_buses"].append(sum(p.get("buses_probed", 0) for p in probes))
             r["writes"].append(t.get("config_writes", 0))
             r["functions"] = len(doc.get("functions", []))
             if oracle:
@@ -353,6 +358,9 @@ def print_phases(results):
             per = "" if ph in NON_PCI_PHASES else f"{us / max(n, 1):12.2f}"
             print(f"  {ph:14} {fmt_us(us)} {cyc:12.0f} {per}")
         print(f"  {'(sum)':14} {fmt_us(total)}")
+        if r["peer_reads"]:
+            print(f"  of the config reads, the peer-bus probe (pcibios_fixup_peer_bridges): "
+                  f"{med(r['peer_reads']):.0f} over {med(r['peer_buses']):.0f} bus numbers without a bus")
     print()
 
 

@@ -8,7 +8,8 @@
 //! - [`machine`]: root buses, enumeration, ACS, SR-IOV, groups;
 //! - [`explain`]: the shared report (`report` crate) with the comparison
 //!   against Linux's groups and what would isolate each shared group;
-//! - [`text`]: the default explanation.
+//! - [`text`]: the default explanation and `--check`'s verdict;
+//! - [`synthetic`]: machines of any size in lspci form, for scale tests.
 
 pub mod explain;
 pub mod input;

@@ -6,18 +6,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use iommu::group::{Groups, pci_device_groups};
-use iommu::vtd::coverage::unit_of_each;
 use iommu::vtd::dmar::Drhd;
+use iommu::vtd::dmar_scope::match_drhd_units;
 use pci::acs::enable_acs;
 use pci::acs_quirks::intel_pch_acs_match;
-use pci::caps::read_capabilities;
-use pci::regs::PCI_VENDOR_ID;
+use pci::caps::{PcieType, read_capabilities, read_function_caps};
+use pci::regs::{PCI_CLASS_REVISION, PCI_VENDOR_ID};
 use pci::regs::{
     PCI_HEADER_TYPE, PCI_HEADER_TYPE_MASK, PCI_HEADER_TYPE_NORMAL, PCI_SECONDARY_BUS, PCI_SUBORDINATE_BUS,
 };
 use pci::sriov::{add_virtual_functions, virtual_function_addresses};
 use pci::topology::DevFlags;
-use pci::{Bdf, ConfigSpace, Topology, enumerate};
+use pci::{Bdf, ConfigSpace, Topology, enumerate_with_peer_probe};
 
 use crate::input::Input;
 use crate::snapshot::{Snapshot, Space};
@@ -51,19 +51,41 @@ pub struct Machine {
     /// names none for them, or (without groups) no DMAR unit covers them.
     pub not_covered: BTreeSet<Bdf>,
     /// The register base of the DMAR unit covering each function, when the
-    /// input has a DMAR table (`iommu::vtd::coverage`).
+    /// input has a DMAR table (`iommu::vtd::dmar_scope::match_drhd_units`).
     pub unit_of: BTreeMap<Bdf, u64>,
 }
 
-/// Root buses of one segment: every bus holding a function that no
-/// bridge's secondary..subordinate range covers, in ascending order (ACPI
-/// lists the main host bridge first, then expanders by bus number).
+/// Root buses of one segment, as the input lets them be known (ACPI's
+/// host bridges are not in it):
+///
+/// - every bus holding a function that no bridge's secondary..subordinate
+///   range covers;
+/// - every bus holding a root port, a root-complex integrated endpoint or
+///   event collector although a bridge's range covers it: such functions
+///   sit on a root complex's bus (an expander whose bus number a bridge's
+///   range overlaps). `pci::enumerate` then keeps it below the bridge when
+///   the bridge reached it first, as x86 `pci_acpi_scan_root` does;
+///
+/// in the order QEMU's DSDT lists host bridges: the segment's lowest bus
+/// (the main host bridge) first, then the others from the highest bus down.
+/// The order changes groups only when ranges overlap; Linux's own order is
+/// ACPI's, which the input does not show. Buses that neither rule finds
+/// and no bridge reaches are left to the peer-bus probe (see [`build`]).
 pub fn root_buses(snapshot: &mut Snapshot, segment: u16) -> Vec<u8> {
     let bdfs: Vec<Bdf> = snapshot.spaces.keys().copied().filter(|b| b.segment == segment).collect();
     let mut covered = [false; 256];
+    let mut root_complex = [false; 256];
     for &b in &bdfs {
         let header = snapshot.read8(b, PCI_HEADER_TYPE) & PCI_HEADER_TYPE_MASK;
-        if header == PCI_HEADER_TYPE_NORMAL || header > 2 {
+        if header > 2 {
+            continue;
+        }
+        let class = snapshot.read32(b, PCI_CLASS_REVISION) >> 8;
+        let (caps, _, _) = read_function_caps(snapshot, b, header, class, false);
+        if caps.pcie.is_some_and(|p| matches!(p.port_type, PcieType::RootPort | PcieType::RcEnd | PcieType::RcEc)) {
+            root_complex[usize::from(b.bus)] = true;
+        }
+        if header == PCI_HEADER_TYPE_NORMAL {
             continue;
         }
         let (sec, sub) = (snapshot.read8(b, PCI_SECONDARY_BUS), snapshot.read8(b, PCI_SUBORDINATE_BUS));
@@ -73,8 +95,11 @@ pub fn root_buses(snapshot: &mut Snapshot, segment: u16) -> Vec<u8> {
             }
         }
     }
-    let buses: BTreeSet<u8> = bdfs.iter().map(|b| b.bus).filter(|&n| !covered[usize::from(n)]).collect();
-    buses.into_iter().collect()
+    let buses: BTreeSet<u8> =
+        bdfs.iter().map(|b| b.bus).filter(|&n| !covered[usize::from(n)] || root_complex[usize::from(n)]).collect();
+    let mut order: Vec<u8> = buses.iter().copied().take(1).collect();
+    order.extend(buses.iter().rev().copied().take(buses.len().saturating_sub(1)));
+    order
 }
 
 /// A VF does not answer a configuration scan (its vendor id reads all
@@ -144,14 +169,18 @@ pub fn build(input: &Input) -> Machine {
     hide_virtual_functions(&mut snapshot);
     for number in segment_numbers {
         let roots = root_buses(&mut snapshot, number);
-        let mut topology = enumerate(&mut snapshot, number, &roots, 0..=255);
+        // x86 Linux's peer-bus probe (`pcibios_fixup_peer_bridges`) finds
+        // buses nothing reached (bridges below a port's device 0), on
+        // segment 0 up to `pcibios_last_bus` (MCFG's last bus: 0xff here).
+        let last_bus = (number == 0).then_some(0xff);
+        let mut topology = enumerate_with_peer_probe(&mut snapshot, number, &roots, 0..=255, last_bus);
         enable_acs(&mut snapshot, &mut topology);
         intel_pch_acs_outcome(&mut snapshot, &mut topology);
         add_virtual_functions(&mut snapshot, &mut topology);
         // Without Linux's groups, a DMAR table says which functions an
         // IOMMU covers; Linux groups no other.
         let dmar_units = match (&dmar, has_groups) {
-            (Some(d), false) => Some(unit_of_each(&d.drhds().collect::<Vec<_>>(), &topology)),
+            (Some(d), false) => Some(match_drhd_units(&d.drhds().collect::<Vec<_>>(), &topology).unit_of),
             _ => None,
         };
         let order: Vec<usize> = (0..topology.functions.len())
@@ -170,7 +199,7 @@ pub fn build(input: &Input) -> Machine {
         let groups = pci_device_groups(&mut snapshot, &topology, &order);
         if let Some(d) = &dmar {
             let drhds: Vec<&Drhd> = d.drhds().collect();
-            for (i, unit) in unit_of_each(&drhds, &topology).into_iter().enumerate() {
+            for (i, unit) in match_drhd_units(&drhds, &topology).unit_of.into_iter().enumerate() {
                 if let Some(u) = unit {
                     unit_of.insert(topology.functions[i].bdf, drhds[u].register_base);
                 }

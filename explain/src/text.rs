@@ -65,7 +65,8 @@ pub fn explain(r: &Report) -> String {
                     let _ = writeln!(out, "    later Linux: {q}");
                 }
                 None => {
-                    let _ = writeln!(out, "    later Linux: no ACS quirk known for these ids");
+                    let _ =
+                        writeln!(out, "    later Linux: no ACS quirk known for these ids beyond Linux 6.1.192's table");
                 }
             }
             for a in &i.advice {

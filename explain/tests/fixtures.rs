@@ -64,10 +64,16 @@ fn decoded_text_alone_gives_linuxs_groups_byte_for_byte() {
 #[test]
 fn the_fixtures_agree_with_their_own_iommu_group_lines() {
     for (name, text, _) in cases() {
-        let r = analyse(&lspci::parse(&lspci::strip_hex(&text), &name).unwrap());
+        let input = lspci::parse(&lspci::strip_hex(&text), &name).unwrap();
+        let with_group = input.devices.iter().filter(|d| d.linux_group.is_some()).count();
+        let r = analyse(&input);
         let c = r.comparison.unwrap_or_else(|| panic!("{name}: IOMMU group lines read"));
         assert!(c.agree, "{name}: {:?}", c.differences);
-        assert_eq!(c.compared as usize, r.functions.len(), "{name}");
+        assert_eq!(c.compared as usize, with_group, "{name}");
+        // A function without a group line is one no IOMMU covers: no group.
+        let uncovered = r.functions.iter().filter(|f| f.linux_group.is_none());
+        assert!(uncovered.clone().all(|f| f.group.is_none()), "{name}");
+        assert_eq!(uncovered.count(), r.functions.len() - with_group, "{name}");
     }
 }
 

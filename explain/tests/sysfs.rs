@@ -169,7 +169,7 @@ fn without_groups_the_dmar_table_says_which_functions_an_iommu_covers() {
     let r = analyse(&sysfs::read_live(&t.0).unwrap());
     assert_eq!(r.dmar.as_ref().unwrap().units.len(), 1);
     assert_eq!(report::render::canonical(&r), groups);
-    assert!(r.functions.iter().all(|f| f.iommu_unit == Some(0xfed9_0000)));
+    assert!(r.functions.iter().all(|f| f.iommu.as_deref() == Some("DRHD 0xfed90000")));
 
     // A unit covering only the switch below 00:02.0: nothing else is grouped.
     fs::write(tables.join("DMAR"), dmar(0xfed9_0000, Some(2))).unwrap();

@@ -70,8 +70,6 @@ pub enum BindError {
     NoMatch,
     /// `pci_dma_configure` refused: the group has a user owner (-EBUSY).
     Ownership(OwnershipError),
-    /// The device is in no IOMMU group.
-    NoGroup,
     NotBound,
 }
 
@@ -81,10 +79,17 @@ impl fmt::Display for BindError {
             Self::AlreadyBound => f.write_str("the device already has a driver (EBUSY)"),
             Self::NoMatch => f.write_str("the driver does not match the device (ENODEV)"),
             Self::Ownership(e) => write!(f, "{e}"),
-            Self::NoGroup => f.write_str("the device has no IOMMU group"),
             Self::NotBound => f.write_str("the device has no driver"),
         }
     }
+}
+
+/// Why a claim failed: refused by the ownership rules, or the blocking
+/// domain could not be set (Linux returns the attach error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimError<E> {
+    Ownership(OwnershipError),
+    Domain(E),
 }
 
 /// What the kernel must do to the IOMMU after a successful bind or unbind.
@@ -108,6 +113,8 @@ pub struct DriverModel {
     ownership: Vec<GroupOwnership>,
     /// Per function: its group position.
     group_pos: Vec<Option<usize>>,
+    /// Per function: named by an RMRR (it keeps its default domain).
+    rmrr: Vec<bool>,
 }
 
 impl DriverModel {
@@ -125,7 +132,19 @@ impl DriverModel {
             bound: vec![None; functions],
             ownership: vec![GroupOwnership::default(); groups.groups.len()],
             group_pos,
+            rmrr: vec![false; functions],
         }
+    }
+
+    /// Record that an RMRR names `function` (Linux `device_has_rmrr`).
+    pub fn mark_rmrr(&mut self, function: usize) {
+        if let Some(r) = self.rmrr.get_mut(function) {
+            *r = true;
+        }
+    }
+
+    pub fn has_rmrr(&self, function: usize) -> bool {
+        self.rmrr.get(function).copied().unwrap_or(false)
     }
 
     pub fn drivers(&self) -> &[DriverInfo] {
@@ -165,12 +184,14 @@ impl DriverModel {
         if !info.matches(f) {
             return Err(BindError::NoMatch);
         }
-        let effect = if info.driver_managed_dma {
-            DmaEffect::None
-        } else {
-            let g = self.group_of(function).ok_or(BindError::NoGroup)?;
-            self.ownership[g].use_default_domain().map_err(BindError::Ownership)?;
-            DmaEffect::AttachDefault
+        // `iommu_device_use_default_domain` returns 0 for a device with no
+        // group (no IOMMU translates it), and the driver binds.
+        let effect = match self.group_of(function) {
+            Some(g) if !info.driver_managed_dma => {
+                self.ownership[g].use_default_domain().map_err(BindError::Ownership)?;
+                DmaEffect::AttachDefault
+            }
+            _ => DmaEffect::None,
         };
         self.bound[function] = Some(driver);
         Ok(effect)
@@ -181,33 +202,53 @@ impl DriverModel {
         self.unbind(function)
     }
 
-    /// `__device_release_driver` → `pci_dma_cleanup`.
+    /// `__device_release_driver` → `pci_dma_cleanup`. The device's DMA is
+    /// blocked again (this kernel's design), except for an RMRR device,
+    /// which keeps its default domain as every device does in Linux.
     pub fn unbind(&mut self, function: usize) -> Result<DmaEffect, BindError> {
         let driver = self.bound[function].ok_or(BindError::NotBound)?;
         self.bound[function] = None;
-        if self.drivers[driver].driver_managed_dma {
-            return Ok(DmaEffect::None);
+        match self.group_of(function) {
+            Some(g) if !self.drivers[driver].driver_managed_dma => {
+                self.ownership[g].unuse_default_domain().map_err(BindError::Ownership)?;
+                Ok(if self.has_rmrr(function) { DmaEffect::None } else { DmaEffect::Detach })
+            }
+            _ => Ok(DmaEffect::None),
         }
-        let g = self.group_of(function).ok_or(BindError::NoGroup)?;
-        self.ownership[g].unuse_default_domain().map_err(BindError::Ownership)?;
-        Ok(DmaEffect::Detach)
     }
 
-    /// `iommu_group_claim_dma_owner` for the group at `group_pos`.
-    pub fn claim(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
-        self.ownership[group_pos].claim_dma_owner(owner)
+    /// `iommu_group_claim_dma_owner` for the group at `group_pos`: the
+    /// checks, then `set_blocking` (the caller's
+    /// `__iommu_group_set_domain(group, blocking_domain)` on the hardware),
+    /// and only if that succeeded the owner is set. As in Linux a claim
+    /// that fails sets no owner; `set_blocking` must itself leave the
+    /// hardware as it found it when it fails.
+    pub fn claim<E>(
+        &mut self,
+        group_pos: usize,
+        owner: OwnerToken,
+        set_blocking: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), ClaimError<E>> {
+        let mut next = self.ownership[group_pos];
+        next.claim_dma_owner(owner).map_err(ClaimError::Ownership)?;
+        set_blocking().map_err(ClaimError::Domain)?;
+        self.ownership[group_pos] = next;
+        Ok(())
     }
 
-    pub fn release(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
-        self.ownership[group_pos].release_dma_owner(owner)
+    /// `iommu_group_release_dma_owner` (no owner argument, as in Linux).
+    pub fn release(&mut self, group_pos: usize) -> Result<(), OwnershipError> {
+        self.ownership[group_pos].release_dma_owner()
     }
 
-    pub fn attach_owner_domain(&mut self, group_pos: usize, tag: u32, owner: OwnerToken) -> Result<(), OwnershipError> {
-        self.ownership[group_pos].attach_domain(tag, Some(owner))
+    /// `iommu_attach_group`.
+    pub fn attach_domain(&mut self, group_pos: usize, tag: u32) -> Result<(), OwnershipError> {
+        self.ownership[group_pos].attach_domain(tag)
     }
 
-    pub fn detach_owner_domain(&mut self, group_pos: usize, owner: OwnerToken) -> Result<(), OwnershipError> {
-        self.ownership[group_pos].detach_domain(Some(owner))
+    /// `iommu_detach_group`.
+    pub fn detach_domain(&mut self, group_pos: usize) {
+        self.ownership[group_pos].detach_domain()
     }
 
     /// Functions of the group bound to a driver that uses the kernel DMA
@@ -290,7 +331,7 @@ mod tests {
         assert_eq!(m.group_of(dsp), m.group_of(edu), "DSP and edu share a group");
         assert_eq!(m.bind(dsp, &topo.functions[dsp], 0), Ok(DmaEffect::None));
         let g = m.group_of(edu).unwrap();
-        m.claim(g, VFIO).unwrap();
+        m.claim(g, VFIO, || Ok::<(), ()>(())).unwrap();
         assert_eq!(m.driver_of(dsp).map(|d| d.name), Some("pcieport"), "portdrv stays bound");
         assert!(m.check());
     }
@@ -302,12 +343,12 @@ mod tests {
         let edu = idx(&topo, 3);
         let g = m.group_of(edu).unwrap();
         assert_eq!(m.bind(edu, &topo.functions[edu], 1), Ok(DmaEffect::AttachDefault));
-        assert_eq!(m.claim(g, VFIO), Err(OwnershipError::Permission));
+        assert_eq!(m.claim(g, VFIO, || Ok::<(), ()>(())), Err(ClaimError::Ownership(OwnershipError::Permission)));
         assert_eq!(m.unbind(edu), Ok(DmaEffect::Detach));
-        m.claim(g, VFIO).unwrap();
+        m.claim(g, VFIO, || Ok::<(), ()>(())).unwrap();
         assert_eq!(m.bind(edu, &topo.functions[edu], 1), Err(BindError::Ownership(OwnershipError::Busy)));
         assert!(m.driver_of(edu).is_none(), "a refused bind leaves no driver");
-        m.release(g, VFIO).unwrap();
+        m.release(g).unwrap();
         assert_eq!(m.bind(edu, &topo.functions[edu], 1), Ok(DmaEffect::AttachDefault));
         assert!(m.check());
     }
@@ -318,7 +359,75 @@ mod tests {
         let mut m = model(&topo, &groups);
         let dsp = idx(&topo, 2);
         m.bind(dsp, &topo.functions[dsp], 3).unwrap();
-        assert_eq!(m.claim(m.group_of(dsp).unwrap(), VFIO), Err(OwnershipError::Permission));
+        assert_eq!(
+            m.claim(m.group_of(dsp).unwrap(), VFIO, || Ok::<(), ()>(())),
+            Err(ClaimError::Ownership(OwnershipError::Permission))
+        );
+    }
+
+    /// Linux sets the owner only after the blocking domain is attached: a
+    /// claim whose hardware step fails leaves no owner, and the group can
+    /// still be bound and claimed afterwards.
+    #[test]
+    fn a_claim_whose_blocking_step_fails_changes_nothing() {
+        let (_, topo, groups) = switch();
+        let mut m = model(&topo, &groups);
+        let edu = idx(&topo, 3);
+        let g = m.group_of(edu).unwrap();
+        let before = *m.ownership(g);
+        assert_eq!(m.claim(g, VFIO, || Err("context entry")), Err(ClaimError::Domain("context entry")));
+        assert_eq!(*m.ownership(g), before, "no owner, no blocking domain");
+        let mut ran = false;
+        assert_eq!(
+            m.claim(g, VFIO, || {
+                ran = true;
+                Ok::<(), ()>(())
+            }),
+            Ok(())
+        );
+        assert!(ran, "the hardware step runs when the rules allow the claim");
+        assert_eq!(m.ownership(g).owner(), Some(VFIO));
+        let mut ran = false;
+        let r = m.claim(g, VFIO, || {
+            ran = true;
+            Ok::<(), ()>(())
+        });
+        assert_eq!(r, Err(ClaimError::Ownership(OwnershipError::Permission)));
+        assert!(!ran, "a refused claim touches no hardware");
+        assert!(m.check());
+    }
+
+    /// An RMRR device keeps its default domain (and the identity map in
+    /// it) when its driver unbinds, as every device does in Linux: the
+    /// unbind asks the IOMMU for nothing, though the user count drops.
+    #[test]
+    fn an_rmrr_device_keeps_its_default_domain_on_unbind() {
+        let (_, topo, groups) = switch();
+        let mut m = model(&topo, &groups);
+        let edu = idx(&topo, 3);
+        m.mark_rmrr(edu);
+        assert!(m.has_rmrr(edu));
+        assert_eq!(m.bind(edu, &topo.functions[edu], 1), Ok(DmaEffect::AttachDefault));
+        assert_eq!(m.unbind(edu), Ok(DmaEffect::None), "no detach for an RMRR device");
+        assert_eq!(m.ownership(m.group_of(edu).unwrap()).owner_cnt(), 0, "the kernel user is gone");
+        let dsp = idx(&topo, 2);
+        m.bind(dsp, &topo.functions[dsp], 3).unwrap();
+        assert_eq!(m.unbind(dsp), Ok(DmaEffect::Detach), "others are detached as before");
+        assert!(m.check());
+    }
+
+    /// `iommu_device_use_default_domain` returns 0 for a device with no
+    /// group: a DMA-API driver binds, and nothing is asked of the IOMMU.
+    #[test]
+    fn dma_api_driver_binds_to_a_device_with_no_group() {
+        let (_, topo, groups) = switch();
+        let edu = idx(&topo, 3);
+        let lone = topo.functions.len();
+        let mut m = DriverModel::new(vec![PORTDRV, EDU, STUB, SHPC], lone + 1, &groups);
+        assert_eq!(m.group_of(lone), None);
+        assert_eq!(m.bind(lone, &topo.functions[edu], 1), Ok(DmaEffect::None));
+        assert_eq!(m.unbind(lone), Ok(DmaEffect::None));
+        assert!(m.check());
     }
 
     #[test]

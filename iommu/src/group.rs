@@ -20,7 +20,7 @@ use pci::{ConfigSpace, Topology};
 pub use canonical::{canonical, report};
 pub use device_group::pci_device_group;
 pub use ida::Ida;
-pub use reason::Reason;
+pub use reason::{Reason, RuleNote, rule_notes};
 
 /// One member of a group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,20 @@ pub struct Member {
     /// Index into `Topology::functions`.
     pub function: usize,
     pub reason: Reason,
+    /// Linux 6.1 rules outside the grouping code that shaped the placement
+    /// (the port-type bug, NO_EXTCFG buses), from [`rule_notes`].
+    pub rules: Vec<RuleNote>,
+}
+
+impl core::fmt::Display for Member {
+    /// The reason, then each rule note after "; ".
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.reason)?;
+        for r in &self.rules {
+            write!(f, "; {r}")?;
+        }
+        Ok(())
+    }
 }
 
 /// An IOMMU group: its id and members in the order they were added
@@ -113,7 +127,8 @@ impl Groups {
                 self.groups.len() - 1
             }
         };
-        self.groups[g].members.push(Member { function: index, reason });
+        let rules = rule_notes(topo, index);
+        self.groups[g].members.push(Member { function: index, reason, rules });
         self.group_of[index] = Some(g);
         self.groups[g].id
     }

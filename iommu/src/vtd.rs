@@ -5,8 +5,7 @@
 //! Specification", chapters in brackets):
 //!
 //! - [`dmar`], [`dmar_scope`]: the ACPI DMAR table (ch. 8) and device-scope
-//!   paths resolved through bridges; [`coverage`]: which unit covers each
-//!   function (`dmar_find_matched_drhd_unit`).
+//!   paths resolved through bridges.
 //! - [`regs`], [`cap`]: the register block (ch. 11) with access rights in the
 //!   types, and the decoded CAP/ECAP registers.
 //! - [`unit`]: one remapping unit (a DRHD): GCMD/GSTS handshakes (§11.4.4),
@@ -20,6 +19,10 @@
 //! - [`inval`], [`qi`]: register-based (§6.5.1) and queued (§6.5.2)
 //!   invalidation; a unit uses exactly one of them.
 //! - [`fault`]: primary fault recording (§7.3, §11.4.14).
+//! - [`rmrr_devices`]: which devices an RMRR names and which of them may
+//!   not be handed out (Linux `device_is_rmrr_locked`).
+//! - [`unit_failure`]: which devices may DMA when a DRHD fails (stricter
+//!   than Linux's "no IOMMU at all").
 //!
 //! Hardware is reached through two traits: [`regs::RegisterFile`] (the MMIO
 //! register page) and [`mem::PhysMem`] + [`mem::FrameAlloc`] (physical
@@ -28,7 +31,6 @@
 
 pub mod attach;
 pub mod cap;
-pub mod coverage;
 pub mod dmar;
 pub mod dmar_scope;
 pub mod domain;
@@ -40,8 +42,10 @@ pub mod mem;
 pub mod pagetable;
 pub mod qi;
 pub mod regs;
+pub mod rmrr_devices;
 pub mod tables;
 pub mod unit;
+pub mod unit_failure;
 
 #[cfg(test)]
 mod sim;

@@ -53,3 +53,22 @@ fn enable_never_clears_firmware_bits() {
     let outcome = pci_std_enable_acs(&mut sim, &topo.functions[0]);
     assert_eq!(outcome, AcsEnableOutcome::Written { before: 0x40, after: 0x5d });
 }
+
+/// The control word reported is what config space holds after enabling,
+/// not what was meant: a port whose RR control bit is hardwired to 0 (cap
+/// says RR, the bit does not stick) reports 0x0019, not 0x001d.
+#[test]
+fn control_word_is_read_back_after_enabling() {
+    let mut sim = SimConfig::new();
+    let rr_stuck = root_port(true, 1, 1).wmask16(0x148 + PCI_ACS_CTRL, 0x005b);
+    sim.at(0, 2, 0, rr_stuck);
+    sim.at(0, 3, 0, root_port(true, 2, 2));
+    let mut topo = enumerate(&mut sim, 0, &[0], 0..=255);
+    let records = enable_acs(&mut sim, &mut topo);
+    let stuck = topo.find(pci::Bdf::new(0, 0, 2, 0)).unwrap();
+    let fine = topo.find(pci::Bdf::new(0, 0, 3, 0)).unwrap();
+    let rec = |i: usize| records.iter().find(|r| r.function == i).unwrap();
+    assert_eq!(rec(stuck).outcome, AcsEnableOutcome::Written { before: 0, after: 0x1d });
+    assert_eq!(rec(stuck).ctrl_readback, Some(0x0019));
+    assert_eq!(rec(fine).ctrl_readback, Some(0x001d));
+}

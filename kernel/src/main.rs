@@ -9,22 +9,16 @@
 
 extern crate alloc;
 
-mod arch;
-mod clock;
-mod console;
-mod dmatest;
-mod drivers;
-mod ecam;
-mod edu;
-mod exit;
-mod firmware;
-mod memory;
-mod mmio;
-mod ownership;
-mod report;
-mod selftest;
-mod topology;
-mod vtd;
+mod arch; // the CPU: PVH entry, GDT/IDT/TSS, page tables, exception stubs
+mod demos; // the ownership story, the DMA isolation proofs, failure-path self-tests
+mod drivers; // the driver core's bindings: pcieport, edu, the vfio-pci and shpchp stand-ins
+mod hw; // hardware access: serial console, ECAM, MMIO, TSC clock, memory, ACPI glue, exit
+mod pipeline; // the boot stages: topology (enumeration, ACS, groups), VT-d
+mod report; // the text report, the JSON, device names
+
+use demos::{dmatest, ownership, selftest};
+use hw::{clock, console, ecam, exit, firmware, memory};
+use pipeline::{topology, vtd};
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -112,14 +106,18 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     clock.mark("acpi");
 
     let (mut ecam, mut problems) = ecam::Ecam::new(&acpi.mcfg);
+    ecam.set_pm_timer(acpi.pm_timer_port);
     problems.extend(acpi.problems.iter().cloned());
 
     // The DMAR table decides whether there is an IOMMU. Like Linux
     // (detect_intel_iommu → pci_request_acs), ACS is enabled and groups are
     // formed only when it has a usable DRHD.
-    let dmar = acpi.dmar.as_ref().and_then(|bytes| vtd::parse(bytes, &mut problems));
+    let mut dmar = acpi.dmar.as_ref().and_then(|bytes| vtd::parse(bytes, &mut problems));
+    if let (Some(d), Some(test)) = (dmar.as_mut(), options.test) {
+        selftest::edit_dmar(d, test, &mut problems);
+    }
     clock.mark("dmar");
-    let mut segments = topology::run(&mut ecam, &acpi, dmar.is_some(), &mut clock);
+    let mut segments = topology::run(&mut ecam, &acpi, dmar.as_ref(), &mut clock);
     for seg in &segments {
         for e in &seg.topology.errors {
             log::error!("PCI: {e}");
@@ -128,6 +126,12 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
 
     // VT-d: domains for every group, translation on, then the DMA proofs.
     // One PCI segment (q35 has one); a DRHD of another segment is reported.
+    if let (true, Some(d), Some(seg)) = (options.test == Some("firmware-left-on"), &dmar, segments.first()) {
+        match selftest::firmware_left_on(d, &seg.topology, &mut ecam, clock.tsc_hz()) {
+            Ok(what) => problems.push(format!("self-test firmware-left-on: {what}")),
+            Err(e) => problems.push(format!("self-test firmware-left-on: could not set up: {e}")),
+        }
+    }
     let mut vtd = match (&dmar, segments.first()) {
         (Some(d), Some(seg)) => {
             let ram: Vec<(u64, u64)> = platform::memmap::ram_ranges(&map).collect();
@@ -155,14 +159,18 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     if let (Some(v), Some(seg)) = (vtd.as_mut(), segments.first())
         && let Some(groups) = &seg.groups
     {
-        let mut drv = drivers::Drivers::new(&seg.topology, groups);
+        let mut drv = drivers::Drivers::new(&seg.topology, groups, &v.rmrr);
         let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
         setup = Some(ownership::bind(&mut ctx, &mut drv, &options.assign, &options.bind_shpc, &mut problems));
         bound = Some(drv);
     }
     clock.mark("drivers");
     if let Some(v) = vtd.as_mut() {
-        v.enable_translation();
+        if options.test == Some("no-translation") {
+            v.problems.push("self-test no-translation: GCMD.TE not set, as if enabling translation had failed".into());
+        } else {
+            v.enable_translation();
+        }
         v.collect_faults();
     }
     clock.mark("translation");
@@ -171,11 +179,24 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // The ownership story, then the VT-d isolation proofs on the edu
     // devices the kernel driver holds. `--groups` asks for the group list
     // only, so it runs no demonstration.
+    // Nothing that needs translation runs without it: the demonstrations
+    // and proofs would let devices master the bus with their DMA reaching
+    // memory untranslated. They are reported skipped, with the reason, and
+    // the run fails: the machine is not isolated.
     let demos = options.demos && options.report != platform::cmdline::ReportFormat::Groups;
     let mut dma_cases = Vec::new();
     let mut story = None;
+    let untranslated = vtd.as_ref().is_some_and(|v| !v.translation_enabled());
+    if untranslated {
+        let why = "VT-d translation is not on (see the errors above): no demonstration or DMA proof runs, and no device is let master the bus";
+        problems.push(why.into());
+        if demos {
+            story = Some(ownership::skipped(why));
+            dma_cases.push(dmatest::Case::skipped("dma", why));
+        }
+    }
     if let (Some(v), Some(seg), Some(drv), Some(setup), true) =
-        (vtd.as_mut(), segments.first(), bound.as_mut(), setup, demos)
+        (vtd.as_mut(), segments.first(), bound.as_mut(), setup, demos && !untranslated)
         && let Some(groups) = &seg.groups
     {
         let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
@@ -199,7 +220,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     if console::dropped() > 0 {
         problems.push(format!("console: {} bytes could not be sent (transmitter stuck)", console::dropped()));
     }
-    let failed = dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)))
+    let failed = untranslated
+        || dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)))
         || story.as_ref().is_some_and(|s| s.failed());
 
     let report = report::Report {

@@ -13,7 +13,7 @@ use crate::acs_quirks::{AcsQuirk, intel_pch_acs_match, intel_spt_pch_acs_match, 
 use crate::caps::PcieType;
 use crate::config::ConfigSpace;
 use crate::regs::{AcsFlags, INTEL_SPT_ACS_CTRL, PCI_ACS_CAP, PCI_ACS_CTRL};
-use crate::topology::{Function, Topology};
+use crate::topology::{DevFlags, Function, Topology};
 
 /// Why a function counts as providing the requested isolation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,6 +203,94 @@ pub enum AcsEnableOutcome {
         quirk: &'static str,
         reason: &'static str,
     },
+    /// `pci_quirk_enable_intel_pch_acs` ran: UPDCR (RCBA + 0x1014) written
+    /// `(before, after)` when its peer-decode bits were set and BSPR allowed
+    /// peer cycles; MPC (config 0xd8) written when IRBNCE was clear. The
+    /// port is flagged `ACS_ENABLED_QUIRK`.
+    IntelPchEnabled {
+        updcr: Option<(u32, u32)>,
+        mpc: Option<(u32, u32)>,
+    },
+}
+
+/// The MMIO seam for chipset registers outside config space (the Intel
+/// LPC bridge's Root Complex Base Address window). `None`/`false`: the
+/// address cannot be mapped (Linux: `ioremap` failed).
+pub trait ChipsetMmio {
+    fn read32(&mut self, addr: u64) -> Option<u32>;
+    fn write32(&mut self, addr: u64, value: u32) -> bool;
+}
+
+/// No chipset MMIO at all: every quirk that needs it fails, as in Linux
+/// when `ioremap` fails.
+pub struct NoChipsetMmio;
+
+impl ChipsetMmio for NoChipsetMmio {
+    fn read32(&mut self, _addr: u64) -> Option<u32> {
+        None
+    }
+    fn write32(&mut self, _addr: u64, _value: u32) -> bool {
+        false
+    }
+}
+
+/// LPC bridge (00:1f.0 of the port's bus) RCBA register and its fields.
+const INTEL_LPC_RCBA_REG: u16 = 0xf0;
+const INTEL_LPC_RCBA_MASK: u32 = 0xffff_c000;
+const INTEL_LPC_RCBA_ENABLE: u32 = 1 << 0;
+/// Backbone Scratch Pad Register: peer cycles strapped off.
+const INTEL_BSPR_REG: u64 = 0x1104;
+const INTEL_BSPR_REG_BPNPD: u32 = 1 << 8;
+const INTEL_BSPR_REG_BPPD: u32 = 1 << 9;
+/// Upstream Peer Decode Configuration Register.
+const INTEL_UPDCR_REG: u64 = 0x1014;
+const INTEL_UPDCR_REG_MASK: u32 = 0x3f;
+/// Root port Miscellaneous Port Configuration, Invalid Receive Bus Number
+/// Check Enable (the equivalent of ACS SV).
+const INTEL_MPC_REG: u16 = 0xd8;
+const INTEL_MPC_REG_IRBNCE: u32 = 1 << 26;
+
+/// Linux `pci_quirk_enable_intel_lpc_acs`: read RCBA from the LPC bridge
+/// at devfn 31.0 of the port's bus; unless BSPR straps both posted and
+/// non-posted peer cycles off, clear UPDCR's peer-decode bits (the
+/// equivalent of ACS RR|CR|UF). Returns the UPDCR write, or why it failed.
+fn pci_quirk_enable_intel_lpc_acs(
+    cfg: &mut dyn ConfigSpace,
+    mmio: &mut dyn ChipsetMmio,
+    f: &Function,
+) -> Result<Option<(u32, u32)>, &'static str> {
+    let lpc = crate::config::Bdf::new(f.bdf.segment, f.bdf.bus, 31, 0);
+    let rcba = cfg.read32(lpc, INTEL_LPC_RCBA_REG);
+    if rcba & INTEL_LPC_RCBA_ENABLE == 0 {
+        return Err("the LPC bridge's RCBA is not enabled");
+    }
+    let base = u64::from(rcba & INTEL_LPC_RCBA_MASK);
+    let bspr = mmio.read32(base + INTEL_BSPR_REG).ok_or("the RCBA window cannot be mapped")?;
+    let both = INTEL_BSPR_REG_BPNPD | INTEL_BSPR_REG_BPPD;
+    if bspr & both == both {
+        return Ok(None);
+    }
+    let updcr = mmio.read32(base + INTEL_UPDCR_REG).ok_or("the RCBA window cannot be mapped")?;
+    if updcr & INTEL_UPDCR_REG_MASK == 0 {
+        return Ok(None);
+    }
+    let after = updcr & !INTEL_UPDCR_REG_MASK;
+    if !mmio.write32(base + INTEL_UPDCR_REG, after) {
+        return Err("the RCBA window cannot be mapped");
+    }
+    Ok(Some((updcr, after)))
+}
+
+/// Linux `pci_quirk_enable_intel_rp_mpc_acs`: set MPC.IRBNCE if clear.
+/// Debian's 6.1 writes the dword (the stable fix of the original word
+/// write, which dropped bit 26).
+fn pci_quirk_enable_intel_rp_mpc_acs(cfg: &mut dyn ConfigSpace, f: &Function) -> Option<(u32, u32)> {
+    let mpc = cfg.read32(f.bdf, INTEL_MPC_REG);
+    if mpc & INTEL_MPC_REG_IRBNCE != 0 {
+        return None;
+    }
+    cfg.write32(f.bdf, INTEL_MPC_REG, mpc | INTEL_MPC_REG_IRBNCE);
+    Some((mpc, mpc | INTEL_MPC_REG_IRBNCE))
 }
 
 /// One line of the enable report.
@@ -210,6 +298,11 @@ pub enum AcsEnableOutcome {
 pub struct AcsEnableRecord {
     pub function: usize,
     pub outcome: AcsEnableOutcome,
+    /// `PCI_ACS_CTRL` read back from config space after enabling (what
+    /// Linux leaves programmed and `lspci` shows), `None` without an ACS
+    /// capability. It differs from the intended word when a control bit
+    /// does not stick.
+    pub ctrl_readback: Option<u16>,
 }
 
 /// The bits Linux enables: SV, RR, CR, UF where implemented. TB is added
@@ -251,14 +344,20 @@ fn enable_intel_spt_pch_acs(cfg: &mut dyn ConfigSpace, f: &Function, offset: u16
 /// (`pci_dev_acs_ops[]`), otherwise `pci_std_enable_acs`.
 /// `pci_disable_acs_redir` (the `disable_acs_redir=` parameter) is not
 /// modelled: with no parameter it does nothing.
-pub fn pci_enable_acs(cfg: &mut dyn ConfigSpace, f: &Function) -> AcsEnableOutcome {
+///
+/// `pci_quirk_enable_intel_pch_acs` (Intel 5- to 9-series, X79, X99 PCH
+/// root ports without an ACS capability) reaches the chipset's RCBA through
+/// `mmio`; when it fails Linux warns and counts the quirk as handled: no
+/// flag, no standard enable, the port stays not isolated.
+pub fn pci_enable_acs(cfg: &mut dyn ConfigSpace, mmio: &mut dyn ChipsetMmio, f: &mut Function) -> AcsEnableOutcome {
     if f.vendor == 0x8086 && intel_pch_acs_match(f) {
-        // The real quirk maps the LPC bridge's RCBA (MMIO) and clears
-        // UPDCR; this crate has no MMIO. Linux treats a failing quirk as
-        // handled: no flag, no standard enable, root port not isolated.
-        return AcsEnableOutcome::QuirkNotApplied {
-            quirk: "intel_pch",
-            reason: "needs the LPC bridge's RCBA MMIO window; port stays not isolated",
+        return match pci_quirk_enable_intel_lpc_acs(cfg, mmio, f) {
+            Err(reason) => AcsEnableOutcome::QuirkNotApplied { quirk: "intel_pch", reason },
+            Ok(updcr) => {
+                let mpc = pci_quirk_enable_intel_rp_mpc_acs(cfg, f);
+                f.dev_flags |= DevFlags::ACS_ENABLED_QUIRK;
+                AcsEnableOutcome::IntelPchEnabled { updcr, mpc }
+            }
         };
     }
     if f.vendor == 0x8086
@@ -272,8 +371,24 @@ pub fn pci_enable_acs(cfg: &mut dyn ConfigSpace, f: &Function) -> AcsEnableOutco
 
 /// Enable ACS on every function in `device_add` order, as Linux does for
 /// each device in `pci_acs_init` before `device_add`. Call before grouping.
+/// Without chipset MMIO, so the Intel PCH quirk fails (see
+/// [`enable_acs_with`]).
 pub fn enable_acs(cfg: &mut dyn ConfigSpace, topo: &mut Topology) -> Vec<AcsEnableRecord> {
+    enable_acs_with(cfg, &mut NoChipsetMmio, topo)
+}
+
+/// [`enable_acs`] with chipset MMIO for the Intel PCH quirk.
+pub fn enable_acs_with(
+    cfg: &mut dyn ConfigSpace,
+    mmio: &mut dyn ChipsetMmio,
+    topo: &mut Topology,
+) -> Vec<AcsEnableRecord> {
     (0..topo.functions.len())
-        .map(|function| AcsEnableRecord { function, outcome: pci_enable_acs(cfg, &topo.functions[function]) })
+        .map(|function| {
+            let f = &mut topo.functions[function];
+            let outcome = pci_enable_acs(cfg, mmio, f);
+            let ctrl_readback = f.caps.acs.map(|acs| cfg.read16(f.bdf, acs.offset + PCI_ACS_CTRL));
+            AcsEnableRecord { function, outcome, ctrl_readback }
+        })
         .collect()
 }

@@ -2,6 +2,12 @@
 //! `pci_dev_specific_acs_enabled`: devices whose isolation is known without
 //! (or despite) a standard ACS capability.
 //!
+//! "Linux 6.1" is the stable 6.1 the oracle runs (Debian 6.1.192, 6.1.0-57-amd64),
+//! which carries entries backported after 6.1.0: Qualcomm 0x0111/0x0115/
+//! 0x0120 root ports, Broadcom BCM5760X 0x1760-0x1763, Loongson root ports,
+//! Zhaoxin ports up to 0x0752, Wangxun NICs. The table was checked entry by
+//! entry against that kernel image (pci/tests/quirk_tables.rs).
+//!
 //! Lookup as in Linux: entries are tried in table order; an entry matches on
 //! vendor and device (`PCI_ANY_ID` matches all); the first answer wins, and
 //! "not applicable" (-ENOTTY/-ENODEV) continues the scan.
@@ -41,6 +47,11 @@ pub enum AcsQuirk {
     Zhaoxin,
     /// `pci_quirk_nxp_rp_acs`.
     NxpRp,
+    /// `pci_quirk_loongson_acs`: Loongson root ports do not peer.
+    Loongson,
+    /// `pci_quirk_wangxun_nic_acs`: Wangxun NIC functions do not peer; any
+    /// other Wangxun device is "not isolated".
+    Wangxun,
 }
 
 impl AcsQuirk {
@@ -58,6 +69,8 @@ impl AcsQuirk {
             Self::Al => "al",
             Self::Zhaoxin => "zhaoxin_pcie_ports",
             Self::NxpRp => "nxp_rp",
+            Self::Loongson => "loongson",
+            Self::Wangxun => "wangxun_nic",
         }
     }
 }
@@ -69,7 +82,9 @@ pub struct AcsQuirkEntry {
     pub quirk: AcsQuirk,
 }
 
-use crate::ids::{AMCC, AMD, AMPERE, ANNAPURNA, ATI, BROADCOM, CAVIUM, HXT, INTEL, NXP, QCOM, SOLARFLARE, ZHAOXIN};
+use crate::ids::{
+    AMCC, AMD, AMPERE, ANNAPURNA, ATI, BROADCOM, CAVIUM, HXT, INTEL, LOONGSON, NXP, QCOM, SOLARFLARE, WANGXUN, ZHAOXIN,
+};
 
 const fn e(vendor: u16, device: u16, quirk: AcsQuirk) -> AcsQuirkEntry {
     AcsQuirkEntry { vendor, device, quirk }
@@ -147,6 +162,9 @@ pub const PCI_DEV_ACS_ENABLED: &[AcsQuirkEntry] = &[
     e(INTEL, PCI_ANY_ID, Rciep),
     e(QCOM, 0x0400, QcomRp),
     e(QCOM, 0x0401, QcomRp),
+    e(QCOM, 0x0115, QcomRp), // QCOM SA8775P root ports
+    e(QCOM, 0x0111, QcomRp),
+    e(QCOM, 0x0120, QcomRp),
     e(HXT, 0x0401, QcomRp),
     e(INTEL, PCI_ANY_ID, IntelPch),
     e(INTEL, PCI_ANY_ID, IntelSptPch),
@@ -169,7 +187,23 @@ pub const PCI_DEV_ACS_ENABLED: &[AcsQuirkEntry] = &[
     e(BROADCOM, 0x1750, MfEndpoint),
     e(BROADCOM, 0x1751, MfEndpoint),
     e(BROADCOM, 0x1752, MfEndpoint),
+    // BCM5760X
+    e(BROADCOM, 0x1760, MfEndpoint),
+    e(BROADCOM, 0x1761, MfEndpoint),
+    e(BROADCOM, 0x1762, MfEndpoint),
+    e(BROADCOM, 0x1763, MfEndpoint),
     e(BROADCOM, 0xd714, Brcm),
+    // Loongson root ports
+    e(LOONGSON, 0x3c09, Loongson),
+    e(LOONGSON, 0x3c19, Loongson),
+    e(LOONGSON, 0x3c29, Loongson),
+    e(LOONGSON, 0x7a09, Loongson),
+    e(LOONGSON, 0x7a19, Loongson),
+    e(LOONGSON, 0x7a29, Loongson),
+    e(LOONGSON, 0x7a39, Loongson),
+    e(LOONGSON, 0x7a49, Loongson),
+    e(LOONGSON, 0x7a59, Loongson),
+    e(LOONGSON, 0x7a69, Loongson),
     e(ANNAPURNA, 0x0031, Al),
     e(ZHAOXIN, 0x3038, MfEndpoint),
     e(ZHAOXIN, 0x3104, MfEndpoint),
@@ -200,6 +234,7 @@ pub const PCI_DEV_ACS_ENABLED: &[AcsQuirkEntry] = &[
     e(NXP, 0x8db9, NxpRp),
     e(NXP, 0x8d9b, NxpRp),
     e(ZHAOXIN, PCI_ANY_ID, Zhaoxin),
+    e(WANGXUN, PCI_ANY_ID, Wangxun),
 ];
 
 /// `pci_quirk_intel_pch_acs_ids[]`: PCH root ports with ACS-like features
@@ -263,7 +298,14 @@ fn evaluate(cfg: &mut dyn ConfigSpace, f: &Function, quirk: AcsQuirk, flags: Acs
             AcsFlags::SV | AcsFlags::TB | AcsFlags::RR | AcsFlags::CR | AcsFlags::UF | AcsFlags::DT,
         )),
         Rciep => (port == Some(PcieType::RcEnd)).then(|| pci_acs_ctrl_enabled(flags, SV_RR_CR_UF)),
-        QcomRp | Xgene | Brcm | NxpRp => Some(pci_acs_ctrl_enabled(flags, SV_RR_CR_UF)),
+        QcomRp | Xgene | Brcm | NxpRp | Loongson => Some(pci_acs_ctrl_enabled(flags, SV_RR_CR_UF)),
+        // No type check: every Wangxun device answers, "not isolated" when
+        // it is not one of the NICs (SFxxx EM, RP1000/RP2000 SP, FF5xxx AML).
+        Wangxun => {
+            let nic = matches!(f.device, 0x0100..=0x010f | 0x1001 | 0x2001 | 0x5010 | 0x5025 | 0x5040)
+                || matches!(f.device, 0x5110 | 0x5125 | 0x5140);
+            Some(nic && pci_acs_ctrl_enabled(flags, SV_RR_CR_UF))
+        }
         IntelPch => intel_pch_acs_match(f).then(|| {
             let ena = if f.dev_flags.contains(DevFlags::ACS_ENABLED_QUIRK) { SV_RR_CR_UF } else { AcsFlags::empty() };
             pci_acs_ctrl_enabled(flags, ena)
@@ -288,7 +330,7 @@ fn evaluate(cfg: &mut dyn ConfigSpace, f: &Function, quirk: AcsQuirk, flags: Acs
             }
             // Ports outside these ranges are reported NOT isolated, even
             // with a standard ACS capability (Linux 6.1 returns false).
-            let known = matches!(f.device, 0x0710..=0x071e | 0x0721 | 0x0723..=0x0732);
+            let known = matches!(f.device, 0x0710..=0x071e | 0x0721 | 0x0723..=0x0752);
             Some(known && pci_acs_ctrl_enabled(flags, SV_RR_CR_UF))
         }
     }

@@ -250,22 +250,86 @@ impl Visited {
     }
 }
 
-/// Walk both capability lists of `bdf` and decode them.
+/// Walk both capability lists of `bdf` (on a bus without
+/// `PCI_BUS_FLAGS_NO_EXTCFG`) and decode them; see [`read_function_caps`].
+pub fn read_capabilities(cfg: &mut dyn ConfigSpace, bdf: Bdf, header_type: u8) -> (Capabilities, Vec<CapError>) {
+    let class = cfg.read32(bdf, PCI_CLASS_REVISION) >> 8;
+    let (caps, _, errors) = read_function_caps(cfg, bdf, header_type, class, false);
+    (caps, errors)
+}
+
+/// Walk both capability lists of `bdf` and decode them; also returns the
+/// config space size Linux gives the function ([`pci_cfg_space_size`]).
 ///
 /// Follows Linux `__pci_find_next_cap_ttl` (standard list; an ID of 0xff
 /// ends it, as a vanished device would) and `pci_find_next_ext_capability`
-/// (extended list; only for PCIe functions with ECAM access whose header at
-/// 0x100 is neither 0 nor all ones, as `pci_cfg_space_size_ext` decides).
-pub fn read_capabilities(cfg: &mut dyn ConfigSpace, bdf: Bdf, header_type: u8) -> (Capabilities, Vec<CapError>) {
+/// (extended list, only when the size is 4096: Linux's walk returns nothing
+/// when `dev->cfg_size` is 256).
+pub fn read_function_caps(
+    cfg: &mut dyn ConfigSpace,
+    bdf: Bdf,
+    header_type: u8,
+    class: u32,
+    bus_no_extcfg: bool,
+) -> (Capabilities, u16, Vec<CapError>) {
     let mut caps = Capabilities::default();
     let mut errors = Vec::new();
     walk_standard(cfg, bdf, header_type, &mut caps, &mut errors);
     decode_standard(cfg, bdf, &mut caps);
-    if caps.pcie.is_some() && cfg.has_extended_space(bdf) {
+    let size = pci_cfg_space_size(cfg, bdf, &caps, class, bus_no_extcfg);
+    if size == PCI_CFG_SPACE_EXP_SIZE {
         walk_extended(cfg, bdf, &mut caps, &mut errors);
         decode_extended(cfg, bdf, &mut caps);
     }
-    (caps, errors)
+    (caps, size, errors)
+}
+
+/// Linux `pci_cfg_space_size` (drivers/pci/probe.c): 256 bytes on a bus
+/// flagged `PCI_BUS_FLAGS_NO_EXTCFG`; a host bridge (class 0x0600) and a
+/// PCIe function get [`pci_cfg_space_size_ext`]; a conventional function
+/// only when its PCI-X capability reports Mode 2 (266 or 533 MHz);
+/// otherwise 256. (VFs, which copy their PF's size, are not enumerated.)
+pub fn pci_cfg_space_size(
+    cfg: &mut dyn ConfigSpace,
+    bdf: Bdf,
+    caps: &Capabilities,
+    class: u32,
+    bus_no_extcfg: bool,
+) -> u16 {
+    if bus_no_extcfg {
+        return PCI_CFG_SPACE_SIZE;
+    }
+    if (class >> 8) as u16 == PCI_CLASS_BRIDGE_HOST || caps.pcie.is_some() {
+        return pci_cfg_space_size_ext(cfg, bdf);
+    }
+    let Some(pos) = caps.find(PCI_CAP_ID_PCIX) else {
+        return PCI_CFG_SPACE_SIZE;
+    };
+    if cfg.read32(bdf, pos + PCI_X_STATUS) & (PCI_X_STATUS_266MHZ | PCI_X_STATUS_533MHZ) != 0 {
+        return pci_cfg_space_size_ext(cfg, bdf);
+    }
+    PCI_CFG_SPACE_SIZE
+}
+
+/// Linux `pci_cfg_space_size_ext`: 256 bytes when offset 0x100 cannot be
+/// reached (no ECAM window), reads all ones, or when every 256-byte block
+/// of the extended space repeats the header's first dword
+/// (`pci_ext_cfg_is_aliased`: a device that decodes only 8 address bits);
+/// otherwise 4096.
+pub fn pci_cfg_space_size_ext(cfg: &mut dyn ConfigSpace, bdf: Bdf) -> u16 {
+    if !cfg.has_extended_space(bdf) {
+        return PCI_CFG_SPACE_SIZE;
+    }
+    if cfg.read32(bdf, PCI_CFG_SPACE_SIZE) == u32::MAX || pci_ext_cfg_is_aliased(cfg, bdf) {
+        return PCI_CFG_SPACE_SIZE;
+    }
+    PCI_CFG_SPACE_EXP_SIZE
+}
+
+/// Linux `pci_ext_cfg_is_aliased`: 15 reads at most.
+fn pci_ext_cfg_is_aliased(cfg: &mut dyn ConfigSpace, bdf: Bdf) -> bool {
+    let header = cfg.read32(bdf, PCI_VENDOR_ID);
+    (1..PCI_CFG_SPACE_EXP_SIZE / PCI_CFG_SPACE_SIZE).all(|block| cfg.read32(bdf, block * PCI_CFG_SPACE_SIZE) == header)
 }
 
 fn walk_standard(

@@ -81,6 +81,13 @@ pub trait ConfigSpace {
     /// Whether `bdf` has the 4 KiB extended space (ECAM) rather than only
     /// the 256-byte legacy space.
     fn has_extended_space(&self, bdf: Bdf) -> bool;
+    /// Wait `ms` milliseconds between polls of a function answering
+    /// Configuration Request Retry Status (Linux `msleep` in
+    /// `pci_bus_wait_crs`). The default does not wait: the poll count is
+    /// still bounded, but a slow device gets less time than under Linux.
+    fn crs_delay_ms(&mut self, ms: u32) {
+        let _ = ms;
+    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub struct DmaAliasFixupEntry {
     pub fixup: DmaAliasFixup,
 }
 
-use crate::ids::{ADAPTEC2, ASMEDIA, BROADCOM, INTEL, JMICRON, MARVELL_EXT, PLX, RICOH, TTI};
+use crate::ids::{ADAPTEC2, ASMEDIA, BROADCOM, GLENFLY, INTEL, JMICRON, MARVELL_EXT, PLX, RICOH, TTI};
 
 const fn e(vendor: u16, device: u16, fixup: DmaAliasFixup) -> DmaAliasFixupEntry {
     DmaAliasFixupEntry { vendor, device, fixup }
@@ -66,12 +66,17 @@ const fn e(vendor: u16, device: u16, fixup: DmaAliasFixup) -> DmaAliasFixupEntry
 
 use DmaAliasFixup::*;
 
-/// The DMA-alias header fixups of Linux 6.1 quirks.c, in file order.
+/// The DMA-alias header fixups of Linux 6.1 quirks.c, in file order, as the
+/// oracle's stable 6.1 (Debian 6.1.0-57) has them: checked entry by entry
+/// against that kernel image (pci/tests/quirk_tables.rs).
 pub const DMA_ALIAS_HEADER_FIXUPS: &[DmaAliasFixupEntry] = &[
     e(RICOH, 0xe832, Func0),
     e(RICOH, 0xe476, Func0),
+    e(GLENFLY, 0x3d40, Func0), // Glenfly Arise GPU's HDMI audio
+    e(GLENFLY, 0x3d41, Func0),
     e(MARVELL_EXT, 0x9120, Func1),
     e(MARVELL_EXT, 0x9123, Func1),
+    e(MARVELL_EXT, 0x9125, Func1),
     e(MARVELL_EXT, 0x9128, Func1),
     e(MARVELL_EXT, 0x9130, Func1),
     e(MARVELL_EXT, 0x9170, Func1),
@@ -83,9 +88,10 @@ pub const DMA_ALIAS_HEADER_FIXUPS: &[DmaAliasFixupEntry] = &[
     e(MARVELL_EXT, 0x9215, Func1),
     e(MARVELL_EXT, 0x9220, Func1),
     e(MARVELL_EXT, 0x9230, Func1),
+    e(MARVELL_EXT, 0x9235, Func1),
     e(TTI, 0x0642, Func1),
     e(TTI, 0x0645, Func1),
-    e(JMICRON, 0x2393, Func1), // JMB388_ESD
+    e(JMICRON, 0x2392, Func1), // PCI_DEVICE_ID_JMICRON_JMB388_ESD
     e(0x1c28, 0x0122, Func1),  // Lite-On Plextor M6E
     e(ADAPTEC2, 0x0285, Fixed),
     e(ASMEDIA, 0x1080, UsePcieBridgeDmaAlias),

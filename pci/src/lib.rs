@@ -35,6 +35,6 @@ pub mod topology;
 
 pub use config::{Bdf, ConfigSpace};
 pub use devfn_mask::DevfnMask;
-pub use enumerate::{enumerate, find_unreached_root_buses};
+pub use enumerate::{enumerate, enumerate_with_peer_probe};
 pub use regs::{AcsFlags, REQ_ACS_FLAGS};
-pub use topology::{Function, Topology};
+pub use topology::{Function, PeerProbe, Topology};

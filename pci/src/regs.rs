@@ -42,6 +42,13 @@ pub const PCI_STD_HEADER_SIZEOF: u16 = 0x40;
 pub const PCI_CAP_ID_PM: u8 = 0x01;
 pub const PCI_CAP_ID_MSI: u8 = 0x05;
 pub const PCI_CAP_ID_PCIX: u8 = 0x07;
+/// PCI-X Status register (PCI-X capability + 4) and its Mode 2 bits
+/// (`PCI_X_STATUS_266MHZ`, `PCI_X_STATUS_533MHZ`).
+pub const PCI_X_STATUS: u16 = 4;
+pub const PCI_X_STATUS_266MHZ: u32 = 0x4000_0000;
+pub const PCI_X_STATUS_533MHZ: u32 = 0x8000_0000;
+/// `PCI_CLASS_BRIDGE_HOST` (class >> 8).
+pub const PCI_CLASS_BRIDGE_HOST: u16 = 0x0600;
 pub const PCI_CAP_ID_VNDR: u8 = 0x09;
 pub const PCI_CAP_ID_SHPC: u8 = 0x0c;
 pub const PCI_CAP_ID_SSVID: u8 = 0x0d;

@@ -35,6 +35,12 @@ pub struct SimConfig {
     spaces: BTreeMap<Bdf, SimSpace>,
     /// Every write, in order, including those to read-only bits.
     pub writes: Vec<SimWrite>,
+    /// Functions answering Configuration Request Retry Status: how many
+    /// more Vendor ID reads return 0x0001 (as a root port with CRS Software
+    /// Visibility enabled completes them).
+    crs: BTreeMap<Bdf, u32>,
+    /// Every `crs_delay_ms` asked for, in order.
+    pub delays: Vec<u32>,
 }
 
 impl SimConfig {
@@ -49,6 +55,13 @@ impl SimConfig {
         self
     }
 
+    /// Make the next `reads` Vendor ID reads of `bdf` answer CRS (vendor
+    /// 0x0001, the other bytes all ones).
+    pub fn crs(&mut self, bdf: Bdf, reads: u32) -> &mut Self {
+        self.crs.insert(bdf, reads);
+        self
+    }
+
     /// Shorthand: `add` at segment 0.
     pub fn at(&mut self, bus: u8, dev: u8, func: u8, f: SimFn) -> &mut Self {
         self.add(Bdf::new(0, bus, dev, func), f)
@@ -57,6 +70,21 @@ impl SimConfig {
     /// Read a register directly (no write log), for test assertions.
     pub fn peek16(&self, bdf: Bdf, offset: u16) -> u16 {
         self.get(bdf, offset, 2) as u16
+    }
+    pub fn peek32(&self, bdf: Bdf, offset: u16) -> u32 {
+        self.get(bdf, offset, 4)
+    }
+
+    /// A read as the device answers it: CRS first, if it is still retrying.
+    fn read(&mut self, bdf: Bdf, offset: u16, size: usize) -> u32 {
+        if offset == PCI_VENDOR_ID
+            && let Some(left) = self.crs.get_mut(&bdf)
+            && *left > 0
+        {
+            *left -= 1;
+            return 0xffff_0001 & (u32::MAX >> (32 - 8 * size));
+        }
+        self.get(bdf, offset, size)
     }
 
     fn get(&self, bdf: Bdf, offset: u16, size: usize) -> u32 {
@@ -91,13 +119,13 @@ impl SimConfig {
 
 impl ConfigSpace for SimConfig {
     fn read8(&mut self, bdf: Bdf, offset: u16) -> u8 {
-        self.get(bdf, offset, 1) as u8
+        self.read(bdf, offset, 1) as u8
     }
     fn read16(&mut self, bdf: Bdf, offset: u16) -> u16 {
-        self.get(bdf, offset, 2) as u16
+        self.read(bdf, offset, 2) as u16
     }
     fn read32(&mut self, bdf: Bdf, offset: u16) -> u32 {
-        self.get(bdf, offset, 4)
+        self.read(bdf, offset, 4)
     }
     fn write8(&mut self, bdf: Bdf, offset: u16, value: u8) {
         self.put(bdf, offset, 1, value.into());
@@ -111,6 +139,9 @@ impl ConfigSpace for SimConfig {
     fn has_extended_space(&self, bdf: Bdf) -> bool {
         self.spaces.get(&bdf).is_some_and(|s| s.extended)
     }
+    fn crs_delay_ms(&mut self, ms: u32) {
+        self.delays.push(ms);
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -120,6 +151,7 @@ enum StdCap {
     Msix,
     Ssvid,
     Pcie { port_type: u8, slot_hpc: Option<bool>, ari_fwd: bool },
+    Pcix { status: u32 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -145,6 +177,7 @@ pub struct SimFn {
     std_caps: Vec<StdCap>,
     ext_caps: Vec<ExtCap>,
     pokes: Vec<(u16, u8)>,
+    wmask_pokes: Vec<(u16, u16)>,
     extended: bool,
     fill: u8,
 }
@@ -163,6 +196,7 @@ impl SimFn {
             std_caps: Vec::new(),
             ext_caps: Vec::new(),
             pokes: Vec::new(),
+            wmask_pokes: Vec::new(),
             extended: true,
             fill: 0,
         }
@@ -259,6 +293,17 @@ impl SimFn {
         self.ext_caps.push(ExtCap::Dpc);
         self
     }
+    /// Override the write mask of the 16 bits at `offset` (after layout):
+    /// bits outside `mask` ignore writes (hardwired).
+    pub fn wmask16(mut self, offset: u16, mask: u16) -> Self {
+        self.wmask_pokes.push((offset, mask));
+        self
+    }
+    /// A PCI-X capability with this PCI-X Status register.
+    pub fn pcix(mut self, status: u32) -> Self {
+        self.std_caps.push(StdCap::Pcix { status });
+        self
+    }
     /// Only the 256-byte legacy space is reachable.
     pub fn legacy_only(mut self) -> Self {
         self.extended = false;
@@ -287,6 +332,11 @@ impl SimFn {
         for &(off, v) in &self.pokes {
             if let Some(b) = d.get_mut(usize::from(off)) {
                 *b = v;
+            }
+        }
+        for &(off, m) in &self.wmask_pokes {
+            if usize::from(off) + 2 <= w.len() {
+                put16(&mut w, off, m);
             }
         }
         (d, w)
@@ -319,6 +369,7 @@ impl SimFn {
                 StdCap::Msix => (PCI_CAP_ID_MSIX, 0x0c),
                 StdCap::Ssvid => (PCI_CAP_ID_SSVID, 8),
                 StdCap::Pcie { .. } => (PCI_CAP_ID_EXP, 0x3c),
+                StdCap::Pcix { .. } => (PCI_CAP_ID_PCIX, 8),
             };
             if pos + len > PCI_CFG_SPACE_SIZE {
                 break;
@@ -336,6 +387,9 @@ impl SimFn {
                     put32(d, pos + PCI_EXP_DEVCAP2, PCI_EXP_DEVCAP2_ARI);
                     put16(w, pos + PCI_EXP_DEVCTL2, PCI_EXP_DEVCTL2_ARI);
                 }
+            }
+            if let StdCap::Pcix { status } = *cap {
+                put32(d, pos + PCI_X_STATUS, status);
             }
             link = pos + 1;
             pos += len;

@@ -13,7 +13,7 @@
 //! Linux adds VFs after boot, when `sriov_numvfs` is written, so they are
 //! appended after every enumerated function and are probed last.
 
-use crate::caps::read_capabilities;
+use crate::caps::read_function_caps;
 use crate::config::{Bdf, ConfigSpace};
 use crate::devfn_mask::DevfnMask;
 use crate::enumerate::set_pcie_port_type;
@@ -54,12 +54,15 @@ pub fn add_virtual_functions(cfg: &mut dyn ConfigSpace, topo: &mut Topology) -> 
                 continue;
             }
             let pf_fn = &topo.functions[pf];
-            let (caps, _) = read_capabilities(cfg, vf, PCI_HEADER_TYPE_NORMAL);
-            let parent = pf_fn.parent;
-            let parent_fn = parent.map(|p| &topo.functions[p]);
-            let pcie_type = caps.pcie.map(|c| set_pcie_port_type(c.port_type, parent_fn));
             let class_rev = cfg.read32(vf, PCI_CLASS_REVISION);
             let class = if class_rev == u32::MAX { pf_fn.class } else { class_rev >> 8 };
+            // A VF sits where its PF does for extended config access.
+            let bus_no_extcfg = pf_fn.bus_no_extcfg;
+            let (caps, cfg_size, _) = read_function_caps(cfg, vf, PCI_HEADER_TYPE_NORMAL, class, bus_no_extcfg);
+            let parent = pf_fn.parent;
+            let parent_fn = parent.map(|p| &topo.functions[p]);
+            let corrected = caps.pcie.map(|c| set_pcie_port_type(c.port_type, parent_fn));
+            let (pcie_type, port_type_bug) = (corrected.map(|c| c.0), corrected.and_then(|c| c.1));
             let function = Function {
                 bdf: vf,
                 vendor: pf_fn.vendor,
@@ -71,6 +74,9 @@ pub fn add_virtual_functions(cfg: &mut dyn ConfigSpace, topo: &mut Topology) -> 
                 subsystem_vendor: pf_fn.subsystem_vendor,
                 subsystem_device: pf_fn.subsystem_device,
                 pcie_type,
+                port_type_bug,
+                cfg_size,
+                bus_no_extcfg,
                 caps,
                 bridge: None,
                 secondary_scanned: false,

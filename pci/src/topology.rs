@@ -51,6 +51,15 @@ pub struct Function {
     /// PCIe Device/Port Type after `set_pcie_port_type`; `None` for
     /// conventional PCI (no PCIe capability).
     pub pcie_type: Option<PcieType>,
+    /// Set when Linux 6.1's `set_pcie_port_type` "corrected" this port:
+    /// the type it meant to set. 6.1 ORs that type into the flags
+    /// unshifted, so the port reads as type 0, a PCIe endpoint
+    /// (`pcie_type` is then `Endpoint`). Fixed upstream after 6.1.
+    pub port_type_bug: Option<PcieType>,
+    /// Linux `dev->cfg_size` (`pci_cfg_space_size`): 256 or 4096.
+    pub cfg_size: u16,
+    /// The bus this function sits on has `PCI_BUS_FLAGS_NO_EXTCFG`.
+    pub bus_no_extcfg: bool,
     pub caps: Capabilities,
     /// Bus numbers, for type 1 and CardBus headers.
     pub bridge: Option<BridgeBuses>,
@@ -106,6 +115,9 @@ pub struct Bus {
     pub number: u8,
     /// The bridge leading to it (`bus->self`); `None` for a root bus.
     pub bridge: Option<usize>,
+    /// `PCI_BUS_FLAGS_NO_EXTCFG`: extended config space is not accessible
+    /// on this bus (`pci_alloc_child_bus`).
+    pub no_extcfg: bool,
 }
 
 /// A fault found while enumerating; one clear line through `Display`.
@@ -122,8 +134,16 @@ pub enum EnumErrorKind {
         last: u8,
     },
     RootBusRepeated,
-    /// Vendor 0x0001: Configuration Request Retry Status; not waited for.
-    NotReady,
+    /// A host bridge's root bus that a bridge already leads to: x86 Linux
+    /// (`pci_acpi_scan_root`) reuses that bus; no second root.
+    RootBusBelowBridge {
+        bridge: Bdf,
+    },
+    /// Vendor 0x0001 (Configuration Request Retry Status) after waiting
+    /// `waited_ms`, as `pci_bus_wait_crs` does.
+    NotReady {
+        waited_ms: u32,
+    },
     UnknownHeaderType(u8),
     Capability(CapError),
     BridgeNotConfigured,
@@ -150,6 +170,8 @@ pub enum EnumErrorKind {
         subordinate: u8,
         other: Bdf,
     },
+    /// Not fatal: the bridge is followed and the root bus inside its range,
+    /// scanned before it, stays a root bus (Linux reuses it).
     OverlapsRootBus {
         secondary: u8,
         subordinate: u8,
@@ -176,7 +198,15 @@ impl fmt::Display for EnumError {
                 write!(f, "root bus {:02x}: outside the ECAM bus range {first:02x}-{last:02x}; not scanned", b.bus)
             }
             RootBusRepeated => write!(f, "root bus {:02x}: listed twice; scanned once", b.bus),
-            NotReady => write!(f, "{b}: answered Configuration Request Retry (not ready); skipped"),
+            RootBusBelowBridge { bridge } => write!(
+                f,
+                "root bus {:02x}: a host bridge's bus number is already the secondary bus of bridge {bridge}; \
+                 kept below that bridge as Linux does (pci_acpi_scan_root reuses the bus), not a second root",
+                b.bus
+            ),
+            NotReady { waited_ms } => {
+                write!(f, "{b}: not ready after {waited_ms} ms (Configuration Request Retry); giving up, as Linux does")
+            }
             UnknownHeaderType(t) => write!(f, "{b}: unknown header type {t:#04x}; ignored as Linux does"),
             Capability(e) => write!(f, "{b}: {e}"),
             BridgeNotConfigured => {
@@ -204,7 +234,8 @@ impl fmt::Display for EnumError {
             }
             OverlapsRootBus { secondary, subordinate, root } => write!(
                 f,
-                "{b}: bridge buses {secondary:02x}-{subordinate:02x} include root bus {root:02x}; not scanned"
+                "{b}: bridge buses {secondary:02x}-{subordinate:02x} include root bus {root:02x}; \
+                 followed, bus {root:02x} stays a root bus (Linux reuses it)"
             ),
             AlreadyScanned { bus } => write!(f, "{b}: bridge leads to bus {bus:02x}, already scanned; not followed"),
             PrimaryMismatch { primary } => write!(
@@ -219,6 +250,22 @@ impl fmt::Display for EnumError {
     }
 }
 
+/// What x86 Linux's peer-bus probe (`pcibios_fixup_peer_bridges`) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerProbe {
+    /// `pcibios_last_bus`: bus numbers `0..=last_bus` were considered
+    /// (none when it is 0).
+    pub last_bus: u8,
+    /// Bus numbers without a bus that were probed.
+    pub buses_probed: u16,
+    /// Bus numbers without a bus outside the ECAM window: not readable.
+    pub outside_ecam: u16,
+    /// Config reads the probe made (16-bit vendor ids).
+    pub reads: u32,
+    /// Buses that answered: each became a root bus, in this order.
+    pub discovered: Vec<u8>,
+}
+
 /// The result of enumeration.
 #[derive(Clone, Debug, Default)]
 pub struct Topology {
@@ -228,6 +275,8 @@ pub struct Topology {
     /// Buses in scan order.
     pub buses: Vec<Bus>,
     pub errors: Vec<EnumError>,
+    /// The peer-bus probe, when it ran.
+    pub peer_probe: Option<PeerProbe>,
 }
 
 impl Topology {
@@ -238,6 +287,21 @@ impl Topology {
     /// Linux `pci_upstream_bridge`: the bridge above `index`.
     pub fn upstream_bridge(&self, index: usize) -> Option<usize> {
         self.functions.get(index).and_then(|f| f.parent)
+    }
+    /// Whether `index` is `ancestor` or below it in the tree (the parent
+    /// links the scan made; bounded by the function count, so a corrupted
+    /// link cannot loop).
+    pub fn is_at_or_below(&self, mut index: usize, ancestor: usize) -> bool {
+        for _ in 0..=self.functions.len() {
+            if index == ancestor {
+                return true;
+            }
+            match self.upstream_bridge(index) {
+                Some(p) => index = p,
+                None => return false,
+            }
+        }
+        false
     }
     /// Whether `a` and `b` sit on the same bus (Linux `a->bus == b->bus`).
     pub fn same_bus(&self, a: usize, b: usize) -> bool {

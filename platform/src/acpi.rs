@@ -1,6 +1,6 @@
 //! ACPI: from the RSDP to the facts the kernel needs (MCFG regions, the
-//! DMAR table's bytes, the PM timer port, host-bridge `_BBN`s), with every
-//! table checked before it is trusted.
+//! DMAR table's bytes, the PM timer port, the PCI host bridges the DSDT and
+//! SSDTs declare), with every table checked before it is trusted.
 //!
 //! The RSDP, the root table and every table it lists are read here, each
 //! bounded by its header against readable memory ([`audit`]): the `acpi`
@@ -64,8 +64,13 @@ pub struct AcpiFacts {
     pub dmar: Option<Vec<u8>>,
     /// I/O port of the ACPI PM timer (3.579545 MHz), from the FADT.
     pub pm_timer_port: Option<u16>,
-    /// Constant `_BBN` values from the DSDT and SSDTs: candidate root buses.
-    pub host_bridge_buses: Vec<u8>,
+    /// PCI host bridges (PNP0A03/PNP0A08 devices present by `_STA`) in
+    /// namespace order, read from the DSDT and SSDTs by [`aml`].
+    pub host_bridges: Vec<aml::HostBridge>,
+    /// Whether a DSDT was read (without one, no host bridge can be known).
+    pub dsdt_read: bool,
+    /// What the AML reader could not evaluate (methods), one line each.
+    pub aml_notes: Vec<String>,
     /// One clear line per problem; boot goes on with what is valid.
     pub problems: Vec<String>,
 }
@@ -375,6 +380,7 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
 
     facts.dmar = valid_table(&facts, &bodies, b"DMAR");
 
+    let mut definition_blocks: Vec<Vec<u8>> = Vec::new();
     if let Some(fadt) = valid_table(&facts, &bodies, b"FACP") {
         let (pm, dsdt) = fadt_facts(&fadt);
         facts.pm_timer_port = pm;
@@ -386,35 +392,70 @@ pub unsafe fn discover<H: AcpiHandler>(handler: H, source: RsdpSource, memory: &
             // SAFETY: the caller's `memory` contract.
             let checked = unsafe { read_checked(&handler, a, memory) };
             match (checked.status, checked.bytes) {
-                (TableStatus::Valid, Some(b)) => add_bbns(&mut facts, &b),
+                (TableStatus::Valid, Some(b)) => definition_blocks.push(b),
                 (TableStatus::Unreachable, _) => facts.problems.push(format!("ACPI: DSDT at {a:#x} is outside memory")),
                 (TableStatus::BadChecksum, _) => {
-                    facts.problems.push(format!("ACPI: DSDT at {a:#x} has a bad checksum; not scanned"))
+                    facts.problems.push(format!("ACPI: DSDT at {a:#x} has a bad checksum; not read"))
                 }
                 _ => facts.problems.push(format!("ACPI: DSDT at {a:#x} has an invalid length {}", checked.length)),
             }
         }
     }
-    let ssdts: Vec<&Vec<u8>> = facts
-        .tables
-        .iter()
-        .zip(&bodies)
-        .filter(|(t, _)| &t.signature == b"SSDT")
-        .filter_map(|(_, b)| b.as_ref())
-        .collect();
-    for b in ssdts {
-        add_bbns(&mut facts, b);
+    facts.dsdt_read = !definition_blocks.is_empty();
+    // SSDTs in root-table order, after the DSDT: the order ACPICA loads
+    // them into one namespace (an SSDT may open scopes the DSDT declares).
+    definition_blocks.extend(
+        facts.tables.iter().zip(&bodies).filter(|(t, _)| &t.signature == b"SSDT").filter_map(|(_, b)| b.clone()),
+    );
+    let mut ns = aml::Namespace::new();
+    for table in &definition_blocks {
+        ns.load_table(table);
     }
+    let (bridges, notes) = aml::host_bridges(&ns);
+    facts.host_bridges = bridges;
+    facts.aml_notes = notes;
+    facts.problems.extend(ns.problems);
     facts
 }
 
-/// Add the constant `_BBN`s of one AML table (header included).
-fn add_bbns(facts: &mut AcpiFacts, table: &[u8]) {
-    for bus in aml::find_bbn(&table[HEADER_LEN as usize..]) {
-        if !facts.host_bridge_buses.contains(&bus) {
-            facts.host_bridge_buses.push(bus);
+/// Root buses of a segment: the root bus of every ACPI host bridge of this
+/// segment (PNP0A03/PNP0A08, present by `_STA`), in namespace order, as
+/// `acpi_pci_root_add` adds them. Host bridges whose bus is outside the
+/// region or unknown get a note. Only when ACPI names no host bridge for
+/// the segment at all (no DSDT, or none this reader could see) is the MCFG
+/// start bus taken, with a note: Linux would then find only what the
+/// peer-bus probe finds.
+pub fn root_buses(acpi: &AcpiFacts, region: &McfgRegion, notes: &mut Vec<String>) -> Vec<(u8, String)> {
+    let mut roots = Vec::new();
+    for h in acpi.host_bridges.iter().filter(|h| h.segment == region.segment) {
+        let Some((first, last)) = h.buses else {
+            notes.push(format!("host bridge {}: bus number unknown (a method decides it); not scanned", h.path));
+            continue;
+        };
+        if !(region.start_bus..=region.end_bus).contains(&first) {
+            notes.push(format!(
+                "host bridge {}: bus {first:02x} outside the ECAM buses {:02x}-{:02x}; not scanned",
+                h.path, region.start_bus, region.end_bus
+            ));
+            continue;
         }
+        let how = match h.source {
+            aml::BusSource::Crs => format!("ACPI host bridge {}, _CRS buses {first:02x}-{last:02x}", h.path),
+            aml::BusSource::Bbn => format!("ACPI host bridge {}, _BBN", h.path),
+            aml::BusSource::Default => format!("ACPI host bridge {}, no _CRS bus range or _BBN: bus 0", h.path),
+        };
+        roots.push((first, how));
     }
+    if roots.is_empty() && !acpi.host_bridges.iter().any(|h| h.segment == region.segment) {
+        notes.push(format!(
+            "ACPI declares no host bridge for segment {:04x}{}; MCFG start bus {:02x} taken as a root bus",
+            region.segment,
+            if acpi.dsdt_read { "" } else { " (no DSDT read)" },
+            region.start_bus
+        ));
+        roots.push((region.start_bus, String::from("MCFG start bus (no ACPI host bridge)")));
+    }
+    roots
 }
 
 #[cfg(test)]

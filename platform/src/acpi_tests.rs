@@ -3,9 +3,11 @@
 //! tables point at each other with real addresses.
 
 use super::*;
+use crate::aml::tests::build;
 use ::acpi::PhysicalMapping;
 use alloc::boxed::Box;
 use alloc::vec;
+use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 #[derive(Clone)]
@@ -108,14 +110,20 @@ impl Tables {
         let dsdt = t.addr(DSDT);
         t.put(FACP + 140, &dsdt.to_le_bytes());
         t.seal(FACP);
-        // DSDT: Name (_BBN, Zero) for the main host bridge.
-        t.header(DSDT, b"DSDT", 36 + 6, 1);
-        t.put(DSDT + 36, &[0x08, b'_', b'B', b'B', b'N', 0x00]);
-        t.seal(DSDT);
-        // SSDT: Name (_BBN, 0x40) for an expander.
-        t.header(SSDT, b"SSDT", 36 + 7, 1);
-        t.put(SSDT + 36, &[0x08, b'_', b'B', b'B', b'N', 0x0a, 0x40]);
-        t.seal(SSDT);
+        // DSDT: the main host bridge (no _BBN, no _CRS: bus 0).
+        let dsdt = build::table(b"DSDT", &build::scope("\\_SB", &[build::host_bridge("PCI0", &[])]));
+        t.put(DSDT, &dsdt);
+        // SSDT: an expander with _BBN 0x40, and a stray Name (_BBN, 0x41)
+        // outside any host bridge.
+        let ssdt = build::table(
+            b"SSDT",
+            &[
+                build::host_bridge("\\_SB.PC40", &[build::name_op("_BBN", &build::int(0x40))]),
+                build::name_op("_BBN", &build::int(0x41)),
+            ]
+            .concat(),
+        );
+        t.put(SSDT, &ssdt);
         // DMAR: header + HAW 38 + flags 1 + reserved, no structures.
         t.header(DMAR, b"DMAR", 48, 1);
         t.mem[DMAR + 36] = 38;
@@ -139,7 +147,7 @@ fn finds_everything_in_valid_tables() {
     assert_eq!(f.revision, 2);
     assert_eq!(f.mcfg, vec![McfgRegion { base: 0xb000_0000, segment: 0, start_bus: 0, end_bus: 0xff }]);
     assert_eq!(f.pm_timer_port, Some(0x608));
-    assert_eq!(f.host_bridge_buses, vec![0, 0x40]);
+    assert_eq!(first_buses(&f), vec![0, 0x40]);
     let dmar = f.dmar.expect("DMAR found");
     assert_eq!(dmar.len(), 48);
     assert_eq!(&dmar[0..4], b"DMAR");
@@ -178,7 +186,7 @@ fn entry_pointing_outside_memory_is_reported() {
     t.seal(XSDT);
     let f = t.discover();
     assert!(f.problems.iter().any(|p| p.contains("outside memory")), "{:?}", f.problems);
-    assert_eq!(f.host_bridge_buses, vec![0], "the SSDT is gone, the DSDT still scanned");
+    assert_eq!(first_buses(&f), vec![0], "the SSDT is gone, the DSDT still scanned");
 }
 
 #[test]
@@ -243,7 +251,7 @@ fn bad_entries_first_do_not_hide_the_later_tables() {
     assert_eq!(f.mcfg.len(), 1);
     assert!(f.dmar.is_some());
     assert_eq!(f.pm_timer_port, Some(0x608));
-    assert_eq!(f.host_bridge_buses, vec![0, 0x40]);
+    assert_eq!(first_buses(&f), vec![0, 0x40]);
 }
 
 /// The BIOS-area scan (no RSDP address from the boot protocol) finds the
@@ -344,7 +352,7 @@ fn a_dsdt_with_a_bad_checksum_is_not_scanned() {
     t.mem[DSDT + 20] ^= 0x10;
     let f = t.discover();
     assert!(f.problems.iter().any(|p| p.contains("DSDT") && p.contains("bad checksum")), "{:?}", f.problems);
-    assert_eq!(f.host_bridge_buses, vec![0x40], "only the SSDT's _BBN");
+    assert_eq!(first_buses(&f), vec![0x40], "only the SSDT's host bridge");
 }
 
 /// An RSDP pointing at something that is not an XSDT (here the MCFG, a
@@ -368,4 +376,54 @@ fn an_x_pm_timer_beyond_the_io_space_falls_back_to_the_legacy_field() {
     f[76..80].copy_from_slice(&0x608u32.to_le_bytes());
     f[91] = 4;
     assert_eq!(fadt_facts(&f).0, Some(0x608));
+}
+
+/// The root buses of the host bridges found.
+fn first_buses(f: &AcpiFacts) -> Vec<u8> {
+    f.host_bridges.iter().filter_map(|h| h.buses.map(|b| b.0)).collect()
+}
+
+/// Root buses of a region from the host bridges: its segment only, inside
+/// its buses, in namespace order; unknown buses noted; the MCFG start bus
+/// only when ACPI names no host bridge for the segment.
+#[test]
+fn root_buses_of_a_region() {
+    use crate::aml::{BusSource, HostBridge};
+    let hb = |path: &str, segment, buses, source| HostBridge { path: path.into(), segment, buses, source };
+    let region = McfgRegion { base: 0xb000_0000, segment: 0, start_bus: 0, end_bus: 0x7f };
+    let facts = AcpiFacts {
+        dsdt_read: true,
+        host_bridges: vec![
+            hb("\\_SB.PCI0", 0, Some((0, 0x3f)), BusSource::Crs),
+            hb("\\_SB.PCI1", 1, Some((0, 0xff)), BusSource::Default),
+            hb("\\_SB.PC40", 0, Some((0x40, 0xff)), BusSource::Bbn),
+            hb("\\_SB.PC90", 0, Some((0x90, 0x9f)), BusSource::Crs),
+            hb("\\_SB.PCXX", 0, None, BusSource::Bbn),
+        ],
+        ..AcpiFacts::default()
+    };
+    let mut notes = Vec::new();
+    let roots = root_buses(&facts, &region, &mut notes);
+    assert_eq!(
+        roots,
+        vec![
+            (0, String::from("ACPI host bridge \\_SB.PCI0, _CRS buses 00-3f")),
+            (0x40, String::from("ACPI host bridge \\_SB.PC40, _BBN")),
+        ]
+    );
+    assert_eq!(
+        notes,
+        [
+            "host bridge \\_SB.PC90: bus 90 outside the ECAM buses 00-7f; not scanned",
+            "host bridge \\_SB.PCXX: bus number unknown (a method decides it); not scanned",
+        ]
+    );
+    // Segment 1 has PCI1 (bus 0 by default); segment 2 has none: the MCFG
+    // start bus, with a note.
+    let mut notes = Vec::new();
+    let r1 = McfgRegion { segment: 1, ..region };
+    assert_eq!(root_buses(&facts, &r1, &mut notes)[0].0, 0);
+    let r2 = McfgRegion { segment: 2, start_bus: 0x10, ..region };
+    assert_eq!(root_buses(&facts, &r2, &mut notes), vec![(0x10, String::from("MCFG start bus (no ACPI host bridge)"))]);
+    assert!(notes.iter().any(|n| n.contains("no host bridge for segment 0002")), "{notes:?}");
 }

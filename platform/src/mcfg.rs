@@ -41,9 +41,27 @@ impl McfgRegion {
     }
 }
 
+/// x86 Linux's `pcibios_last_bus` with MMCONFIG (arch/x86/pci/mmconfig-shared.c
+/// `__pci_mmcfg_init`): walking the MCFG regions sorted by segment and
+/// start bus (`pci_mmconfig_add` keeps them so), the end bus of the last
+/// segment-0 region; `None` without one. The peer-bus probe covers
+/// `0..=last` of segment 0 only, and not at all when it is 0.
+pub fn pcibios_last_bus(regions: &[McfgRegion]) -> Option<u8> {
+    regions.iter().filter(|r| r.segment == 0).max_by_key(|r| r.start_bus).map(|r| r.end_bus)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_bus_is_the_end_of_the_last_segment_0_region() {
+        let r = |segment, start_bus, end_bus| McfgRegion { base: 0xb000_0000, segment, start_bus, end_bus };
+        assert_eq!(pcibios_last_bus(&[r(0, 0, 0xff)]), Some(0xff));
+        assert_eq!(pcibios_last_bus(&[r(0, 0x80, 0xbf), r(1, 0, 0xff), r(0, 0, 0x3f)]), Some(0xbf));
+        assert_eq!(pcibios_last_bus(&[r(1, 0, 0xff)]), None);
+        assert_eq!(pcibios_last_bus(&[]), None);
+    }
 
     #[test]
     fn q35_region() {

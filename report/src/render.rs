@@ -12,6 +12,9 @@ use core::fmt::Write;
 
 use crate::schema::{Function, Group, Report};
 
+/// `Function::iommu` of a function no DMA-remapping unit covers.
+pub const NO_IOMMU: &str = "no IOMMU";
+
 /// `BDF VVVV:DDDD name (kind)`.
 pub fn describe(f: &Function) -> String {
     format!("{} {:04x}:{:04x} {} ({})", f.bdf, f.vendor, f.device, f.name, f.kind)
@@ -50,9 +53,12 @@ pub fn tree_of(fns: &[Function]) -> String {
             continue;
         }
         let f = &fns[i];
-        let group = f.group.map_or(String::from("-"), |g| format!("{g}"));
-        let _ =
-            writeln!(out, "  {:indent$}{}  [{}] group {}", "", describe(f), acs_state(f), group, indent = depth * 2);
+        let group = match (f.group, f.iommu.as_deref()) {
+            (Some(g), _) => format!("group {g}"),
+            (None, Some(NO_IOMMU)) => String::from(NO_IOMMU),
+            (None, _) => String::from("group -"),
+        };
+        let _ = writeln!(out, "  {:indent$}{}  [{}] {}", "", describe(f), acs_state(f), group, indent = depth * 2);
         stack.extend(children[i].iter().rev().map(|&c| (c, depth + 1)));
     }
     out

@@ -21,12 +21,21 @@ pub struct Report {
     pub memory: Option<Memory>,
     #[serde(default)]
     pub acpi: Option<Acpi>,
+    /// Each PCI segment's root buses and how they were found (kernel).
+    #[serde(default)]
+    pub segments: Vec<SegmentRoots>,
     #[serde(default)]
     pub dmar: Option<Dmar>,
+    /// When a group's devices get context entries (kernel, with a DMAR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_policy: Option<String>,
     #[serde(default)]
     pub domains: Vec<Domain>,
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Fault records found at take-over, from before this boot (kernel).
+    #[serde(default)]
+    pub pre_boot_faults: Vec<Fault>,
     #[serde(default)]
     pub dma_tests: Vec<DmaTest>,
     #[serde(default)]
@@ -99,6 +108,45 @@ pub struct Acpi {
     pub tables: Vec<AcpiTable>,
     pub mcfg: Vec<Mcfg>,
     pub dmar_bytes: Option<u64>,
+    /// PCI host bridges of the ACPI namespace (kernel).
+    #[serde(default)]
+    pub host_bridges: Vec<HostBridge>,
+}
+
+/// One PCI host bridge as ACPI declares it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBridge {
+    /// Its namespace path, e.g. `\_SB.PCI0`.
+    pub path: String,
+    pub segment: u16,
+    /// Its bus range (`_CRS` or `_BBN`), when known.
+    pub first_bus: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_bus: Option<u8>,
+    /// Where the bus came from: `_CRS`, `_BBN` or the default.
+    pub bus_from: String,
+}
+
+/// One segment's root buses (kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRoots {
+    pub segment: u16,
+    pub root_buses: Vec<RootBus>,
+    /// x86's peer-bus probe, when it ran.
+    pub peer_probe: Option<PeerProbe>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootBus {
+    pub bus: u8,
+    pub found_by: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProbe {
+    pub last_bus: u8,
+    pub buses_probed: u16,
+    pub config_reads: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,21 +293,31 @@ pub struct Function {
     pub port_type: Option<String>,
     /// The raw Device/Port Type field, as `lspci` shows it.
     pub pcie_type: Option<u8>,
+    /// Linux 6.1's `set_pcie_port_type` bug: the type it meant to set.
+    #[serde(default)]
+    pub port_type_bug: Option<String>,
+    /// Linux `dev->cfg_size`: 256 or 4096.
+    #[serde(default)]
+    pub cfg_size: u16,
     pub acs: Option<Acs>,
     /// The bridge above (`bus->self`), `None` on a root bus.
     pub parent: Option<String>,
     pub group: Option<u32>,
+    /// The DRHD translating its DMA (`DRHD 0x...`), or `no IOMMU`; `None`
+    /// when no DMAR table is known.
+    #[serde(default)]
+    pub iommu: Option<String>,
     pub driver: Option<String>,
     pub port_services: Option<String>,
+    /// Named by an identity-mapped RMRR (Linux `device_has_rmrr`; kernel).
+    #[serde(default)]
+    pub rmrr: bool,
     /// A display name ("pcie-root-port", "Ethernet controller", ...).
     #[serde(default)]
     pub name: String,
     /// The kind Linux's rules see ("root port", "conventional PCI function").
     #[serde(default)]
     pub kind: String,
-    /// The register base of the DMAR unit that covers it, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iommu_unit: Option<u64>,
     /// The group Linux formed, as the input recorded it (tool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux_group: Option<u32>,

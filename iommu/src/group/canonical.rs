@@ -40,7 +40,7 @@ pub fn report(groups: &Groups, topo: &Topology) -> String {
     let mut out = String::new();
     for g in by_id {
         for m in &g.members {
-            let _ = writeln!(out, "group {}: {} {}", g.id, topo.functions[m.function].bdf, m.reason);
+            let _ = writeln!(out, "group {}: {} {}", g.id, topo.functions[m.function].bdf, m);
         }
     }
     out

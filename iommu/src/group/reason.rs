@@ -3,8 +3,10 @@
 
 use core::fmt;
 
-use pci::Bdf;
+use alloc::vec::Vec;
 use pci::acs::AcsFail;
+use pci::caps::PcieType;
+use pci::{Bdf, Topology};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -80,4 +82,76 @@ impl fmt::Display for Verb<'_> {
             missing @ AcsFail::Missing { .. } => write!(f, "{missing}"),
         }
     }
+}
+
+/// A Linux 6.1 rule outside `pci_device_group` that shaped where a member
+/// landed: it changed how a device on the member's path to the root reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleNote {
+    /// `set_pcie_port_type`'s 6.1 bug: the port meant to be corrected to
+    /// `meant` reads as a PCIe endpoint (no ACS needed as a single
+    /// function; its bus scanned in full; its child bus NO_EXTCFG).
+    PortTypeBug { port: Bdf, claimed: PcieType, meant: PcieType },
+    /// `pci_cfg_space_size`: a PCIe function on a bus flagged
+    /// `PCI_BUS_FLAGS_NO_EXTCFG` below `bridge` has 256 bytes of config
+    /// space, so Linux sees no ACS (or any extended) capability.
+    NoExtCfg { function: Bdf, bridge: Bdf },
+    /// `pci_quirk_enable_intel_pch_acs` ran on this PCH root port (RCBA
+    /// UPDCR and MPC), so it counts as isolated without an ACS capability.
+    IntelPchAcs { port: Bdf },
+}
+
+impl fmt::Display for RuleNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PortTypeBug { port, claimed, meant } => write!(
+                f,
+                "Linux 6.1 set_pcie_port_type bug: {port} claims {claimed}, was to be corrected to {meant}, \
+                 reads as a PCIe endpoint"
+            ),
+            Self::NoExtCfg { function, bridge } => write!(
+                f,
+                "pci_cfg_space_size: {function} has 256 bytes of config space (PCI_BUS_FLAGS_NO_EXTCFG below \
+                 {bridge}), so no ACS capability"
+            ),
+            Self::IntelPchAcs { port } => write!(
+                f,
+                "Intel PCH ACS quirk: {port} isolated through the chipset's RCBA (pci_quirk_enable_intel_pch_acs)"
+            ),
+        }
+    }
+}
+
+/// The [`RuleNote`]s for function `index`: every device from it up to its
+/// root bus that the port-type bug, NO_EXTCFG or the Intel PCH ACS quirk
+/// changed.
+pub fn rule_notes(topo: &Topology, index: usize) -> Vec<RuleNote> {
+    let mut notes = Vec::new();
+    let mut at = Some(index);
+    for _ in 0..=topo.functions.len() {
+        let Some(i) = at else { break };
+        let f = &topo.functions[i];
+        if let (Some(meant), Some(cap)) = (f.port_type_bug, f.caps.pcie) {
+            notes.push(RuleNote::PortTypeBug { port: f.bdf, claimed: cap.port_type, meant });
+        }
+        if f.dev_flags.contains(pci::topology::DevFlags::ACS_ENABLED_QUIRK) {
+            notes.push(RuleNote::IntelPchAcs { port: f.bdf });
+        }
+        if f.bus_no_extcfg && f.is_pcie() {
+            // The bridge that set the flag: the first one up whose own bus
+            // still has extended config space.
+            let mut b = f.parent;
+            for _ in 0..=topo.functions.len() {
+                match b {
+                    Some(p) if topo.functions[p].bus_no_extcfg => b = topo.functions[p].parent,
+                    _ => break,
+                }
+            }
+            if let Some(p) = b {
+                notes.push(RuleNote::NoExtCfg { function: f.bdf, bridge: topo.functions[p].bdf });
+            }
+        }
+        at = f.parent;
+    }
+    notes
 }

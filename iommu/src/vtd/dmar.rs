@@ -75,7 +75,10 @@ pub struct Rmrr {
 
 /// Largest RMRR this kernel identity-maps (4 KiB pages, one list entry
 /// each): USB and similar RMRRs are a few pages; integrated graphics' stolen
-/// memory can reach 64 MiB.
+/// memory can reach 64 MiB. A stricter choice than Linux 6.1, which maps
+/// RMRRs of any size (`iommu_domain_identity_map`): a larger one is
+/// reported and not mapped, and is not counted as the named devices' RMRR
+/// (they get no identity map, and their DMA into it faults).
 pub const RMRR_MAX_LEN: u64 = 64 << 20;
 
 /// Why an RMRR is not identity-mapped.
@@ -185,6 +188,11 @@ pub struct Dmar {
     /// Problems found on the way, in table order (none stops the parse
     /// except a fatal header problem, returned as `Err`).
     pub errors: Vec<DmarError>,
+    /// DRHD structures dropped for a bad body or scope.
+    pub dropped_drhds: usize,
+    /// The structure walk stopped before the table's end (unread
+    /// structures may include DRHDs).
+    pub walk_stopped: bool,
 }
 
 impl Dmar {
@@ -193,6 +201,14 @@ impl Dmar {
             Structure::Drhd(d) => Some(d),
             _ => None,
         })
+    }
+
+    /// Whether some DRHD's scopes are unknown (dropped by the parser, or
+    /// in the part of the table the walk never reached): then which unit
+    /// covers a device may not be what the remaining DRHDs say
+    /// (`unit_failure`).
+    pub fn drhd_coverage_unknown(&self) -> bool {
+        self.dropped_drhds > 0 || self.walk_stopped
     }
 
     pub fn rmrrs(&self) -> impl Iterator<Item = &Rmrr> {
@@ -347,27 +363,35 @@ pub fn parse(bytes: &[u8]) -> Result<Dmar, DmarError> {
         errors.push(DmarError { offset: 9, kind: DmarErrorKind::BadChecksum { sum } });
     }
     let mut structures = Vec::new();
+    let mut dropped_drhds = 0;
+    let mut walk_stopped = false;
     let mut offset = DMAR_HEADER_LEN;
     while offset < length {
         let remaining = length - offset;
         let stop = |kind| DmarError { offset, kind };
         if remaining < 4 {
             errors.push(stop(DmarErrorKind::StructureHeaderTruncated { remaining }));
+            walk_stopped = true;
             break;
         }
         let kind = u16_at(table, offset);
         let len = usize::from(u16_at(table, offset + 2));
         if len < 4 {
             errors.push(stop(DmarErrorKind::StructureTooShort { kind, length: len }));
+            walk_stopped = true;
             break;
         }
         if len > remaining {
             errors.push(stop(DmarErrorKind::StructurePastEnd { kind, length: len, remaining }));
+            walk_stopped = true;
             break;
         }
         match parse_structure(kind, offset, &table[offset..offset + len]) {
             Ok(s) => structures.push(s),
-            Err(e) => errors.push(e),
+            Err(e) => {
+                dropped_drhds += usize::from(kind == ty::DRHD);
+                errors.push(e);
+            }
         }
         offset += len;
     }
@@ -376,6 +400,8 @@ pub fn parse(bytes: &[u8]) -> Result<Dmar, DmarError> {
         flags: DmarFlags::from_bits_retain(table[37]),
         structures,
         errors,
+        dropped_drhds,
+        walk_stopped,
     })
 }
 

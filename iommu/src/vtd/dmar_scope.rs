@@ -5,9 +5,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use pci::Bdf;
+use pci::{Bdf, Function, Topology};
 
-use super::dmar::{DmarError, DmarErrorKind};
+use super::dmar::{DmarError, DmarErrorKind, Drhd, DrhdFlags};
 
 /// Device scope entry type (§8.3.1 table 8-3).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -159,4 +159,136 @@ pub(crate) fn parse_scopes(bytes: &[u8], base: usize) -> Result<Vec<DeviceScope>
         pos += length;
     }
     Ok(scopes)
+}
+
+/// Which DRHD unit translates each PCI function, as Linux 6.1 decides it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnitMatch {
+    /// For each function of the topology, the index (into the DRHD list
+    /// given) of the unit that covers it; `None`: no unit does, so Linux's
+    /// `intel_iommu_probe_device` returns -ENODEV and the device gets no
+    /// IOMMU group.
+    pub unit_of: Vec<Option<usize>>,
+    /// Per DRHD: ignored as Linux's `init_no_remapping_devices` ignores a
+    /// unit without INCLUDE_PCI_ALL none of whose scopes names a present
+    /// device.
+    pub ignored: Vec<bool>,
+    /// Per DRHD: the functions its PCI scopes name (Linux's active
+    /// `drhd->devices`), in scope order.
+    pub scope_devices: Vec<Vec<usize>>,
+    /// Scopes that name a present function of the wrong kind (Linux
+    /// `dmar_insert_dev_scope`: "Device scope type does not match"); the
+    /// function is not entered in the unit's scope.
+    pub mismatches: Vec<ScopeMismatch>,
+}
+
+/// A PCI scope whose type does not fit the function it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopeMismatch {
+    /// Index of the DRHD in the list given.
+    pub drhd: usize,
+    /// Byte offset of the scope in the DMAR table.
+    pub scope_offset: usize,
+    pub at: Bdf,
+}
+
+impl fmt::Display for ScopeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DMAR scope at offset {:#x}: device scope type does not match {}; not in the unit's scope (as Linux)",
+            self.scope_offset, self.at
+        )
+    }
+}
+
+/// Linux `dmar_insert_dev_scope`'s type check: an endpoint scope must name
+/// a type 0 header; a bridge scope a bridge header or a bridge class.
+fn scope_type_fits(kind: ScopeType, f: &Function) -> bool {
+    const PCI_BASE_CLASS_BRIDGE: u32 = 0x06;
+    match kind {
+        ScopeType::Endpoint => f.header_type == pci::regs::PCI_HEADER_TYPE_NORMAL,
+        ScopeType::SubHierarchy => {
+            f.header_type != pci::regs::PCI_HEADER_TYPE_NORMAL || f.class >> 16 == PCI_BASE_CLASS_BRIDGE
+        }
+        _ => false,
+    }
+}
+
+/// Linux `is_downstream_to_pci_bridge(dev, bridge)`: `dev` sits on a bus
+/// inside the range of the bus Linux created below `bridge` (its number to
+/// `busn_res.end`, the subordinate bus).
+fn is_downstream_to_pci_bridge(topo: &Topology, dev: usize, bridge: usize) -> bool {
+    let b = &topo.functions[bridge];
+    let bus = topo.functions[dev].bdf.bus;
+    b.secondary_scanned && b.bridge.is_some_and(|r| (r.secondary..=r.subordinate).contains(&bus))
+}
+
+/// Linux 6.1's choice of unit for every function of `topo`
+/// (drivers/iommu/intel/dmar.c `dmar_find_matched_drhd_unit`, and
+/// iommu.c `device_to_iommu`, which `intel_iommu_probe_device` calls).
+///
+/// - A DRHD's PCI scopes (endpoint and sub-hierarchy) name functions by
+///   their path from the start bus (`dmar_match_pci_path`); a scope of the
+///   wrong type for what it names is left out (`dmar_insert_dev_scope`).
+///   An INCLUDE_PCI_ALL unit's scopes are not read at all
+///   (`dmar_parse_one_drhd`).
+/// - A unit without INCLUDE_PCI_ALL whose scopes name no present device is
+///   ignored (`init_no_remapping_devices`); a device whose first match is
+///   an ignored unit has no IOMMU (`iommu_is_dummy`). With no present
+///   device in its scopes such a unit matches nothing, so this only matters
+///   for units Linux ignores for other reasons (graphics-only units with
+///   `intel_iommu=igfx_off`, not modelled).
+/// - Units are searched in Linux's list order (`dmar_register_drhd_unit`:
+///   each unit without INCLUDE_PCI_ALL is added at the head, so they come
+///   in reverse table order, INCLUDE_PCI_ALL units at the tail); within a
+///   unit, a function matches a scope device that is the function itself
+///   or a bridge whose bus range holds the function's bus
+///   (`is_downstream_to_pci_bridge`), then the unit's INCLUDE_PCI_ALL for
+///   the function's segment.
+///
+/// Not modelled: ACPI namespace scopes (ANDD; they never name a PCI
+/// function), SR-IOV VFs (none are enumerated), VMD's `pci_real_dma_dev`
+/// and `iommu_is_dummy`'s Sandy Bridge I/OAT check.
+pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
+    let mut m = UnitMatch {
+        unit_of: alloc::vec![None; topo.functions.len()],
+        ignored: alloc::vec![false; drhds.len()],
+        scope_devices: alloc::vec![Vec::new(); drhds.len()],
+        mismatches: Vec::new(),
+    };
+    let secondary_of = |b: Bdf| topo.find(b).and_then(|i| topo.functions[i].secondary_bus());
+    for (u, drhd) in drhds.iter().enumerate() {
+        let include_all = drhd.flags.contains(DrhdFlags::INCLUDE_PCI_ALL);
+        if include_all || drhd.segment != topo.segment {
+            continue;
+        }
+        for scope in drhd.scopes.iter().filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy)) {
+            let Some(i) = scope.resolve(topo.segment, secondary_of).ok().and_then(|b| topo.find(b)) else {
+                continue;
+            };
+            if !scope_type_fits(scope.kind, &topo.functions[i]) {
+                m.mismatches.push(ScopeMismatch { drhd: u, scope_offset: scope.offset, at: topo.functions[i].bdf });
+                continue;
+            }
+            m.scope_devices[u].push(i);
+        }
+        m.ignored[u] = m.scope_devices[u].is_empty();
+    }
+    // dmar_drhd_units: scoped units in reverse table order, then the
+    // INCLUDE_PCI_ALL units in table order. `device_to_iommu` walks every
+    // unit (`for_each_iommu`); a match on an ignored unit is a "dummy"
+    // (`iommu_is_dummy`): no IOMMU, even if a later unit would cover it.
+    let scoped = (0..drhds.len()).rev().filter(|&u| !drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
+    let all = (0..drhds.len()).filter(|&u| drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
+    let order: Vec<usize> = scoped.chain(all).collect();
+    for dev in 0..topo.functions.len() {
+        let first = order.iter().copied().find(|&u| {
+            drhds[u].segment == topo.segment
+                && (m.scope_devices[u].iter().any(|&t| t == dev || is_downstream_to_pci_bridge(topo, dev, t))
+                    || drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL))
+        });
+        m.unit_of[dev] = first.filter(|&u| !m.ignored[u]);
+    }
+    m
 }

@@ -5,8 +5,10 @@
 //! [`super::attach`], faults in [`super::fault`]; all are `impl Unit` blocks.
 
 use super::cap::{Cap, Ecap};
+use alloc::vec::Vec;
+
 use super::error::UnitError;
-use super::fault::FaultStatus;
+use super::fault::{FaultRecord, FaultStatus};
 use super::inval::{ContextScope, InvalMode, IotlbScope};
 use super::mem::PhysMem;
 use super::regs::{self, FaultRecordRegs, GSTS_PERSISTENT_MASK, GlobalCommand, GlobalStatus, IotlbRegs, RegisterFile};
@@ -27,12 +29,19 @@ impl Default for PollLimit {
 
 /// What firmware (or a previous kernel) left running in a unit, and what
 /// [`Unit::take_over`] did about it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Handoff {
     /// GSTS.TES was set: translation was turned off, as Linux `init_dmars`
     /// does outside kdump, so that no DMA is translated through tables this
     /// kernel does not own while its own are built.
     pub translation_disabled: bool,
+    /// GSTS.IRES was set: interrupt remapping through a table this kernel
+    /// does not own was turned off (GCMD.IRE cleared, bounded wait for
+    /// IRES) and IRTA cleared, as Linux `intel_setup_irq_remapping` does
+    /// outside kdump ("IRQ remapping was enabled ... but we are not in
+    /// kdump mode" → `iommu_disable_irq_remapping`). Until this kernel
+    /// sets up its own, interrupts are not remapped.
+    pub interrupt_remapping_disabled: bool,
     /// GSTS.QIES was set: the queue was drained and QI turned off (Linux
     /// `dmar_disable_qi`), so the queue can be re-based.
     pub queue_disabled: bool,
@@ -42,6 +51,12 @@ pub struct Handoff {
     /// IQE/ICE/ITE found set in FSTS and cleared (RW1CS), so they are not
     /// taken for errors of this kernel's first submission.
     pub stale_queue_errors: u32,
+    /// Primary fault records logged before this kernel (firmware, a
+    /// previous kernel), read and cleared at take-over so that they are
+    /// never reported as this boot's faults.
+    pub pre_boot_faults: Vec<FaultRecord>,
+    /// FSTS.PFO was set at take-over: some earlier faults were lost.
+    pub pre_boot_fault_overflow: bool,
 }
 
 impl Handoff {
@@ -61,6 +76,10 @@ impl core::fmt::Display for Handoff {
                 self.translation_disabled,
                 "translation was on at hand-off: turned off until this kernel's tables are in place",
             ),
+            (
+                self.interrupt_remapping_disabled,
+                "interrupt remapping was on at hand-off: turned off and IRTA cleared (not a kdump kernel)",
+            ),
             (self.queue_disabled, "queued invalidation was on at hand-off: drained and turned off"),
             (
                 self.queue_drain_timed_out,
@@ -74,6 +93,15 @@ impl core::fmt::Display for Handoff {
         }
         if self.stale_queue_errors != 0 {
             write!(f, "{sep}stale queue errors in FSTS cleared ({:#x})", self.stale_queue_errors)?;
+            sep = "; ";
+        }
+        if !self.pre_boot_faults.is_empty() || self.pre_boot_fault_overflow {
+            write!(
+                f,
+                "{sep}{} fault record(s) from before this kernel cleared{}",
+                self.pre_boot_faults.len(),
+                if self.pre_boot_fault_overflow { " (some lost: PFO was set)" } else { "" }
+            )?;
         }
         Ok(())
     }
@@ -144,14 +172,23 @@ impl<R: RegisterFile> Unit<R> {
     }
 
     /// Take the unit over from firmware or a previous kernel, before any
-    /// other programming: translation off if it was on, a left-over queue
-    /// drained (bounded) and turned off, stale queue errors cleared.
-    /// Fails only if a GCMD handshake does not complete.
+    /// other programming: translation off if it was on, interrupt
+    /// remapping off (before the queue: IR needs QI), a left-over queue
+    /// drained (bounded) and turned off, stale queue errors cleared, and
+    /// the fault records already logged read and cleared (returned as
+    /// pre-boot faults). Fails only if a GCMD handshake does not complete.
     pub fn take_over(&mut self) -> Result<Handoff, UnitError> {
         let mut handoff = Handoff::default();
         if self.status().contains(GlobalStatus::TES) {
             self.disable_translation()?;
             handoff.translation_disabled = true;
+        }
+        if self.status().contains(GlobalStatus::IRES) {
+            self.set_enable(GlobalCommand::IRE, GlobalStatus::IRES, false, "IRES")?;
+            handoff.interrupt_remapping_disabled = true;
+        }
+        if handoff.interrupt_remapping_disabled || regs::IRTA.read(&self.regs) != 0 {
+            regs::IRTA.write(&mut self.regs, 0);
         }
         if self.status().contains(GlobalStatus::QIES) {
             handoff.queue_drain_timed_out = !self.disable_queued_invalidation()?;
@@ -163,6 +200,9 @@ impl<R: RegisterFile> Unit<R> {
             regs::FSTS.write(&mut self.regs, stale.bits());
             handoff.stale_queue_errors = stale.bits();
         }
+        let log = self.drain_faults();
+        handoff.pre_boot_faults = log.records;
+        handoff.pre_boot_fault_overflow = log.overflow;
         Ok(handoff)
     }
 

@@ -371,3 +371,24 @@ fn boundary_lengths_bases_and_names() {
     assert_eq!(andd(&[b'\\', 0xc3, 0xa9, 0]), [DmarErrorKind::BadAnddName]);
     assert_eq!(andd(b"\\_SB.PCI0"), [DmarErrorKind::BadAnddName]);
 }
+
+/// A DRHD the parser drops (bad scope, bad base) or a walk cut short
+/// leaves some devices' unit unknown: `drhd_coverage_unknown` says so, for
+/// the failed-unit rule (`unit_failure`). A dropped RMRR does not.
+#[test]
+fn lost_drhds_make_coverage_unknown() {
+    let good = drhd(0, 0, 0xfed9_0000, &[scope(1, 0, 0, &[(1, 0)])]);
+    let dmar = parse(&table(0, core::slice::from_ref(&good))).unwrap();
+    assert!(!dmar.drhd_coverage_unknown());
+    let bad_scope = drhd(1, 0, 0xfed9_1000, &[scope(1, 0, 0, &[])]);
+    let dmar = parse(&table(0, &[good.clone(), bad_scope])).unwrap();
+    assert_eq!(dmar.drhds().count(), 1);
+    assert!(dmar.drhd_coverage_unknown(), "a DRHD with a bad scope was dropped");
+    let bad_base = drhd(0, 0, 0xfed9_0800, &[]);
+    assert!(parse(&table(0, &[good.clone(), bad_base])).unwrap().drhd_coverage_unknown());
+    let mut cut = good.clone();
+    cut.extend([0, 0, 0]);
+    assert!(parse(&table(0, &[cut])).unwrap().drhd_coverage_unknown(), "the walk stopped early");
+    let bad_rmrr = rmrr(0xe_8000, 0xe_8fff, &[scope(1, 0, 0, &[])]);
+    assert!(!parse(&table(0, &[good, bad_rmrr])).unwrap().drhd_coverage_unknown());
+}

@@ -180,7 +180,8 @@ fn take_over_turns_off_what_firmware_left_running() {
             translation_disabled: true,
             queue_disabled: true,
             queue_drain_timed_out: false,
-            stale_queue_errors: 1 << 4
+            stale_queue_errors: 1 << 4,
+            ..Handoff::default()
         }
     );
     assert!(!unit.status().intersects(GlobalStatus::TES | GlobalStatus::QIES));
@@ -214,4 +215,66 @@ fn a_left_over_queue_that_never_drains_ends_in_an_error_not_a_hang() {
     let (mut unit, sim) = unit_with(sim);
     assert_eq!(unit.take_over(), Err(UnitError::Timeout { register: "GSTS", bit: "QIES", polls: 64 }));
     assert_eq!(gcmd_writes(&sim), [0]);
+}
+
+/// Firmware left interrupt remapping on (IRE with a table at IRTA), as a
+/// previous kernel would: take-over turns it off with a bounded GSTS wait
+/// (Linux `iommu_disable_irq_remapping`, done by
+/// `intel_setup_irq_remapping` outside kdump), clears IRTA, and IRE is
+/// never carried into a later command.
+#[test]
+fn take_over_turns_firmware_interrupt_remapping_off() {
+    let sim = Sim::qemu();
+    {
+        let mut s = sim.inner();
+        s.poke(regs::GSTS.offset(), 4, u64::from((GlobalStatus::IRES | GlobalStatus::IRTPS).bits()));
+        s.poke(regs::IRTA.offset(), 8, 0x7f00_000f);
+    }
+    let (mut unit, sim) = unit_with(sim);
+    let handoff = unit.take_over().unwrap();
+    assert!(handoff.interrupt_remapping_disabled);
+    assert!(!unit.status().contains(GlobalStatus::IRES), "IRES clear after take-over");
+    assert_eq!(regs::IRTA.read(&sim), 0, "the firmware's table pointer is gone");
+    assert!(handoff.to_string().contains("interrupt remapping was on at hand-off"));
+    let mut mm = sim.clone();
+    let root = RootTable::new(&mut mm).unwrap();
+    unit.set_root_table(&mut mm, &root).unwrap();
+    unit.enable_translation().unwrap();
+    assert!(
+        gcmd_writes(&sim).iter().all(|v| v & GlobalCommand::IRE.bits() == 0),
+        "IRE never written back: {:x?}",
+        gcmd_writes(&sim)
+    );
+}
+
+/// A unit that never acknowledges IRE going off: a named timeout, not a
+/// hang.
+#[test]
+fn interrupt_remapping_that_will_not_turn_off_times_out() {
+    let sim = Sim::qemu();
+    {
+        let mut s = sim.inner();
+        s.poke(regs::GSTS.offset(), 4, u64::from(GlobalStatus::IRES.bits()));
+        s.stuck = true;
+    }
+    let (mut unit, _) = unit_with(sim);
+    assert_eq!(unit.take_over(), Err(UnitError::Timeout { register: "GSTS", bit: "IRES", polls: 64 }));
+}
+
+/// Fault records logged before this kernel (firmware, a previous kernel)
+/// are read and cleared at take-over and handed back separately, so they
+/// are never reported as this boot's faults.
+#[test]
+fn take_over_clears_and_returns_pre_boot_faults() {
+    let sim = Sim::qemu();
+    sim.inject_fault(0x0028, 5, 0x20_0000, false);
+    let (mut unit, sim) = unit_with(sim);
+    let handoff = unit.take_over().unwrap();
+    assert_eq!(handoff.pre_boot_faults.len(), 1);
+    let f = handoff.pre_boot_faults[0];
+    assert_eq!((f.source.0, f.reason.0, f.address), (0x0028, 5, 0x20_0000));
+    assert!(!handoff.is_clean());
+    assert!(handoff.to_string().contains("1 fault record(s) from before this kernel cleared"));
+    assert_eq!(sim.fsts() & 0x3, 0, "PPF and PFO clear");
+    assert!(unit.drain_faults().records.is_empty(), "nothing left for this boot's log");
 }
