@@ -8,15 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use iommu::group::{Groups, pci_device_groups};
 use iommu::vtd::dmar::Drhd;
 use iommu::vtd::dmar_scope::match_drhd_units;
-use pci::acs::enable_acs;
-use pci::acs_quirks::intel_pch_acs_match;
+use pci::acs::{ChipsetMmio, enable_acs_with};
 use pci::caps::{PcieType, read_capabilities, read_function_caps};
 use pci::regs::{PCI_CLASS_REVISION, PCI_VENDOR_ID};
 use pci::regs::{
     PCI_HEADER_TYPE, PCI_HEADER_TYPE_MASK, PCI_HEADER_TYPE_NORMAL, PCI_SECONDARY_BUS, PCI_SUBORDINATE_BUS,
 };
 use pci::sriov::{add_virtual_functions, virtual_function_addresses};
-use pci::topology::DevFlags;
 use pci::{Bdf, ConfigSpace, Topology, enumerate_with_peer_probe};
 
 use crate::input::Input;
@@ -124,28 +122,24 @@ fn hide_virtual_functions(snapshot: &mut Snapshot) {
     }
 }
 
-/// Linux `pci_quirk_enable_intel_lpc_acs`, the step of the Intel PCH
-/// root-port quirk (`pci_quirk_enable_intel_pch_acs`) that config space
-/// shows: it reads RCBA from config offset 0xf0 of the LPC bridge, device
-/// 1f function 0 on the root port's bus, and fails unless bit 0 (enable)
-/// is set; otherwise it goes on through RCBA's memory-mapped registers
-/// (which never fail it) and sets `PCI_DEV_FLAGS_ACS_ENABLED_QUIRK` on the
-/// port. `pci::acs` cannot run the MMIO part and leaves the flag clear;
-/// with the LPC bridge's bytes at hand (a hex dump or sysfs as root) the
-/// outcome Linux had is known, so the flag is set when RCBA is enabled.
-/// From decoded text alone (no byte 0xf0) it stays unknown.
-pub fn intel_pch_acs_outcome(snapshot: &mut Snapshot, topo: &mut Topology) {
-    const INTEL_LPC_RCBA_REG: u16 = 0xf0;
-    const INTEL_LPC_RCBA_ENABLE: u32 = 1 << 0;
-    for f in &mut topo.functions {
-        if f.vendor != pci::ids::INTEL || !intel_pch_acs_match(f) {
-            continue;
-        }
-        let lpc = Bdf::new(f.bdf.segment, f.bdf.bus, 0x1f, 0);
-        let readable = snapshot.spaces.get(&lpc).is_some_and(|s| s.readable > usize::from(INTEL_LPC_RCBA_REG) + 3);
-        if readable && snapshot.read32(lpc, INTEL_LPC_RCBA_REG) & INTEL_LPC_RCBA_ENABLE != 0 {
-            f.dev_flags |= DevFlags::ACS_ENABLED_QUIRK;
-        }
+/// The chipset MMIO the Intel PCH root-port quirk reaches
+/// (`pci::acs::ChipsetMmio`, for `pci_quirk_enable_intel_lpc_acs`). The
+/// RCBA window's registers are not in any input; on the machine Linux's
+/// `ioremap` of it succeeded, and what they hold decides only whether
+/// Linux wrote UPDCR, not whether the port was flagged. So every read
+/// succeeds with BSPR's two "peer cycles off" straps set (nothing to
+/// write), and whether the quirk applied follows from the LPC bridge's
+/// RCBA enable bit, which is in config space: known from a hex dump or
+/// sysfs, unknown (read as clear) from decoded text.
+struct InputChipset;
+
+impl ChipsetMmio for InputChipset {
+    fn read32(&mut self, _addr: u64) -> Option<u32> {
+        // BSPR.BPNPD | BSPR.BPPD (and no UPDCR peer-decode bit).
+        Some((1 << 8) | (1 << 9))
+    }
+    fn write32(&mut self, _addr: u64, _value: u32) -> bool {
+        true
     }
 }
 
@@ -174,8 +168,7 @@ pub fn build(input: &Input) -> Machine {
         // segment 0 up to `pcibios_last_bus` (MCFG's last bus: 0xff here).
         let last_bus = (number == 0).then_some(0xff);
         let mut topology = enumerate_with_peer_probe(&mut snapshot, number, &roots, 0..=255, last_bus);
-        enable_acs(&mut snapshot, &mut topology);
-        intel_pch_acs_outcome(&mut snapshot, &mut topology);
+        enable_acs_with(&mut snapshot, &mut InputChipset, &mut topology);
         add_virtual_functions(&mut snapshot, &mut topology);
         // Without Linux's groups, a DMAR table says which functions an
         // IOMMU covers; Linux groups no other.
