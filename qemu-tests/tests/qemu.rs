@@ -838,6 +838,65 @@ fn compare_functions(run: &Run, expected: &[OracleDevice]) -> Result<(), String>
     run.check(false, &format!("enumeration differs from Linux 6.1:\n{}", diff.join("\n")))
 }
 
+/// Fixtures with Linux's lspci dump: the kernel's JSON report and
+/// iommu-explain's (from that dump), both read back with the shared
+/// schema's types, say the same about every function (ids, kind, PCIe type
+/// and 6.1's port-type bug, config size, ACS words, parent) and every
+/// member's rule.
+fn kernel_and_tool_trials() -> Vec<Trial> {
+    fixture_names("linux-6.1.lspci")
+        .into_iter()
+        .filter(|n| ["default", "large", "bridge-slot0", "mf-endpoints", "port-type-bug"].contains(&n.as_str()))
+        .map(|name| {
+            Trial::test(format!("schema::kernel_and_iommu_explain_agree::{name}"), move || {
+                let dir = root().join("fixtures");
+                let lspci = std::fs::read_to_string(dir.join(format!("{name}.linux-6.1.lspci")))
+                    .map_err(|e| Failed::from(e.to_string()))?;
+                let qemu = dir.join(format!("{name}.qemu"));
+                let run = run_qemu(&["--scenario", qemu.to_str().unwrap(), "--json", "--append", "dma=off"]);
+                ok(run.check(run.status == 0, "scenario boot must pass"))?;
+                let kernel = run.report().map_err(Failed::from)?;
+                let input = explain::lspci::parse(&lspci, &name).map_err(|e| Failed::from(e.to_string()))?;
+                ok(compare_reports(&run, &kernel, &explain::analyse(&input)))
+            })
+        })
+        .collect()
+}
+
+fn compare_reports(run: &Run, kernel: &report::Report, tool: &report::Report) -> Result<(), String> {
+    let shape = |f: &report::Function| {
+        format!(
+            "{} {:04x}:{:04x} class {:06x} hdr {} mf {} {:?}/{:?} bug {:?} cfg {} {:?} parent {:?} {} ({})",
+            f.bdf,
+            f.vendor,
+            f.device,
+            f.class,
+            f.header_type,
+            f.multifunction,
+            f.port_type,
+            f.pcie_type,
+            f.port_type_bug,
+            f.cfg_size,
+            f.acs,
+            f.parent,
+            f.name,
+            f.kind
+        )
+    };
+    let mut k: Vec<String> = kernel.functions.iter().map(shape).collect();
+    let mut t: Vec<String> = tool.functions.iter().map(shape).collect();
+    k.sort();
+    t.sort();
+    run.check(k == t, &format!("functions differ\n--- kernel\n{}\n--- iommu-explain\n{}", k.join("\n"), t.join("\n")))?;
+    let rules = |r: &report::Report| {
+        let mut v: Vec<String> = r.groups.iter().flat_map(|g| g.explanation.clone()).collect();
+        v.sort();
+        v
+    };
+    run.check(rules(kernel) == rules(tool), &format!("rules differ\n{:?}\n{:?}", rules(kernel), rules(tool)))?;
+    run.check(report::render::canonical(kernel) == report::render::canonical(tool), "groups differ")
+}
+
 /// Fixture names that have a `NAME.qemu` and a `NAME.<suffix>` file.
 fn fixture_names(suffix: &str) -> Vec<String> {
     let dir = root().join("fixtures");
@@ -910,5 +969,6 @@ fn main() {
     ]);
     trials.extend(scenario_trials());
     trials.extend(enumeration_trials());
+    trials.extend(kernel_and_tool_trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -2,9 +2,6 @@
 //! all rendered from the stage values alone, between fixed markers that the
 //! runner looks for.
 
-pub mod json;
-pub mod names;
-
 use crate::demos::dmatest::{Case, Outcome};
 use crate::demos::ownership::Story;
 use crate::drivers::Drivers;
@@ -14,6 +11,7 @@ use crate::hw::memory::MemoryFacts;
 use crate::pipeline::topology::Segment;
 use crate::pipeline::vtd::Vtd;
 use crate::println;
+use ::report::names::{class_name, device_name};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -21,8 +19,6 @@ use iommu::ownership::CurrentDomain;
 use iommu::vtd::dmar::Dmar;
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::inval::InvalidationKind;
-use json::Json;
-use names::{class_name, device_name};
 use pci::Function;
 use platform::acpi::AcpiFacts;
 use platform::cmdline::{Options, ReportFormat};
@@ -87,22 +83,19 @@ fn pre_boot_faults(v: &Vtd) -> impl Iterator<Item = (usize, &FaultRecord)> {
     v.units.iter().enumerate().flat_map(|(u, s)| s.handoff.pre_boot_faults.iter().map(move |f| (u, f)))
 }
 
-/// One fault record as a JSON object.
-fn fault_json(j: &mut Json, unit: usize, f: &FaultRecord) {
-    j.begin_object(None);
-    j.num("unit", unit as u64);
-    j.str("source", &format!("{}", f.source));
-    j.num("reason", u64::from(f.reason.0));
-    j.str(
-        "access",
-        match f.access {
+/// One fault record in the schema.
+fn fault_entry(unit: usize, f: &FaultRecord) -> ::report::Fault {
+    ::report::Fault {
+        unit: unit as u64,
+        source: format!("{}", f.source),
+        reason: f.reason.0,
+        access: String::from(match f.access {
             iommu::vtd::fault::AccessKind::Read => "read",
             iommu::vtd::fault::AccessKind::Write => "write",
-        },
-    );
-    j.num("address", f.address);
-    j.str("text", &format!("{f}"));
-    j.end_object();
+        }),
+        address: f.address,
+        text: format!("{f}"),
+    }
 }
 
 /// "none", "kernel" or "user".
@@ -135,16 +128,45 @@ fn group_id(seg: &Segment, index: usize) -> Option<u32> {
     seg.groups.as_ref()?.group_of(index).map(|g| g.id)
 }
 
-fn describe(f: &Function) -> String {
+/// One function in the shared schema: ids, kind, the ACS words in force,
+/// its group, its IOMMU, its driver.
+fn function_entry(r: &Report<'_>, seg: &Segment, index: usize) -> ::report::Function {
+    let f: &Function = &seg.topology.functions[index];
     let name = device_name(f.vendor, f.device).unwrap_or_else(|| class_name(f.class));
-    format!("{} {:04x}:{:04x} {} ({})", f.bdf, f.vendor, f.device, name, f.kind())
-}
-
-/// A short ACS state for the tree.
-fn acs_state(seg: &Segment, index: usize) -> String {
-    match (seg.topology.functions[index].caps.acs, acs_ctrl(seg, index)) {
-        (Some(cap), Some(ctrl)) => format!("ACS cap {:04x} ctrl {:04x}", cap.cap, ctrl),
-        _ => String::from("no ACS"),
+    ::report::Function {
+        bdf: format!("{}", f.bdf),
+        vendor: f.vendor,
+        device: f.device,
+        class: f.class,
+        header_type: f.header_type,
+        multifunction: f.multifunction,
+        // Linux's view (after set_pcie_port_type) and the raw Device/Port
+        // Type field, as `lspci` shows it.
+        port_type: f.pcie_type.map(|t| format!("{t}")),
+        pcie_type: f.caps.pcie.map(|p| p.port_type.raw()),
+        // Linux 6.1's set_pcie_port_type bug: the type it meant.
+        port_type_bug: f.port_type_bug.map(|t| format!("{t}")),
+        // Linux `dev->cfg_size` (pci_cfg_space_size), as sysfs shows it.
+        cfg_size: f.cfg_size,
+        acs: match (f.caps.acs, acs_ctrl(seg, index)) {
+            (Some(cap), Some(ctrl)) => Some(::report::Acs { offset: cap.offset, cap: cap.cap, ctrl }),
+            _ => None,
+        },
+        parent: f.parent.map(|p| format!("{}", seg.topology.functions[p].bdf)),
+        group: group_id(seg, index),
+        // The DRHD that translates its DMA, or "no IOMMU" (no group).
+        iommu: match covering_unit(seg, r.dmar, index) {
+            Some(Some(base)) => Some(format!("DRHD {base:#x}")),
+            Some(None) => Some(String::from(::report::render::NO_IOMMU)),
+            None => None,
+        },
+        driver: r.drivers.and_then(|d| d.driver_name(index)).map(String::from),
+        port_services: r.drivers.and_then(|d| d.services[index]).map(|s| format!("{s}")),
+        // Named by an identity-mapped RMRR (Linux device_has_rmrr).
+        rmrr: r.vtd.is_some_and(|v| v.rmrr.get(index).copied().unwrap_or(false)),
+        name: String::from(name),
+        kind: String::from(f.kind()),
+        ..::report::Function::default()
     }
 }
 
@@ -275,41 +297,17 @@ impl Report<'_> {
         for note in &seg.notes {
             println!("  note: {note}");
         }
-        // The tree, lspci -tv style: each bridge's subtree right below it.
-        let mut children: Vec<Vec<usize>> = alloc::vec![Vec::new(); topo.functions.len()];
-        let mut top = Vec::new();
-        for (i, f) in topo.functions.iter().enumerate() {
-            match f.parent {
-                Some(p) => children[p].push(i),
-                None => top.push(i),
-            }
-        }
-        let mut stack: Vec<(usize, usize)> = top.iter().rev().map(|&i| (i, 0)).collect();
-        while let Some((i, depth)) = stack.pop() {
-            let group = match (group_id(seg, i), covering_unit(seg, self.dmar, i)) {
-                (Some(g), _) => format!("group {g}"),
-                (None, Some(None)) => String::from("no IOMMU"),
-                (None, _) => String::from("group -"),
-            };
-            println!(
-                "  {:indent$}{}  [{}] {}",
-                "",
-                describe(&topo.functions[i]),
-                acs_state(seg, i),
-                group,
-                indent = depth * 2
-            );
-            stack.extend(children[i].iter().rev().map(|&c| (c, depth + 1)));
-        }
+        // The tree, lspci -tv style: the shared rendering.
+        let functions: Vec<::report::Function> =
+            (0..topo.functions.len()).map(|i| function_entry(self, seg, i)).collect();
+        crate::print!("{}", ::report::render::tree_of(&functions));
         for e in &topo.errors {
             println!("  error: {e}");
         }
         match &seg.groups {
             Some(groups) => {
                 println!("== IOMMU groups (Linux 6.1 rules): {}", groups.groups.len());
-                for line in iommu::group::report(groups, topo).lines() {
-                    println!("  {line}");
-                }
+                crate::print!("{}", ::report::render::groups_of(&self.group_entries(seg)));
                 // Members a root-bus rule placed: those on a bus the peer
                 // probe made a root bus.
                 for &bus in topo.peer_probe.iter().flat_map(|p| &p.discovered) {
@@ -420,376 +418,273 @@ impl Report<'_> {
 
     /// The canonical group list of every segment, in the oracle's form.
     fn groups(&self) {
-        let mut lines: Vec<String> = Vec::new();
-        for seg in self.segments {
-            if let Some(g) = &seg.groups {
-                lines.extend(iommu::group::canonical(g, &seg.topology).lines().map(String::from));
-            }
-        }
-        lines.sort();
-        for l in lines {
-            println!("{l}");
-        }
+        let groups: Vec<::report::Group> = self.segments.iter().flat_map(|seg| self.group_entries(seg)).collect();
+        crate::print!("{}", ::report::render::canonical_of(groups.into_iter().map(|g| g.members)));
     }
 
+    /// The machine-readable report: the shared schema (`report` crate),
+    /// serialized with `serde_json`.
     fn json(&self, clock: &Clock, hz: Option<u64>) -> String {
-        let mut j = Json::new();
-        j.begin_object(None);
-        j.str("kernel", crate::VERSION);
-        j.begin_object(Some("memory"));
-        j.num("ram_bytes", total_ram(self.memory_map));
-        j.num("free_frames", self.memory.free_frames as u64);
-        j.num("heap_bytes", self.memory.heap_size as u64);
-        j.begin_array(Some("map"));
-        for r in self.memory_map {
-            j.begin_object(None);
-            j.num("start", r.start);
-            j.num("length", r.len);
-            j.str("kind", &format!("{}", r.kind));
-            j.end_object();
-        }
-        j.end_array();
-        j.end_object();
-        j.begin_object(Some("acpi"));
-        j.num("revision", u64::from(self.acpi.revision));
-        j.begin_array(Some("tables"));
-        for t in &self.acpi.tables {
-            j.begin_object(None);
-            j.str("signature", t.name());
-            j.num("address", t.address);
-            j.num("length", u64::from(t.length));
-            j.str("status", &format!("{:?}", t.status));
-            j.end_object();
-        }
-        j.end_array();
-        j.begin_array(Some("mcfg"));
-        for r in self.ecam.regions() {
-            j.begin_object(None);
-            j.num("segment", u64::from(r.segment));
-            j.num("base", r.base);
-            j.num("start_bus", u64::from(r.start_bus));
-            j.num("end_bus", u64::from(r.end_bus));
-            j.end_object();
-        }
-        j.end_array();
-        match &self.acpi.dmar {
-            Some(d) => j.num("dmar_bytes", d.len() as u64),
-            None => j.null("dmar_bytes"),
-        }
-        j.begin_array(Some("host_bridges"));
-        for h in &self.acpi.host_bridges {
-            j.begin_object(None);
-            j.str("path", &h.path);
-            j.num("segment", u64::from(h.segment));
-            match h.buses {
-                Some((a, b)) => {
-                    j.num("first_bus", u64::from(a));
-                    j.num("last_bus", u64::from(b));
-                }
-                None => j.null("first_bus"),
-            }
-            j.str("bus_from", h.source.as_str());
-            j.end_object();
-        }
-        j.end_array();
-        j.end_object();
-        j.begin_array(Some("segments"));
-        for seg in self.segments {
-            j.begin_object(None);
-            j.num("segment", u64::from(seg.region.segment));
-            j.begin_array(Some("root_buses"));
-            for (bus, how) in &seg.roots {
-                j.begin_object(None);
-                j.num("bus", u64::from(*bus));
-                j.str("found_by", how);
-                j.end_object();
-            }
-            j.end_array();
-            match &seg.topology.peer_probe {
-                Some(p) => {
-                    j.begin_object(Some("peer_probe"));
-                    j.num("last_bus", u64::from(p.last_bus));
-                    j.num("buses_probed", u64::from(p.buses_probed));
-                    j.num("config_reads", u64::from(p.reads));
-                    j.end_object();
-                }
-                None => j.null("peer_probe"),
-            }
-            j.end_object();
-        }
-        j.end_array();
-        self.json_vtd(&mut j);
-        self.json_story(&mut j);
-        self.json_pci(&mut j);
-        j.begin_array(Some("problems"));
-        for p in &self.problems {
-            j.item_str(p);
-        }
-        j.end_array();
-        j.begin_object(Some("timing"));
-        match hz {
-            Some(h) => j.num("tsc_hz", h),
-            None => j.null("tsc_hz"),
-        }
-        j.begin_array(Some("phases"));
+        serde_json::to_string(&self.document(clock, hz))
+            .unwrap_or_else(|e| format!("{{\"problems\":[\"report not serializable: {e}\"]}}"))
+    }
+
+    /// The whole report as schema values.
+    fn document(&self, clock: &Clock, hz: Option<u64>) -> ::report::Report {
+        let memory = ::report::Memory {
+            ram_bytes: total_ram(self.memory_map),
+            free_frames: self.memory.free_frames as u64,
+            heap_bytes: self.memory.heap_size as u64,
+            map: self
+                .memory_map
+                .iter()
+                .map(|r| ::report::MemoryRegion { start: r.start, length: r.len, kind: format!("{}", r.kind) })
+                .collect(),
+        };
+        let acpi = ::report::Acpi {
+            revision: u64::from(self.acpi.revision),
+            tables: self
+                .acpi
+                .tables
+                .iter()
+                .map(|t| ::report::AcpiTable {
+                    signature: String::from(t.name()),
+                    address: t.address,
+                    length: u64::from(t.length),
+                    status: format!("{:?}", t.status),
+                })
+                .collect(),
+            mcfg: self
+                .ecam
+                .regions()
+                .iter()
+                .map(|r| ::report::Mcfg {
+                    segment: r.segment,
+                    base: r.base,
+                    start_bus: r.start_bus,
+                    end_bus: r.end_bus,
+                })
+                .collect(),
+            dmar_bytes: self.acpi.dmar.as_ref().map(|d| d.len() as u64),
+            host_bridges: self
+                .acpi
+                .host_bridges
+                .iter()
+                .map(|h| ::report::HostBridge {
+                    path: h.path.clone(),
+                    segment: h.segment,
+                    first_bus: h.buses.map(|b| b.0),
+                    last_bus: h.buses.map(|b| b.1),
+                    bus_from: String::from(h.source.as_str()),
+                })
+                .collect(),
+        };
+        let segments = self
+            .segments
+            .iter()
+            .map(|seg| ::report::SegmentRoots {
+                segment: seg.region.segment,
+                root_buses: seg
+                    .roots
+                    .iter()
+                    .map(|(bus, how)| ::report::RootBus { bus: *bus, found_by: String::from(how.as_str()) })
+                    .collect(),
+                peer_probe: seg.topology.peer_probe.as_ref().map(|p| ::report::PeerProbe {
+                    last_bus: p.last_bus,
+                    buses_probed: p.buses_probed,
+                    config_reads: p.reads,
+                }),
+            })
+            .collect();
+        let mut phases = Vec::new();
         let mut prev = 0;
         for m in clock.marks() {
-            j.begin_object(None);
-            j.str("name", m.name);
-            j.num("cycles", m.tsc - prev);
-            if let Some(h) = hz {
-                j.num("us", cycles_to_us(m.tsc - prev, h));
-            }
-            j.end_object();
+            phases.push(::report::Phase {
+                name: String::from(m.name),
+                cycles: m.tsc - prev,
+                us: hz.map(|h| cycles_to_us(m.tsc - prev, h)),
+            });
             prev = m.tsc;
         }
-        j.end_array();
-        j.num("config_reads", self.ecam.reads);
-        j.num("config_writes", self.ecam.writes);
-        j.end_object();
-        j.end_object();
-        j.finish()
-    }
-}
-
-impl Report<'_> {
-    fn json_pci(&self, j: &mut Json) {
-        j.begin_array(Some("functions"));
+        let mut functions = Vec::new();
+        let mut groups = Vec::new();
+        let mut pci_errors = Vec::new();
         for seg in self.segments {
-            for (i, f) in seg.topology.functions.iter().enumerate() {
-                j.begin_object(None);
-                j.str("bdf", &format!("{}", f.bdf));
-                j.num("vendor", u64::from(f.vendor));
-                j.num("device", u64::from(f.device));
-                j.num("class", u64::from(f.class));
-                j.num("header_type", u64::from(f.header_type));
-                j.bool("multifunction", f.multifunction);
-                // Linux's view (after set_pcie_port_type) and the raw
-                // Device/Port Type field, as `lspci` shows it.
-                match f.pcie_type {
-                    Some(t) => j.str("port_type", &format!("{t}")),
-                    None => j.null("port_type"),
-                }
-                match f.caps.pcie {
-                    Some(p) => j.num("pcie_type", u64::from(p.port_type.raw())),
-                    None => j.null("pcie_type"),
-                }
-                // Linux 6.1's set_pcie_port_type bug: the type it meant.
-                match f.port_type_bug {
-                    Some(t) => j.str("port_type_bug", &format!("{t}")),
-                    None => j.null("port_type_bug"),
-                }
-                // Linux `dev->cfg_size` (pci_cfg_space_size), as sysfs shows it.
-                j.num("cfg_size", u64::from(f.cfg_size));
-                match (f.caps.acs, acs_ctrl(seg, i)) {
-                    (Some(cap), Some(ctrl)) => {
-                        j.begin_object(Some("acs"));
-                        j.num("offset", u64::from(cap.offset));
-                        j.num("cap", u64::from(cap.cap));
-                        j.num("ctrl", u64::from(ctrl));
-                        j.end_object();
-                    }
-                    _ => j.null("acs"),
-                }
-                match f.parent {
-                    Some(p) => j.str("parent", &format!("{}", seg.topology.functions[p].bdf)),
-                    None => j.null("parent"),
-                }
-                match group_id(seg, i) {
-                    Some(g) => j.num("group", u64::from(g)),
-                    None => j.null("group"),
-                }
-                // The DRHD that translates its DMA, or "no IOMMU" (no group).
-                match covering_unit(seg, self.dmar, i) {
-                    Some(Some(base)) => j.str("iommu", &format!("DRHD {base:#x}")),
-                    Some(None) => j.str("iommu", "no IOMMU"),
-                    None => j.null("iommu"),
-                }
-                match self.drivers.and_then(|d| d.driver_name(i)) {
-                    Some(name) => j.str("driver", name),
-                    None => j.null("driver"),
-                }
-                match self.drivers.and_then(|d| d.services[i]) {
-                    Some(s) => j.str("port_services", &format!("{s}")),
-                    None => j.null("port_services"),
-                }
-                // Named by an identity-mapped RMRR (Linux device_has_rmrr).
-                j.bool("rmrr", self.vtd.is_some_and(|v| v.rmrr.get(i).copied().unwrap_or(false)));
-                j.end_object();
-            }
+            functions.extend((0..seg.topology.functions.len()).map(|i| function_entry(self, seg, i)));
+            groups.extend(self.group_entries(seg));
+            pci_errors.extend(seg.topology.errors.iter().map(|e| format!("{e}")));
         }
-        j.end_array();
-        j.begin_array(Some("groups"));
-        for seg in self.segments {
-            let Some(groups) = &seg.groups else { continue };
-            for g in &groups.groups {
-                j.begin_object(None);
-                j.num("id", u64::from(g.id));
-                j.begin_array(Some("members"));
-                for m in &g.members {
-                    j.item_str(&format!("{}", seg.topology.functions[m.function].bdf));
-                }
-                j.end_array();
-                let pos = groups.groups.iter().position(|x| x.id == g.id).unwrap_or_default();
-                match domain_of(self.vtd, self.drivers, pos, g.id) {
-                    Some(d) => j.num("domain", u64::from(d)),
-                    None => j.null("domain"),
-                }
-                j.str("owner", owner_of(self.drivers, pos));
-                j.begin_array(Some("events"));
-                for e in self.story.map(|s| s.events.as_slice()).unwrap_or(&[]).iter().filter(|e| e.group == Some(g.id))
-                {
-                    json_event(j, e);
-                }
-                j.end_array();
-                j.begin_array(Some("explanation"));
-                for m in &g.members {
-                    j.item_str(&format!("{} {}", seg.topology.functions[m.function].bdf, m));
-                }
-                j.end_array();
-                j.end_object();
-            }
-        }
-        j.end_array();
-        j.begin_array(Some("pci_errors"));
-        for seg in self.segments {
-            for e in &seg.topology.errors {
-                j.item_str(&format!("{e}"));
-            }
-        }
-        j.end_array();
-    }
-}
-
-impl Report<'_> {
-    fn json_vtd(&self, j: &mut Json) {
-        let Some(d) = self.dmar else {
-            j.null("dmar");
-            return;
-        };
-        j.begin_object(Some("dmar"));
-        j.num("host_address_width", u64::from(d.host_address_width));
-        j.num("flags", u64::from(d.flags.bits()));
-        j.begin_array(Some("units"));
-        for h in d.drhds() {
-            j.begin_object(None);
-            j.num("register_base", h.register_base);
-            j.num("segment", u64::from(h.segment));
-            j.num("flags", u64::from(h.flags.bits()));
-            j.num("scopes", h.scopes.len() as u64);
-            let state = self
+        ::report::Report {
+            kernel: String::from(crate::VERSION),
+            memory: Some(memory),
+            acpi: Some(acpi),
+            segments,
+            dmar: self.dmar_entry(),
+            domain_policy: self.dmar.map(|_| String::from(DOMAIN_POLICY_KEY)),
+            domains: self.domain_entries(),
+            faults: self
                 .vtd
-                .and_then(|v| v.units.iter().enumerate().find(|(_, u)| u.drhd.register_base == h.register_base));
-            if let (Some(v), Some((i, u))) = (self.vtd, state) {
-                let cap = u.unit.cap();
-                let (major, minor) = u.unit.version();
-                j.str("version", &format!("{major}.{minor}"));
-                j.num("cap", cap.0);
-                j.num("ecap", u.unit.ecap().0);
-                j.num("sagaw", u64::from(cap.sagaw()));
-                j.num("address_bits", u64::from(u.geometry.width.bits()));
-                j.num("levels", u64::from(u.geometry.width.levels()));
-                j.str(
-                    "invalidation",
-                    match u.inval {
+                .map(|v| v.faults.as_slice())
+                .unwrap_or(&[])
+                .iter()
+                .map(|f| fault_entry(f.unit, &f.record))
+                .collect(),
+            pre_boot_faults: self.vtd.into_iter().flat_map(pre_boot_faults).map(|(u, f)| fault_entry(u, f)).collect(),
+            dma_tests: self.dma_test_entries(),
+            ownership: self.story.map(ownership_entry),
+            functions,
+            groups,
+            pci_errors,
+            problems: self.problems.clone(),
+            timing: Some(::report::Timing {
+                tsc_hz: hz,
+                phases,
+                config_reads: self.ecam.reads,
+                config_writes: self.ecam.writes,
+            }),
+            ..::report::Report::default()
+        }
+    }
+
+    /// A segment's groups in the schema: members, domain, owner, the
+    /// ownership events and each member's rule.
+    fn group_entries(&self, seg: &Segment) -> Vec<::report::Group> {
+        let Some(groups) = &seg.groups else { return Vec::new() };
+        let name = |i: usize| format!("{}", seg.topology.functions[i].bdf);
+        groups
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(pos, g)| ::report::Group {
+                id: g.id,
+                members: g.members.iter().map(|m| name(m.function)).collect(),
+                domain: domain_of(self.vtd, self.drivers, pos, g.id),
+                owner: Some(String::from(owner_of(self.drivers, pos))),
+                events: self
+                    .story
+                    .map(|s| s.events.as_slice())
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter(|e| e.group == Some(g.id))
+                    .map(event_entry)
+                    .collect(),
+                explanation: g.members.iter().map(|m| format!("{} {}", name(m.function), m)).collect(),
+            })
+            .collect()
+    }
+
+    fn dmar_entry(&self) -> Option<::report::Dmar> {
+        let d = self.dmar?;
+        let units = d
+            .drhds()
+            .map(|h| {
+                let mut unit = ::report::DmarUnit {
+                    register_base: h.register_base,
+                    segment: h.segment,
+                    flags: h.flags.bits(),
+                    scopes: h.scopes.len() as u64,
+                    ..::report::DmarUnit::default()
+                };
+                let state = self
+                    .vtd
+                    .and_then(|v| v.units.iter().enumerate().find(|(_, u)| u.drhd.register_base == h.register_base));
+                if let (Some(v), Some((i, u))) = (self.vtd, state) {
+                    let cap = u.unit.cap();
+                    let (major, minor) = u.unit.version();
+                    unit.version = Some(format!("{major}.{minor}"));
+                    unit.cap = Some(cap.0);
+                    unit.ecap = Some(u.unit.ecap().0);
+                    unit.sagaw = Some(cap.sagaw());
+                    unit.address_bits = Some(u.geometry.width.bits());
+                    unit.levels = Some(u.geometry.width.levels());
+                    unit.invalidation = Some(String::from(match u.inval {
                         InvalidationKind::Queued => "queued",
                         InvalidationKind::Register => "register",
-                    },
-                );
-                j.bool("caching_mode", cap.cm());
-                j.bool("page_walk_coherent", u.unit.ecap().c());
-                j.str("handoff", &format!("{}", u.handoff));
-                j.num("domains", v.domains.iter().filter(|d| d.unit == i).count() as u64);
-                j.bool("translation", u.translation);
-            } else {
-                j.bool("translation", false);
-            }
-            j.end_object();
-        }
-        j.end_array();
-        j.begin_array(Some("rmrr"));
-        for r in d.rmrrs() {
-            j.begin_object(None);
-            j.num("base", r.base);
-            j.num("limit", r.limit);
-            j.end_object();
-        }
-        j.end_array();
-        j.end_object();
+                    }));
+                    unit.caching_mode = Some(cap.cm());
+                    unit.page_walk_coherent = Some(u.unit.ecap().c());
+                    unit.handoff = Some(format!("{}", u.handoff));
+                    unit.domains = Some(v.domains.iter().filter(|d| d.unit == i).count() as u64);
+                    unit.translation = u.translation;
+                }
+                unit
+            })
+            .collect();
+        Some(::report::Dmar {
+            host_address_width: d.host_address_width,
+            flags: d.flags.bits(),
+            units,
+            rmrr: d.rmrrs().map(|r| ::report::Rmrr { base: r.base, limit: r.limit }).collect(),
+        })
+    }
 
-        j.str("domain_policy", DOMAIN_POLICY_KEY);
-        j.begin_array(Some("domains"));
-        for gd in self.vtd.map(|v| v.domains.as_slice()).unwrap_or(&[]) {
-            j.begin_object(None);
-            j.num("group", u64::from(gd.group));
-            j.num("domain", u64::from(gd.domain.id().0));
-            j.num("unit", gd.unit as u64);
-            j.begin_array(Some("context_entries"));
-            for s in &gd.attached {
-                j.item_str(&format!("{s}"));
-            }
-            j.end_array();
-            j.begin_array(Some("mappings"));
-            for m in &gd.mappings {
-                j.begin_object(None);
-                j.num("iova", m.iova);
-                j.num("phys", m.phys);
-                j.str("perms", &perms_str(m.perms));
-                j.end_object();
-            }
-            j.end_array();
-            j.end_object();
-        }
-        j.end_array();
+    fn domain_entries(&self) -> Vec<::report::Domain> {
+        self.vtd
+            .map(|v| v.domains.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .map(|gd| ::report::Domain {
+                group: gd.group,
+                domain: gd.domain.id().0,
+                unit: gd.unit as u64,
+                context_entries: gd.attached.iter().map(|s| format!("{s}")).collect(),
+                mappings: gd
+                    .mappings
+                    .iter()
+                    .map(|m| ::report::Mapping { iova: m.iova, phys: m.phys, perms: perms_str(m.perms) })
+                    .collect(),
+            })
+            .collect()
+    }
 
-        j.begin_array(Some("faults"));
-        for f in self.vtd.map(|v| v.faults.as_slice()).unwrap_or(&[]) {
-            fault_json(j, f.unit, &f.record);
-        }
-        j.end_array();
-        // Records found at take-over, from before this kernel: never
-        // counted as this boot's faults.
-        j.begin_array(Some("pre_boot_faults"));
-        for (u, f) in self.vtd.into_iter().flat_map(pre_boot_faults) {
-            fault_json(j, u, f);
-        }
-        j.end_array();
-
-        j.begin_array(Some("dma_tests"));
-        for c in self.dma_cases {
-            j.begin_object(None);
-            j.str("name", c.name);
-            j.str("device", &c.device);
-            j.str("outcome", outcome_word(&c.outcome));
-            match &c.outcome {
-                Outcome::Fail(e) | Outcome::Skipped(e) => j.str("reason", e),
-                Outcome::Pass => j.null("reason"),
-            }
-            j.str("detail", &c.detail);
-            j.end_object();
-        }
-        j.end_array();
+    fn dma_test_entries(&self) -> Vec<::report::DmaTest> {
+        self.dma_cases
+            .iter()
+            .map(|c| ::report::DmaTest {
+                name: String::from(c.name),
+                device: c.device.clone(),
+                outcome: String::from(outcome_word(&c.outcome)),
+                reason: match &c.outcome {
+                    Outcome::Fail(e) | Outcome::Skipped(e) => Some(e.clone()),
+                    Outcome::Pass => None,
+                },
+                detail: c.detail.clone(),
+            })
+            .collect()
     }
 }
 
-fn json_event(j: &mut Json, e: &crate::demos::ownership::Event) {
-    j.begin_object(None);
-    j.num("demo", u64::from(e.demo));
-    j.str("action", &e.action);
-    match e.group {
-        Some(g) => j.num("group", u64::from(g)),
-        None => j.null("group"),
+fn event_entry(e: &crate::demos::ownership::Event) -> ::report::Event {
+    ::report::Event {
+        demo: e.demo,
+        action: e.action.clone(),
+        group: e.group,
+        devices: e.devices.clone(),
+        owner: e.owner.clone(),
+        expected: String::from(e.expected),
+        outcome: e.outcome.clone(),
+        reason: e.reason.clone(),
     }
-    j.begin_array(Some("devices"));
-    for d in &e.devices {
-        j.item_str(d);
+}
+
+fn ownership_entry(story: &Story) -> ::report::Ownership {
+    ::report::Ownership {
+        demonstrations: story
+            .demos
+            .iter()
+            .map(|d| ::report::Demonstration {
+                number: d.number,
+                title: String::from(d.title),
+                outcome: String::from(match &d.skipped {
+                    Some(_) => "skipped",
+                    None if story.passed(d.number) => "pass",
+                    None => "fail",
+                }),
+                skipped_because: d.skipped.clone(),
+            })
+            .collect(),
+        events: story.events.iter().map(event_entry).collect(),
     }
-    j.end_array();
-    j.str("owner", &e.owner);
-    j.str("expected", e.expected);
-    j.str("outcome", &e.outcome);
-    j.str("reason", &e.reason);
-    j.end_object();
 }
 
 fn text_story(story: &Story) {
@@ -818,41 +713,5 @@ fn text_story(story: &Story) {
                 println!("      why: {}", e.reason);
             }
         }
-    }
-}
-
-impl Report<'_> {
-    fn json_story(&self, j: &mut Json) {
-        let Some(story) = self.story else {
-            j.null("ownership");
-            return;
-        };
-        j.begin_object(Some("ownership"));
-        j.begin_array(Some("demonstrations"));
-        for d in &story.demos {
-            j.begin_object(None);
-            j.num("number", u64::from(d.number));
-            j.str("title", d.title);
-            j.str(
-                "outcome",
-                match &d.skipped {
-                    Some(_) => "skipped",
-                    None if story.passed(d.number) => "pass",
-                    None => "fail",
-                },
-            );
-            match &d.skipped {
-                Some(why) => j.str("skipped_because", why),
-                None => j.null("skipped_because"),
-            }
-            j.end_object();
-        }
-        j.end_array();
-        j.begin_array(Some("events"));
-        for e in &story.events {
-            json_event(j, e);
-        }
-        j.end_array();
-        j.end_object();
     }
 }
