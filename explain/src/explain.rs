@@ -278,8 +278,9 @@ fn isolation(m: &mut Machine, report: &mut Report) {
 /// does not show: an Intel PCH root port whose ACS Linux enables through
 /// chipset registers (`pci_quirk_enable_intel_pch_acs`) when the LPC
 /// bridge's own bytes are not in the input, or an AMD southbridge function
-/// whose quirk reads the IVRS table (`pci_quirk_amd_sb_acs`). The rules
-/// here take such a quirk as not applied, as Linux does when it fails.
+/// whose quirk reads the IVRS table (`pci_quirk_amd_sb_acs`). The Intel
+/// quirk is taken as applied (firmware leaves RCBA enabled, and the
+/// write then succeeds); the AMD one as not applied (no IVRS is read).
 pub fn hidden_rule(input: &Input, f: &pci::Function) -> Option<String> {
     if f.vendor == pci::ids::INTEL && intel_pch_acs_match(f) {
         // With the LPC bridge's own bytes the outcome is known
@@ -291,7 +292,8 @@ pub fn hidden_rule(input: &Input, f: &pci::Function) -> Option<String> {
         return Some(format!(
             "Intel PCH root port {} [8086:{:04x}]: Linux 6.1 isolates it through the chipset's RCBA register \
              (pci_quirk_enable_intel_pch_acs writes the LPC bridge's memory-mapped UPDCR), which config space \
-             and lspci do not show; when that write succeeds each such port gets its own group",
+             and lspci do not show; taken as succeeding (firmware leaves RCBA enabled): each such port gets its \
+             own group, and if Linux merged them the write failed there",
             f.bdf, f.device
         ));
     }

@@ -338,6 +338,12 @@ fn put32(d: &mut [u8], off: u16, v: u32) {
 
 /// Rebuild the config bytes the rules read from one block's decoded text.
 /// `multifunction`: whether sibling functions exist (sets header bit 7).
+/// Intel LPC bridge: Root Complex Base Address register (Linux
+/// `INTEL_LPC_RCBA_REG`), and the value assumed from decoded text: the
+/// usual base with the enable bit.
+const INTEL_LPC_RCBA: u16 = 0xf0;
+const ASSUMED_RCBA: u32 = 0xfed1_c000 | 1;
+
 fn synthesize(b: &Block, multifunction: bool, unknown: &mut Vec<String>) -> Option<Vec<u8>> {
     let (vendor, device) = ids(b.header)?;
     let pcie = b.caps.iter().find(|c| !c.extended && c.title.starts_with("Express"));
@@ -375,6 +381,13 @@ fn synthesize(b: &Block, multifunction: bool, unknown: &mut Vec<String>) -> Opti
     {
         put16(&mut d, PCI_SUBSYSTEM_VENDOR_ID, sv);
         put16(&mut d, PCI_SUBSYSTEM_ID, sd);
+    }
+    // Intel's LPC bridge holds RCBA at 0xf0, which decoded text never
+    // shows; firmware of the 5- to 9-series, X79 and X99 chipsets leaves it
+    // enabled, so `pci_quirk_enable_intel_pch_acs` normally succeeds:
+    // take it as enabled (the PCH root ports say so, `hidden_rule`).
+    if vendor == pci::ids::INTEL && class == 0x0601 && header_type == PCI_HEADER_TYPE_NORMAL {
+        put32(&mut d, INTEL_LPC_RCBA, ASSUMED_RCBA);
     }
     if b.access_denied {
         unknown.push(
