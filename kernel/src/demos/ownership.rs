@@ -498,7 +498,9 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     );
 
     // 2a. A claim where the edu kernel driver is bound: EPERM, no change.
-    let kernel_edu = (0..topo.functions.len()).find(|&i| stage.drivers.driver_name(i) == Some(EDU));
+    // (One with a group: an edu no DRHD covers binds without one.)
+    let kernel_edu =
+        (0..topo.functions.len()).find(|&i| stage.drivers.driver_name(i) == Some(EDU) && stage.group_pos(i).is_some());
     if let Some(g) = kernel_edu.and_then(|i| stage.group_pos(i)) {
         stage.refused(g, "claim", "ownership, drivers and context entries compared", |s| {
             s.claim(2, g, "EPERM");
