@@ -714,6 +714,32 @@ fn shpc_counter_example() -> Result<(), String> {
     )
 }
 
+/// `bind-shpc=` naming something the counter-example cannot use - a
+/// function shpchp does not match (the edu 00:05.0), or a bridge no DRHD
+/// covers (so it has no group to claim) - is bad input: an error line,
+/// demonstration 3 SKIPPED (never PASS with nothing shown, never FAIL on
+/// a claim it was not about), and the run goes on and passes.
+fn shpc_that_cannot_apply_is_skipped() -> Result<(), String> {
+    let bypass = root().join("fixtures/no-iommu-default-bus-bypass.qemu");
+    for (scenario, bdf) in [(None, "0000:00:05.0"), (Some(bypass.to_str().unwrap()), "0000:00:02.0")] {
+        let append = format!("bind-shpc={bdf} dma=off");
+        let mut args = vec!["--json", "--append", &append];
+        if let Some(s) = scenario {
+            args.extend(["--scenario", s]);
+        }
+        let run = run_qemu(&args);
+        run.check(run.status == 0, &format!("bind-shpc={bdf}: boot must pass"))?;
+        let j = run.json()?;
+        run.check(demo(&j, 3) == "skipped", &format!("bind-shpc={bdf}: demonstration 3 is skipped"))?;
+        let problems = j["problems"].as_array().ok_or("no problems")?;
+        run.check(
+            problems.iter().any(|p| p.as_str().is_some_and(|p| p.starts_with(&format!("bind-shpc={bdf}:")))),
+            &format!("bind-shpc={bdf}: an error line says why"),
+        )?;
+    }
+    Ok(())
+}
+
 fn assign_names_groups() -> Result<(), String> {
     let run = run_qemu(&["--json", "--append", "assign=0000:41:00.0 dma=off"]);
     run.check(run.status == 0, "boot must pass")?;
@@ -948,6 +974,7 @@ fn main() {
     trials.extend([
         Trial::test("ownership::default_story", || ok(default_ownership_story())),
         Trial::test("ownership::shpc_counter_example", || ok(shpc_counter_example())),
+        Trial::test("ownership::shpc_that_cannot_apply_is_skipped", || ok(shpc_that_cannot_apply_is_skipped())),
         Trial::test("ownership::assign", || ok(assign_names_groups())),
         Trial::test("ownership::assign_behind_a_bridge", || ok(assign_behind_a_bridge_leaves_the_bridge_alone())),
     ]);

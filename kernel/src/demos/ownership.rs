@@ -400,15 +400,6 @@ pub fn bind(
     problems: &mut Vec<String>,
 ) -> Setup {
     let mut owned = targets(ctx, drivers, assign, problems);
-    // The review's counter-example: the owner also tries to take the group
-    // of every bridge bound to shpchp.
-    for s in bind_shpc {
-        if let Some(g) = Bdf::parse(s).and_then(|b| ctx.topo.find(b)).and_then(|i| drivers.model.group_of(i))
-            && !owned.contains(&g)
-        {
-            owned.push(g);
-        }
-    }
     let mut stage = Stage { ctx, drivers, events: Vec::new(), tsc_hz: None };
     let topo = stage.ctx.topo;
     let mut shpc = Vec::new();
@@ -416,7 +407,19 @@ pub fn bind(
         match Bdf::parse(s).and_then(|b| topo.find(b)) {
             Some(i) => {
                 stage.bind(0, i, SHPCHP, "ok");
-                shpc.push(i);
+                // The review's counter-example: the owner also tries to
+                // take the group of every bridge bound to shpchp. Only a
+                // bridge shpchp bound and that has a group can show it.
+                match stage.group_pos(i) {
+                    Some(g) if stage.drivers.driver_name(i) == Some(SHPCHP) => {
+                        shpc.push(i);
+                        if !owned.contains(&g) {
+                            owned.push(g);
+                        }
+                    }
+                    Some(_) => problems.push(format!("bind-shpc={s}: shpchp did not bind; not used")),
+                    None => problems.push(format!("bind-shpc={s}: no IOMMU group (no DRHD covers it); not used")),
+                }
             }
             None => problems.push(format!("bind-shpc={s}: no such device")),
         }
