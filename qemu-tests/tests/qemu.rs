@@ -210,6 +210,30 @@ fn rmrr_devices_keep_their_dma() -> Result<(), String> {
     )
 }
 
+/// An RMRR of another PCI segment (`test=rmrr:0001:00:1f.2`) names
+/// nothing on segment 0: the AHCI 00:1f.2 of segment 0 is no RMRR device,
+/// gets no identity map and no context entry (it has no driver), and its
+/// bus mastering goes off like any other's.
+fn rmrr_of_another_segment_does_not_apply() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "test=rmrr:0001:00:1f.2 dma=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let f = j["functions"].as_array().ok_or("no functions")?;
+    run.check(
+        f.iter().find(|x| x["bdf"] == "0000:00:1f.2").is_some_and(|x| x["rmrr"] == false),
+        "0000:00:1f.2 is no RMRR device",
+    )?;
+    let domains = j["domains"].as_array().ok_or("no domains")?;
+    run.check(
+        domains.iter().all(|d| d["context_entries"].as_array().is_some_and(|c| c.iter().all(|c| c != "00:1f.2"))),
+        "00:1f.2 has no context entry",
+    )?;
+    run.check(
+        domains.iter().all(|d| d["mappings"].as_array().is_some_and(|m| m.iter().all(|m| m["iova"] != 0xf_0000u64))),
+        "no domain maps the other segment's RMRR",
+    )
+}
+
 /// A DRHD that cannot come up (the `test=drhd-fail:` self-test puts one
 /// at 0x1000 first in the DMAR, naming the edu 00:05.0 and the AHCI
 /// 00:1f.2, which an RMRR also names and SeaBIOS leaves mastering): its
@@ -963,6 +987,7 @@ fn main() {
         Trial::test("vtd::bus_mastering_off_without_dma", || ok(bus_mastering_is_off_without_dma())),
         Trial::test("vtd::nothing_masters_without_translation", || ok(nothing_masters_without_translation())),
         Trial::test("vtd::rmrr_devices_keep_their_dma", || ok(rmrr_devices_keep_their_dma())),
+        Trial::test("vtd::rmrr_of_another_segment_does_not_apply", || ok(rmrr_of_another_segment_does_not_apply())),
         Trial::test("vtd::failed_unit_devices_get_no_dma", || ok(failed_unit_devices_get_no_dma())),
         Trial::test("vtd::take_over_of_a_unit_left_running", || ok(take_over_of_a_unit_left_running())),
         Trial::test("vtd::uncovered_functions_say_no_iommu", || ok(uncovered_functions_say_no_iommu())),

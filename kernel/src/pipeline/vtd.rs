@@ -470,7 +470,9 @@ impl Vtd {
     /// keeps doing that DMA before any driver runs.
     fn map_rmrrs(&mut self, dmar: &Dmar, seg: &Segment, ram: &[(u64, u64)]) {
         let Some(groups) = &seg.groups else { return };
-        for rmrr in dmar.rmrrs() {
+        // An RMRR of another segment names functions there, not here (as
+        // `rmrr_devices` decides which devices keep their DMA).
+        for rmrr in dmar.rmrrs().filter(|r| r.segment == seg.topology.segment) {
             if let Err(e) = rmrr.check(ram.iter().copied()) {
                 self.problems.push(format!("RMRR {:#x}-{:#x}: {e}; not mapped", rmrr.base, rmrr.limit));
                 continue;
