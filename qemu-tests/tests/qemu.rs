@@ -764,6 +764,21 @@ fn shpc_that_cannot_apply_is_skipped() -> Result<(), String> {
     Ok(())
 }
 
+/// `assign=` of an edu whose DRHD did not come up (`test=drhd-fail:`):
+/// the claim goes through (the device cannot DMA at all), but the owner's
+/// DMA and the release checks cannot run on it: demonstrations 4 and 5
+/// are SKIPPED with the reason, and the run passes.
+fn assign_of_a_device_without_a_unit_skips_the_dma_demonstrations() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "test=drhd-fail:0000:00:05.0 assign=0000:00:05.0"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    for n in [4, 5] {
+        run.check(demo(&j, n) == "skipped", &format!("demonstration {n} is skipped"))?;
+    }
+    let claim = events(&j, "claim group").into_iter().find(|e| e["demo"] == 1).ok_or("no claim")?;
+    run.check(claim["outcome"] == "ok", "the group is claimed")
+}
+
 fn assign_names_groups() -> Result<(), String> {
     let run = run_qemu(&["--json", "--append", "assign=0000:41:00.0 dma=off"]);
     run.check(run.status == 0, "boot must pass")?;
@@ -1001,6 +1016,9 @@ fn main() {
         Trial::test("ownership::shpc_counter_example", || ok(shpc_counter_example())),
         Trial::test("ownership::shpc_that_cannot_apply_is_skipped", || ok(shpc_that_cannot_apply_is_skipped())),
         Trial::test("ownership::assign", || ok(assign_names_groups())),
+        Trial::test("ownership::assign_of_a_device_without_a_unit", || {
+            ok(assign_of_a_device_without_a_unit_skips_the_dma_demonstrations())
+        }),
         Trial::test("ownership::assign_behind_a_bridge", || ok(assign_behind_a_bridge_leaves_the_bridge_alone())),
     ]);
     trials.extend([

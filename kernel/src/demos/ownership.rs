@@ -514,6 +514,8 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
         stage.drivers.driver_name(i) == Some(VFIO_PCI)
             && topo.functions[i].vendor == crate::drivers::edu::EDU_VENDOR
             && !alias_quirk_on_path(topo, i)
+            // Its DRHD came up: a device whose unit failed gets no DMA.
+            && stage.ctx.vtd.unit_of[i].is_some()
     });
     if let Some(i) = owned_edu {
         let g = stage.group_pos(i).unwrap_or_default();
@@ -547,7 +549,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
         }
     }
     let why45 = if owned_edu.is_none() {
-        Some("no edu in an owned group")
+        Some("no edu a remapping unit translates in an owned group")
     } else if dma_edu.is_none() {
         Some("DMA demonstrations off (dma=off)")
     } else {
@@ -591,7 +593,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
             stage.event(5, format!("edu kernel driver DMA on {}", topo.functions[i].bdf), g, "ok", outcome, reason);
         }
     }
-    skip(5, owned_edu.is_none().then_some("no edu in an owned group"));
+    skip(5, owned_edu.is_none().then_some("no edu a remapping unit translates in an owned group"));
 
     Story { demos, events: stage.events }
 }
