@@ -145,8 +145,13 @@ fn unit_naming_no_present_device_is_ignored() {
     assert!(m.unit_of.iter().all(|u| *u == Some(1)));
 }
 
+/// Linux 6.1 `dmar_insert_dev_scope` returns -EINVAL for a scope of the
+/// wrong type; `dmar_pci_bus_add_dev` records it in
+/// `dmar_dev_scope_status`, `dmar_dev_scope_init` returns it and
+/// `intel_iommu_init` gives up ("goto out_free_dmar"): no IOMMU at all, so
+/// no device has a group - not only the mistyped one.
 #[test]
-fn scope_of_the_wrong_type_is_left_out() {
+fn scope_of_the_wrong_type_fails_the_whole_scope_init() {
     let (mut s, roots) = two_pxb_machine();
     let topo = topo_of(&mut s, &roots);
     // An endpoint scope naming the root port 00:02.0 (a bridge header).
@@ -155,10 +160,28 @@ fn scope_of_the_wrong_type_is_left_out() {
         false,
         vec![scope(ScopeType::Endpoint, 0, &[(2, 0)]), scope(ScopeType::Endpoint, 0, &[(0, 0)])],
     );
-    let m = match_drhd_units(&[&d], &topo);
+    let all = drhd(0xfed9_1000, true, vec![]);
+    let m = match_drhd_units(&[&d, &all], &topo);
     assert_eq!(m.mismatches.len(), 1);
     assert_eq!(m.mismatches[0].at, pci::Bdf::new(0, 0, 2, 0));
-    assert_eq!(covered(&topo, &m.unit_of), ["0000:00:00.0"]);
+    assert!(covered(&topo, &m.unit_of).is_empty(), "{:?}", covered(&topo, &m.unit_of));
+}
+
+/// `dmar_pci_bus_add_dev` stops at the first unit (in list order: scoped
+/// units in reverse table order) whose scope takes the device (`if (ret)
+/// break`): a device two scoped units name is in the first one's scope
+/// only, so the other, naming nothing else, is ignored
+/// (`init_no_remapping_devices`).
+#[test]
+fn a_device_enters_one_unit_s_scope_only() {
+    let (mut s, roots) = two_pxb_machine();
+    let topo = topo_of(&mut s, &roots);
+    let a = drhd(0xfed9_0000, false, vec![scope(ScopeType::SubHierarchy, 0, &[(2, 0)])]);
+    let b = drhd(0xfed9_1000, false, vec![scope(ScopeType::SubHierarchy, 0, &[(2, 0)])]);
+    let m = match_drhd_units(&[&a, &b], &topo);
+    let port = topo.find(pci::Bdf::new(0, 0, 2, 0)).unwrap();
+    assert_eq!(m.scope_devices, [vec![], vec![port]]);
+    assert_eq!(m.ignored, [true, false]);
 }
 
 #[test]

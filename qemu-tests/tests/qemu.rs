@@ -234,6 +234,25 @@ fn rmrr_of_another_segment_does_not_apply() -> Result<(), String> {
     )
 }
 
+/// A DRHD scope of the wrong type (`test=drhd-fail:` makes endpoint
+/// scopes; naming the root port 00:02.0 mistypes it): Linux 6.1's
+/// `dmar_dev_scope_init` fails and intel-iommu does not initialise, so no
+/// function has a group. An error line says so; the run goes on.
+fn mistyped_scope_means_no_groups() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "test=drhd-fail:0000:00:02.0 dma=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    run.check(j["groups"].as_array().is_some_and(|g| g.is_empty()), "no group")?;
+    let f = j["functions"].as_array().ok_or("no functions")?;
+    run.check(f.iter().all(|f| f["group"].is_null() && f["iommu"] == "no IOMMU"), "every function: no IOMMU")?;
+    run.check(
+        run.stderr
+            .lines()
+            .any(|l| l.starts_with("[ERROR]") && l.contains("device scope type does not match 0000:00:02.0")),
+        "an error line names the mistyped scope",
+    )
+}
+
 /// A DRHD that cannot come up (the `test=drhd-fail:` self-test puts one
 /// at 0x1000 first in the DMAR, naming the edu 00:05.0 and the AHCI
 /// 00:1f.2, which an RMRR also names and SeaBIOS leaves mastering): its
@@ -1004,6 +1023,7 @@ fn main() {
         Trial::test("vtd::rmrr_devices_keep_their_dma", || ok(rmrr_devices_keep_their_dma())),
         Trial::test("vtd::rmrr_of_another_segment_does_not_apply", || ok(rmrr_of_another_segment_does_not_apply())),
         Trial::test("vtd::failed_unit_devices_get_no_dma", || ok(failed_unit_devices_get_no_dma())),
+        Trial::test("vtd::mistyped_scope_means_no_groups", || ok(mistyped_scope_means_no_groups())),
         Trial::test("vtd::take_over_of_a_unit_left_running", || ok(take_over_of_a_unit_left_running())),
         Trial::test("vtd::uncovered_functions_say_no_iommu", || ok(uncovered_functions_say_no_iommu())),
         Trial::test("vtd::dma_proofs_leave_out_uncovered_functions", || ok(dma_proofs_leave_out_uncovered_functions())),

@@ -173,12 +173,15 @@ pub struct UnitMatch {
     /// unit without INCLUDE_PCI_ALL none of whose scopes names a present
     /// device.
     pub ignored: Vec<bool>,
-    /// Per DRHD: the functions its PCI scopes name (Linux's active
-    /// `drhd->devices`), in scope order.
+    /// Per DRHD: the functions its PCI scopes took (Linux's active
+    /// `drhd->devices`: a function enters the first unit in list order
+    /// whose scope names it, and no other), in function order.
     pub scope_devices: Vec<Vec<usize>>,
     /// Scopes that name a present function of the wrong kind (Linux
-    /// `dmar_insert_dev_scope`: "Device scope type does not match"); the
-    /// function is not entered in the unit's scope.
+    /// `dmar_insert_dev_scope`: "Device scope type does not match"). Any
+    /// one fails Linux's `dmar_dev_scope_init` and with it
+    /// `intel_iommu_init`: then no function has a unit (`unit_of` is all
+    /// `None`), so none gets a group.
     pub mismatches: Vec<ScopeMismatch>,
 }
 
@@ -196,7 +199,7 @@ impl fmt::Display for ScopeMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "DMAR scope at offset {:#x}: device scope type does not match {}; not in the unit's scope (as Linux)",
+            "DMAR scope at offset {:#x}: device scope type does not match {}: Linux's dmar_dev_scope_init fails and intel-iommu does not initialise, so no device gets an IOMMU group",
             self.scope_offset, self.at
         )
     }
@@ -229,10 +232,13 @@ fn is_downstream_to_pci_bridge(topo: &Topology, dev: usize, bridge: usize) -> bo
 /// iommu.c `device_to_iommu`, which `intel_iommu_probe_device` calls).
 ///
 /// - A DRHD's PCI scopes (endpoint and sub-hierarchy) name functions by
-///   their path from the start bus (`dmar_match_pci_path`); a scope of the
-///   wrong type for what it names is left out (`dmar_insert_dev_scope`).
-///   An INCLUDE_PCI_ALL unit's scopes are not read at all
-///   (`dmar_parse_one_drhd`).
+///   their path from the start bus (`dmar_match_pci_path`). A function
+///   enters the scope of the first unit in list order that names it, in
+///   that unit's first scope naming it (`dmar_pci_bus_add_dev` stops at
+///   the first `dmar_insert_dev_scope` that answers). A scope of the wrong
+///   type for what it names fails the whole scope set-up, so Linux runs
+///   without the IOMMU and no function has a unit. An INCLUDE_PCI_ALL
+///   unit's scopes are not read at all (`dmar_parse_one_drhd`).
 /// - A unit without INCLUDE_PCI_ALL whose scopes name no present device is
 ///   ignored (`init_no_remapping_devices`); a device whose first match is
 ///   an ignored unit has no IOMMU (`iommu_is_dummy`). With no present
@@ -258,30 +264,51 @@ pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
         mismatches: Vec::new(),
     };
     let secondary_of = |b: Bdf| topo.find(b).and_then(|i| topo.functions[i].secondary_bus());
-    for (u, drhd) in drhds.iter().enumerate() {
-        let include_all = drhd.flags.contains(DrhdFlags::INCLUDE_PCI_ALL);
-        if include_all || drhd.segment != topo.segment {
-            continue;
-        }
-        for scope in drhd.scopes.iter().filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy)) {
-            let Some(i) = scope.resolve(topo.segment, secondary_of).ok().and_then(|b| topo.find(b)) else {
-                continue;
-            };
-            if !scope_type_fits(scope.kind, &topo.functions[i]) {
-                m.mismatches.push(ScopeMismatch { drhd: u, scope_offset: scope.offset, at: topo.functions[i].bdf });
-                continue;
+    // dmar_drhd_units: scoped units in reverse table order, then the
+    // INCLUDE_PCI_ALL units in table order.
+    let scoped: Vec<usize> =
+        (0..drhds.len()).rev().filter(|&u| !drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL)).collect();
+    let all = (0..drhds.len()).filter(|&u| drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
+    // Each scoped unit's PCI scopes, resolved to functions, in scope order.
+    let named: Vec<Vec<(&DeviceScope, Option<usize>)>> = drhds
+        .iter()
+        .map(|d| {
+            d.scopes
+                .iter()
+                .filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy))
+                .map(|s| (s, s.resolve(topo.segment, secondary_of).ok().and_then(|b| topo.find(b))))
+                .collect()
+        })
+        .collect();
+    // `dmar_pci_bus_add_dev` for every function: the scoped units in list
+    // order; in a unit, the first scope naming it decides
+    // (`dmar_insert_dev_scope`): of the right type it enters that unit's
+    // scope and the search stops (`if (ret) break`); of the wrong type the
+    // search stops with -EINVAL.
+    for dev in 0..topo.functions.len() {
+        for &u in scoped.iter().filter(|&&u| drhds[u].segment == topo.segment) {
+            let Some(&(scope, _)) = named[u].iter().find(|(_, i)| *i == Some(dev)) else { continue };
+            if scope_type_fits(scope.kind, &topo.functions[dev]) {
+                m.scope_devices[u].push(dev);
+            } else {
+                m.mismatches.push(ScopeMismatch { drhd: u, scope_offset: scope.offset, at: topo.functions[dev].bdf });
             }
-            m.scope_devices[u].push(i);
+            break;
         }
+    }
+    for &u in scoped.iter().filter(|&&u| drhds[u].segment == topo.segment) {
         m.ignored[u] = m.scope_devices[u].is_empty();
     }
-    // dmar_drhd_units: scoped units in reverse table order, then the
-    // INCLUDE_PCI_ALL units in table order. `device_to_iommu` walks every
-    // unit (`for_each_iommu`); a match on an ignored unit is a "dummy"
-    // (`iommu_is_dummy`): no IOMMU, even if a later unit would cover it.
-    let scoped = (0..drhds.len()).rev().filter(|&u| !drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
-    let all = (0..drhds.len()).filter(|&u| drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
-    let order: Vec<usize> = scoped.chain(all).collect();
+    // That -EINVAL is kept in `dmar_dev_scope_status`, so
+    // `dmar_dev_scope_init` fails and `intel_iommu_init` gives up: no
+    // IOMMU, no device has a group.
+    if !m.mismatches.is_empty() {
+        return m;
+    }
+    // `device_to_iommu` walks every unit (`for_each_iommu`); a match on an
+    // ignored unit is a "dummy" (`iommu_is_dummy`): no IOMMU, even if a
+    // later unit would cover it.
+    let order: Vec<usize> = scoped.iter().copied().chain(all).collect();
     for dev in 0..topo.functions.len() {
         let first = order.iter().copied().find(|&u| {
             drhds[u].segment == topo.segment

@@ -118,6 +118,7 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, dmar: Option<&Dmar>, clock: &mut C
         // covers fails the probe and gets no group.
         let units = dmar.map(|d| match_drhd_units(&d.drhds().collect::<Vec<_>>(), &topology));
         for m in units.iter().flat_map(|u| &u.mismatches) {
+            log::error!("{m}");
             notes.push(format!("{m}"));
         }
         let before = now(ecam);
