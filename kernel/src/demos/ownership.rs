@@ -593,7 +593,10 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
             stage.event(5, format!("edu kernel driver DMA on {}", topo.functions[i].bdf), g, "ok", outcome, reason);
         }
     }
-    skip(5, owned_edu.is_none().then_some("no edu a remapping unit translates in an owned group"));
+    // Without DMA the release is still done (its events are reported) but
+    // what the demonstration shows - DMA to the owner's old IOVA faulting,
+    // the kernel driver's DMA working again - is not checked.
+    skip(5, why45);
 
     Story { demos, events: stage.events }
 }
