@@ -167,6 +167,33 @@ fn scope_of_the_wrong_type_fails_the_whole_scope_init() {
     assert!(covered(&topo, &m.unit_of).is_empty(), "{:?}", covered(&topo, &m.unit_of));
 }
 
+/// RMRR scopes go through the same `dmar_insert_dev_scope`
+/// (`dmar_iommu_notify_scope_dev`): one of the wrong type fails the scope
+/// init too, and no function has an IOMMU. A well-typed RMRR changes
+/// nothing.
+#[test]
+fn a_mistyped_rmrr_scope_fails_the_scope_init_too() {
+    use iommu::vtd::dmar::Rmrr;
+    use iommu::vtd::dmar_scope::rmrr_scope_mismatches;
+    let (mut s, roots) = two_pxb_machine();
+    let topo = topo_of(&mut s, &roots);
+    let all = drhd(0xfed9_0000, true, vec![]);
+    let rmrr = |kind, path: &[(u8, u8)]| Rmrr {
+        offset: 0x40,
+        segment: 0,
+        base: 0xf_0000,
+        limit: 0xf_ffff,
+        scopes: vec![scope(kind, 0, path)],
+    };
+    let mut m = match_drhd_units(&[&all], &topo);
+    rmrr_scope_mismatches(&mut m, [&rmrr(ScopeType::Endpoint, &[(0x1f, 2)])], &topo);
+    assert!(m.mismatches.is_empty() && m.unit_of.iter().all(Option::is_some), "an endpoint named as one");
+    rmrr_scope_mismatches(&mut m, [&rmrr(ScopeType::Endpoint, &[(2, 0)])], &topo);
+    assert_eq!(m.mismatches.len(), 1);
+    assert_eq!(m.mismatches[0].at, pci::Bdf::new(0, 0, 2, 0));
+    assert!(m.unit_of.iter().all(Option::is_none), "no function has an IOMMU");
+}
+
 /// `dmar_pci_bus_add_dev` stops at the first unit (in list order: scoped
 /// units in reverse table order) whose scope takes the device (`if (ret)
 /// break`): a device two scoped units name is in the first one's scope

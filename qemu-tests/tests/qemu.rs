@@ -239,18 +239,26 @@ fn rmrr_of_another_segment_does_not_apply() -> Result<(), String> {
 /// `dmar_dev_scope_init` fails and intel-iommu does not initialise, so no
 /// function has a group. An error line says so; the run goes on.
 fn mistyped_scope_means_no_groups() -> Result<(), String> {
-    let run = run_qemu(&["--json", "--append", "test=drhd-fail:0000:00:02.0 dma=off"]);
-    run.check(run.status == 0, "boot must pass")?;
-    let j = run.json()?;
-    run.check(j["groups"].as_array().is_some_and(|g| g.is_empty()), "no group")?;
-    let f = j["functions"].as_array().ok_or("no functions")?;
-    run.check(f.iter().all(|f| f["group"].is_null() && f["iommu"] == "no IOMMU"), "every function: no IOMMU")?;
-    run.check(
-        run.stderr
-            .lines()
-            .any(|l| l.starts_with("[ERROR]") && l.contains("device scope type does not match 0000:00:02.0")),
-        "an error line names the mistyped scope",
-    )
+    // The same for an RMRR's scope (`dmar_iommu_notify_scope_dev`).
+    for test in ["test=drhd-fail:0000:00:02.0", "test=rmrr:0000:00:02.0"] {
+        let append = format!("{test} dma=off");
+        let run = run_qemu(&["--json", "--append", &append]);
+        run.check(run.status == 0, &format!("{test}: boot must pass"))?;
+        let j = run.json()?;
+        run.check(j["groups"].as_array().is_some_and(|g| g.is_empty()), &format!("{test}: no group"))?;
+        let f = j["functions"].as_array().ok_or("no functions")?;
+        run.check(
+            f.iter().all(|f| f["group"].is_null() && f["iommu"] == "no IOMMU"),
+            &format!("{test}: every function: no IOMMU"),
+        )?;
+        run.check(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with("[ERROR]") && l.contains("device scope type does not match 0000:00:02.0")),
+            &format!("{test}: an error line names the mistyped scope"),
+        )?;
+    }
+    Ok(())
 }
 
 /// A DRHD that cannot come up (the `test=drhd-fail:` self-test puts one

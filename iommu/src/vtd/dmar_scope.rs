@@ -7,7 +7,7 @@ use core::fmt;
 
 use pci::{Bdf, Function, Topology};
 
-use super::dmar::{DmarError, DmarErrorKind, Drhd, DrhdFlags};
+use super::dmar::{DmarError, DmarErrorKind, Drhd, DrhdFlags, Rmrr};
 
 /// Device scope entry type (§8.3.1 table 8-3).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -188,7 +188,8 @@ pub struct UnitMatch {
 /// A PCI scope whose type does not fit the function it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScopeMismatch {
-    /// Index of the DRHD in the list given.
+    /// Index of the DRHD (or, from [`rmrr_scope_mismatches`], the RMRR) in
+    /// the list given.
     pub drhd: usize,
     /// Byte offset of the scope in the DMAR table.
     pub scope_offset: usize,
@@ -318,4 +319,35 @@ pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
         m.unit_of[dev] = first.filter(|&u| !m.ignored[u]);
     }
     m
+}
+
+/// Linux `dmar_iommu_notify_scope_dev`, which `dmar_pci_bus_add_dev` runs
+/// for every function after the DRHD scopes: each RMRR's scopes go through
+/// the same `dmar_insert_dev_scope` (in an RMRR, the first scope naming
+/// the function decides), so a scope of the wrong type there fails
+/// `dmar_dev_scope_init` as well, and `intel_iommu_init` gives up: no
+/// function has an IOMMU. Adds those mismatches to `m` (`drhd` is then the
+/// RMRR's index) and clears `m.unit_of` if there is any. RMRRs of another
+/// segment name nothing here. Not modelled: ATSR and SATC scopes, which
+/// take the same path.
+pub fn rmrr_scope_mismatches<'a>(m: &mut UnitMatch, rmrrs: impl IntoIterator<Item = &'a Rmrr>, topo: &Topology) {
+    let secondary_of = |b: Bdf| topo.find(b).and_then(|i| topo.functions[i].secondary_bus());
+    for (r, rmrr) in rmrrs.into_iter().enumerate().filter(|(_, r)| r.segment == topo.segment) {
+        let named: Vec<(&DeviceScope, usize)> = rmrr
+            .scopes
+            .iter()
+            .filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy))
+            .filter_map(|s| Some((s, s.resolve(topo.segment, secondary_of).ok().and_then(|b| topo.find(b))?)))
+            .collect();
+        for dev in 0..topo.functions.len() {
+            if let Some(&(scope, _)) = named.iter().find(|(_, i)| *i == dev)
+                && !scope_type_fits(scope.kind, &topo.functions[dev])
+            {
+                m.mismatches.push(ScopeMismatch { drhd: r, scope_offset: scope.offset, at: topo.functions[dev].bdf });
+            }
+        }
+    }
+    if !m.mismatches.is_empty() {
+        m.unit_of.iter_mut().for_each(|u| *u = None);
+    }
 }
