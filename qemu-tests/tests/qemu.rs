@@ -258,7 +258,21 @@ fn mistyped_scope_means_no_groups() -> Result<(), String> {
             &format!("{test}: an error line names the mistyped scope"),
         )?;
     }
-    Ok(())
+    // With no IOMMU for anyone, the VT-d stage translates nobody either:
+    // the AHCI an RMRR names next to the mistyped scope loses the bus
+    // mastering firmware gave it (no unit, so its RMRR is not honoured)
+    // rather than keep mastering with no context entry.
+    let append = "test=rmrr:0000:00:1f.2,0000:00:02.0 dma=off";
+    let run = run_qemu(&[&["--json", "--append", append, "--"][..], &CONFIG_TRACE].concat());
+    run.check(run.status == 0, "boot must pass")?;
+    let (last, ever) = command_registers(&run.stderr)?;
+    run.check(ever.iter().any(|b| b == "00:1f.2"), "firmware set the AHCI mastering")?;
+    run.check(last.get("00:1f.2").is_some_and(|v| v & 4 == 0), "00:1f.2 does not master the bus at the end")?;
+    let f = run.json()?["functions"].as_array().cloned().unwrap_or_default();
+    run.check(
+        f.iter().find(|x| x["bdf"] == "0000:00:1f.2").is_some_and(|x| x["rmrr"] == false),
+        "its RMRR is not honoured",
+    )
 }
 
 /// A DRHD that cannot come up (the `test=drhd-fail:` self-test puts one

@@ -292,7 +292,13 @@ fn route_devices(
     seg: &Segment,
     problems: &mut Vec<String>,
 ) -> Vec<Option<usize>> {
-    let covering = assign_units(drhds, seg);
+    let mut covering = assign_units(drhds, seg);
+    // A mistyped DRHD or RMRR scope failed Linux's scope init: no function
+    // has an IOMMU (the groups stage says so), so none is translated here
+    // either - an RMRR device then loses the mastering it kept.
+    if seg.units.as_ref().is_some_and(|u| !u.mismatches.is_empty()) {
+        covering.fill(None);
+    }
     let named: Vec<Drhd> =
         drhds.iter().map(|d| Drhd { flags: d.flags - dmar::DrhdFlags::INCLUDE_PCI_ALL, ..(*d).clone() }).collect();
     let explicit = assign_units(&named.iter().collect::<Vec<_>>(), seg);
