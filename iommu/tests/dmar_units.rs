@@ -227,3 +227,34 @@ fn bridge_scope_covers_its_bus_range_not_only_its_children() {
     let m = match_drhd_units(&[&d], &topo);
     assert_eq!(covered(&topo, &m.unit_of), ["0000:01:00.0", "0000:02:00.0", "0000:03:00.0"]);
 }
+
+/// Linux `dmar_match_pci_path` compares a scope with the device's own path
+/// from its root bus (`info->bus` is the root bus, each level the devfn of
+/// the device or bridge there), not with bus numbers read from bridges: a
+/// path of more than one hop that starts on a bus that is not the root
+/// bus names nothing. Only a one-hop path on the device's own bus is
+/// taken as well (the "RMRR entry ... is broken" workaround).
+#[test]
+fn scope_paths_start_at_the_root_bus() {
+    let mut s = SimConfig::new();
+    q35_base(&mut s);
+    s.at(0, 2, 0, root_port(true, 1, 3));
+    s.at(1, 0, 0, usp(1, 2, 3));
+    s.at(2, 0, 0, dsp(2, 3, 3));
+    s.at(3, 0, 0, edu());
+    let topo = topo_of(&mut s, &[0]);
+    // From bus 1 (the root port's secondary): upstream port, then the
+    // downstream port. Linux: bus 1 is not the root bus, two hops: no match.
+    let from_bus_1 = drhd(0xfed9_0000, false, vec![scope(ScopeType::SubHierarchy, 1, &[(0, 0), (0, 0)])]);
+    let m = match_drhd_units(&[&from_bus_1], &topo);
+    assert!(covered(&topo, &m.unit_of).is_empty(), "{:?}", covered(&topo, &m.unit_of));
+    // The same downstream port by its full path from bus 0, and by one hop
+    // on its own bus 2 (the workaround): both name it.
+    for sc in
+        [scope(ScopeType::SubHierarchy, 0, &[(2, 0), (0, 0), (0, 0)]), scope(ScopeType::SubHierarchy, 2, &[(0, 0)])]
+    {
+        let d = drhd(0xfed9_0000, false, vec![sc]);
+        let m = match_drhd_units(&[&d], &topo);
+        assert_eq!(covered(&topo, &m.unit_of), ["0000:02:00.0", "0000:03:00.0"]);
+    }
+}

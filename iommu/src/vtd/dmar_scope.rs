@@ -228,12 +228,41 @@ fn is_downstream_to_pci_bridge(topo: &Topology, dev: usize, bridge: usize) -> bo
     b.secondary_scanned && b.bridge.is_some_and(|r| (r.secondary..=r.subordinate).contains(&bus))
 }
 
+/// Linux `dmar_match_pci_path`: whether `scope`'s path names function
+/// `dev`. The path is compared with the function's own path from its root
+/// bus (the root bus number, then the device and function of each bridge
+/// on the way down and of the function itself), so a path of more than
+/// one hop must start on the root bus. A one-hop path whose bus is the
+/// function's own also names it: Linux's workaround for firmware that
+/// writes RMRR scopes that way ("RMRR entry ... is broken").
+pub fn dmar_match_pci_path(topo: &Topology, dev: usize, scope: &DeviceScope) -> bool {
+    // The function and the bridges above it, bottom up (bounded: a parent
+    // chain is never longer than the topology).
+    let chain: Vec<usize> =
+        core::iter::successors(Some(dev), |&i| topo.functions[i].parent).take(topo.functions.len()).collect();
+    let f = &topo.functions[dev].bdf;
+    let root_bus = chain.last().map(|&r| topo.functions[r].bdf.bus);
+    let full = root_bus == Some(scope.start_bus)
+        && chain.len() == scope.path.len()
+        && chain.iter().rev().zip(&scope.path).all(|(&i, e)| {
+            let b = topo.functions[i].bdf;
+            b.device == e.device && b.function == e.function
+        });
+    full || matches!(scope.path[..], [e] if f.bus == scope.start_bus && f.device == e.device && f.function == e.function)
+}
+
+/// The function `scope` names (the first whose path matches, as Linux
+/// inserts the device that matches), if any is present.
+pub fn scope_function(topo: &Topology, scope: &DeviceScope) -> Option<usize> {
+    (0..topo.functions.len()).find(|&i| dmar_match_pci_path(topo, i, scope))
+}
+
 /// Linux 6.1's choice of unit for every function of `topo`
 /// (drivers/iommu/intel/dmar.c `dmar_find_matched_drhd_unit`, and
 /// iommu.c `device_to_iommu`, which `intel_iommu_probe_device` calls).
 ///
 /// - A DRHD's PCI scopes (endpoint and sub-hierarchy) name functions by
-///   their path from the start bus (`dmar_match_pci_path`). A function
+///   their path from the root bus ([`dmar_match_pci_path`]). A function
 ///   enters the scope of the first unit in list order that names it, in
 ///   that unit's first scope naming it (`dmar_pci_bus_add_dev` stops at
 ///   the first `dmar_insert_dev_scope` that answers). A scope of the wrong
@@ -264,7 +293,6 @@ pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
         scope_devices: alloc::vec![Vec::new(); drhds.len()],
         mismatches: Vec::new(),
     };
-    let secondary_of = |b: Bdf| topo.find(b).and_then(|i| topo.functions[i].secondary_bus());
     // dmar_drhd_units: scoped units in reverse table order, then the
     // INCLUDE_PCI_ALL units in table order.
     let scoped: Vec<usize> =
@@ -277,7 +305,7 @@ pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
             d.scopes
                 .iter()
                 .filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy))
-                .map(|s| (s, s.resolve(topo.segment, secondary_of).ok().and_then(|b| topo.find(b))))
+                .map(|s| (s, scope_function(topo, s)))
                 .collect()
         })
         .collect();
@@ -331,13 +359,12 @@ pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
 /// segment name nothing here. Not modelled: ATSR and SATC scopes, which
 /// take the same path.
 pub fn rmrr_scope_mismatches<'a>(m: &mut UnitMatch, rmrrs: impl IntoIterator<Item = &'a Rmrr>, topo: &Topology) {
-    let secondary_of = |b: Bdf| topo.find(b).and_then(|i| topo.functions[i].secondary_bus());
     for (r, rmrr) in rmrrs.into_iter().enumerate().filter(|(_, r)| r.segment == topo.segment) {
         let named: Vec<(&DeviceScope, usize)> = rmrr
             .scopes
             .iter()
             .filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy))
-            .filter_map(|s| Some((s, s.resolve(topo.segment, secondary_of).ok().and_then(|b| topo.find(b))?)))
+            .filter_map(|s| Some((s, scope_function(topo, s)?)))
             .collect();
         for dev in 0..topo.functions.len() {
             if let Some(&(scope, _)) = named.iter().find(|(_, i)| *i == dev)

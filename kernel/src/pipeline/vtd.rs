@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering, fence};
 use iommu::group::Groups;
 use iommu::vtd::dmar::{self, Dmar, Drhd};
-use iommu::vtd::dmar_scope::{DeviceScope, match_drhd_units};
+use iommu::vtd::dmar_scope::{DeviceScope, match_drhd_units, scope_function};
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
@@ -268,10 +268,10 @@ pub fn parse(bytes: &[u8], problems: &mut Vec<String>) -> Option<Dmar> {
 const PCI_COMMAND: u16 = 0x04;
 const PCI_COMMAND_MASTER: u16 = 1 << 2;
 
-/// Resolve a scope path to a function of the topology.
-fn resolve(scope: &DeviceScope, segment: u16, topo: &Topology) -> Option<usize> {
-    let bdf = scope.resolve(segment, |b| topo.find(b).and_then(|i| topo.functions[i].secondary_bus())).ok()?;
-    topo.find(bdf)
+/// The function a scope path names, matched as Linux matches it
+/// (`iommu::vtd::dmar_scope::dmar_match_pci_path`).
+fn resolve(scope: &DeviceScope, topo: &Topology) -> Option<usize> {
+    scope_function(topo, scope)
 }
 
 /// Which unit covers each function: Linux's rule
@@ -338,7 +338,7 @@ fn rmrr_devices(dmar: &Dmar, seg: &Segment, ram: &[(u64, u64)]) -> Vec<bool> {
     let named: Vec<usize> = dmar
         .rmrrs()
         .filter(|r| r.segment == topo.segment && r.check(ram.iter().copied()).is_ok())
-        .flat_map(|r| r.scopes.iter().filter_map(|s| resolve(s, topo.segment, topo)))
+        .flat_map(|r| r.scopes.iter().filter_map(|s| resolve(s, topo)))
         .collect();
     rmrr_devices::devices_with_rmrr(topo, &named)
 }
@@ -485,7 +485,7 @@ impl Vtd {
             }
             let mut named = Vec::new();
             for scope in &rmrr.scopes {
-                match resolve(scope, seg.topology.segment, &seg.topology) {
+                match resolve(scope, &seg.topology) {
                     Some(i) => named.push(i),
                     None => self
                         .problems
