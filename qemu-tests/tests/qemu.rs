@@ -4,7 +4,7 @@
 //! `NAME.linux-6.1.groups` beside it.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use qemu_tests::{OracleDevice, Run, parse_oracle_raw, root, run_qemu};
+use qemu_tests::{OracleDevice, Run, parse_oracle_raw, root, run_qemu, trace_lines};
 use std::collections::BTreeMap;
 
 fn ok(r: Result<(), String>) -> Result<(), Failed> {
@@ -197,7 +197,7 @@ fn rmrr_devices_keep_their_dma() -> Result<(), String> {
     let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
     run.check(tests.iter().all(|t| t["outcome"] == "pass"), "the DMA proofs pass")?;
     let mut ahci = Vec::new();
-    for line in run.stderr.lines() {
+    for line in trace_lines(&run.stderr) {
         let w: Vec<&str> = line.split_whitespace().collect();
         if let [ev @ ("pci_cfg_read" | "pci_cfg_write"), _, "00:1f.2", "@0x4", _, v] = w[..] {
             ahci.push((ev, u64::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|e| e.to_string())?));
@@ -320,7 +320,7 @@ fn failed_unit_devices_get_no_dma() -> Result<(), String> {
     for bdf in ["00:05.0", "00:1f.2"] {
         run.check(last.get(bdf).is_some_and(|v| v & 4 == 0), &format!("{bdf} does not master the bus at the end"))?;
     }
-    let set_by_kernel = run.stderr.lines().any(|l| {
+    let set_by_kernel = trace_lines(&run.stderr).into_iter().any(|l| {
         let w: Vec<&str> = l.split_whitespace().collect();
         matches!(w[..], ["pci_cfg_write", _, "00:05.0", "@0x4", _, v] if u64::from_str_radix(v.trim_start_matches("0x"), 16).is_ok_and(|v| v & 4 != 0))
     });
@@ -345,8 +345,10 @@ fn take_over_of_a_unit_left_running() -> Result<(), String> {
         "vtd_dmar_enable",
     ]);
     run.check(run.status == 0, "boot must pass")?;
-    let trace: Vec<&str> =
-        run.stderr.lines().filter(|l| l.starts_with("vtd_ir_enable") || l.starts_with("vtd_dmar_enable")).collect();
+    let trace: Vec<&str> = trace_lines(&run.stderr)
+        .into_iter()
+        .filter(|l| l.starts_with("vtd_ir_enable") || l.starts_with("vtd_dmar_enable"))
+        .collect();
     let want = [
         "vtd_dmar_enable enable 1", // the previous kernel
         "vtd_ir_enable enable 1",
@@ -379,7 +381,7 @@ fn take_over_of_a_unit_left_running() -> Result<(), String> {
 fn command_registers(stderr: &str) -> Result<(BTreeMap<String, u64>, Vec<String>), String> {
     let mut last = BTreeMap::new();
     let mut ever_mastering = Vec::new();
-    for line in stderr.lines() {
+    for line in trace_lines(stderr) {
         let w: Vec<&str> = line.split_whitespace().collect();
         let [ev, _name, bdf, "@0x4", _arrow, value] = w[..] else { continue };
         if !matches!(ev, "pci_cfg_read" | "pci_cfg_write") {
@@ -439,7 +441,7 @@ fn nothing_masters_without_translation() -> Result<(), String> {
     // set it on any function again.
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
     let mut cleared = false;
-    for line in run.stderr.lines() {
+    for line in trace_lines(&run.stderr) {
         let w: Vec<&str> = line.split_whitespace().collect();
         let [ev @ ("pci_cfg_read" | "pci_cfg_write"), _name, bdf, "@0x4", _arrow, value] = w[..] else { continue };
         let v = u64::from_str_radix(value.trim_start_matches("0x"), 16).map_err(|e| format!("{line}: {e}"))?;
@@ -507,9 +509,8 @@ fn dma_proofs_leave_out_uncovered_functions() -> Result<(), String> {
         "demonstration 2 claims a covered group whose edu has the kernel driver, not skipping it for an uncovered edu",
     )?;
     // Firmware sets no edu mastering, so any such write is the kernel's.
-    let set: Vec<&str> = run
-        .stderr
-        .lines()
+    let set: Vec<&str> = trace_lines(&run.stderr)
+        .into_iter()
         .filter(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
             matches!(w[..], ["pci_cfg_write", "edu", bdf, "@0x4", _, v]
