@@ -145,8 +145,13 @@ fn unit_naming_no_present_device_is_ignored() {
     assert!(m.unit_of.iter().all(|u| *u == Some(1)));
 }
 
+/// Linux 6.1 `dmar_insert_dev_scope` returns -EINVAL for a scope of the
+/// wrong type; `dmar_pci_bus_add_dev` records it in
+/// `dmar_dev_scope_status`, `dmar_dev_scope_init` returns it and
+/// `intel_iommu_init` gives up ("goto out_free_dmar"): no IOMMU at all, so
+/// no device has a group - not only the mistyped one.
 #[test]
-fn scope_of_the_wrong_type_is_left_out() {
+fn scope_of_the_wrong_type_fails_the_whole_scope_init() {
     let (mut s, roots) = two_pxb_machine();
     let topo = topo_of(&mut s, &roots);
     // An endpoint scope naming the root port 00:02.0 (a bridge header).
@@ -155,10 +160,55 @@ fn scope_of_the_wrong_type_is_left_out() {
         false,
         vec![scope(ScopeType::Endpoint, 0, &[(2, 0)]), scope(ScopeType::Endpoint, 0, &[(0, 0)])],
     );
-    let m = match_drhd_units(&[&d], &topo);
+    let all = drhd(0xfed9_1000, true, vec![]);
+    let m = match_drhd_units(&[&d, &all], &topo);
     assert_eq!(m.mismatches.len(), 1);
     assert_eq!(m.mismatches[0].at, pci::Bdf::new(0, 0, 2, 0));
-    assert_eq!(covered(&topo, &m.unit_of), ["0000:00:00.0"]);
+    assert!(covered(&topo, &m.unit_of).is_empty(), "{:?}", covered(&topo, &m.unit_of));
+}
+
+/// RMRR scopes go through the same `dmar_insert_dev_scope`
+/// (`dmar_iommu_notify_scope_dev`): one of the wrong type fails the scope
+/// init too, and no function has an IOMMU. A well-typed RMRR changes
+/// nothing.
+#[test]
+fn a_mistyped_rmrr_scope_fails_the_scope_init_too() {
+    use iommu::vtd::dmar::Rmrr;
+    use iommu::vtd::dmar_scope::rmrr_scope_mismatches;
+    let (mut s, roots) = two_pxb_machine();
+    let topo = topo_of(&mut s, &roots);
+    let all = drhd(0xfed9_0000, true, vec![]);
+    let rmrr = |kind, path: &[(u8, u8)]| Rmrr {
+        offset: 0x40,
+        segment: 0,
+        base: 0xf_0000,
+        limit: 0xf_ffff,
+        scopes: vec![scope(kind, 0, path)],
+    };
+    let mut m = match_drhd_units(&[&all], &topo);
+    rmrr_scope_mismatches(&mut m, [&rmrr(ScopeType::Endpoint, &[(0x1f, 2)])], &topo);
+    assert!(m.mismatches.is_empty() && m.unit_of.iter().all(Option::is_some), "an endpoint named as one");
+    rmrr_scope_mismatches(&mut m, [&rmrr(ScopeType::Endpoint, &[(2, 0)])], &topo);
+    assert_eq!(m.mismatches.len(), 1);
+    assert_eq!(m.mismatches[0].at, pci::Bdf::new(0, 0, 2, 0));
+    assert!(m.unit_of.iter().all(Option::is_none), "no function has an IOMMU");
+}
+
+/// `dmar_pci_bus_add_dev` stops at the first unit (in list order: scoped
+/// units in reverse table order) whose scope takes the device (`if (ret)
+/// break`): a device two scoped units name is in the first one's scope
+/// only, so the other, naming nothing else, is ignored
+/// (`init_no_remapping_devices`).
+#[test]
+fn a_device_enters_one_unit_s_scope_only() {
+    let (mut s, roots) = two_pxb_machine();
+    let topo = topo_of(&mut s, &roots);
+    let a = drhd(0xfed9_0000, false, vec![scope(ScopeType::SubHierarchy, 0, &[(2, 0)])]);
+    let b = drhd(0xfed9_1000, false, vec![scope(ScopeType::SubHierarchy, 0, &[(2, 0)])]);
+    let m = match_drhd_units(&[&a, &b], &topo);
+    let port = topo.find(pci::Bdf::new(0, 0, 2, 0)).unwrap();
+    assert_eq!(m.scope_devices, [vec![], vec![port]]);
+    assert_eq!(m.ignored, [true, false]);
 }
 
 #[test]
@@ -176,4 +226,35 @@ fn bridge_scope_covers_its_bus_range_not_only_its_children() {
     let d = drhd(0xfed9_0000, false, vec![scope(ScopeType::SubHierarchy, 0, &[(2, 0), (0, 0)])]);
     let m = match_drhd_units(&[&d], &topo);
     assert_eq!(covered(&topo, &m.unit_of), ["0000:01:00.0", "0000:02:00.0", "0000:03:00.0"]);
+}
+
+/// Linux `dmar_match_pci_path` compares a scope with the device's own path
+/// from its root bus (`info->bus` is the root bus, each level the devfn of
+/// the device or bridge there), not with bus numbers read from bridges: a
+/// path of more than one hop that starts on a bus that is not the root
+/// bus names nothing. Only a one-hop path on the device's own bus is
+/// taken as well (the "RMRR entry ... is broken" workaround).
+#[test]
+fn scope_paths_start_at_the_root_bus() {
+    let mut s = SimConfig::new();
+    q35_base(&mut s);
+    s.at(0, 2, 0, root_port(true, 1, 3));
+    s.at(1, 0, 0, usp(1, 2, 3));
+    s.at(2, 0, 0, dsp(2, 3, 3));
+    s.at(3, 0, 0, edu());
+    let topo = topo_of(&mut s, &[0]);
+    // From bus 1 (the root port's secondary): upstream port, then the
+    // downstream port. Linux: bus 1 is not the root bus, two hops: no match.
+    let from_bus_1 = drhd(0xfed9_0000, false, vec![scope(ScopeType::SubHierarchy, 1, &[(0, 0), (0, 0)])]);
+    let m = match_drhd_units(&[&from_bus_1], &topo);
+    assert!(covered(&topo, &m.unit_of).is_empty(), "{:?}", covered(&topo, &m.unit_of));
+    // The same downstream port by its full path from bus 0, and by one hop
+    // on its own bus 2 (the workaround): both name it.
+    for sc in
+        [scope(ScopeType::SubHierarchy, 0, &[(2, 0), (0, 0), (0, 0)]), scope(ScopeType::SubHierarchy, 2, &[(0, 0)])]
+    {
+        let d = drhd(0xfed9_0000, false, vec![sc]);
+        let m = match_drhd_units(&[&d], &topo);
+        assert_eq!(covered(&topo, &m.unit_of), ["0000:02:00.0", "0000:03:00.0"]);
+    }
 }

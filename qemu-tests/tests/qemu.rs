@@ -4,7 +4,7 @@
 //! `NAME.linux-6.1.groups` beside it.
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use qemu_tests::{OracleDevice, Run, parse_oracle_raw, root, run_qemu};
+use qemu_tests::{OracleDevice, Run, parse_oracle_raw, root, run_qemu, trace_lines};
 use std::collections::BTreeMap;
 
 fn ok(r: Result<(), String>) -> Result<(), Failed> {
@@ -197,7 +197,7 @@ fn rmrr_devices_keep_their_dma() -> Result<(), String> {
     let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
     run.check(tests.iter().all(|t| t["outcome"] == "pass"), "the DMA proofs pass")?;
     let mut ahci = Vec::new();
-    for line in run.stderr.lines() {
+    for line in trace_lines(&run.stderr) {
         let w: Vec<&str> = line.split_whitespace().collect();
         if let [ev @ ("pci_cfg_read" | "pci_cfg_write"), _, "00:1f.2", "@0x4", _, v] = w[..] {
             ahci.push((ev, u64::from_str_radix(v.trim_start_matches("0x"), 16).map_err(|e| e.to_string())?));
@@ -207,6 +207,71 @@ fn rmrr_devices_keep_their_dma() -> Result<(), String> {
     run.check(
         ahci[set..].iter().all(|&(_, v)| v & 4 != 0),
         &format!("00:1f.2 keeps bus mastering from firmware to the end: {ahci:x?}"),
+    )
+}
+
+/// An RMRR of another PCI segment (`test=rmrr:0001:00:1f.2`) names
+/// nothing on segment 0: the AHCI 00:1f.2 of segment 0 is no RMRR device,
+/// gets no identity map and no context entry (it has no driver), and its
+/// bus mastering goes off like any other's.
+fn rmrr_of_another_segment_does_not_apply() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "test=rmrr:0001:00:1f.2 dma=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let f = j["functions"].as_array().ok_or("no functions")?;
+    run.check(
+        f.iter().find(|x| x["bdf"] == "0000:00:1f.2").is_some_and(|x| x["rmrr"] == false),
+        "0000:00:1f.2 is no RMRR device",
+    )?;
+    let domains = j["domains"].as_array().ok_or("no domains")?;
+    run.check(
+        domains.iter().all(|d| d["context_entries"].as_array().is_some_and(|c| c.iter().all(|c| c != "00:1f.2"))),
+        "00:1f.2 has no context entry",
+    )?;
+    run.check(
+        domains.iter().all(|d| d["mappings"].as_array().is_some_and(|m| m.iter().all(|m| m["iova"] != 0xf_0000u64))),
+        "no domain maps the other segment's RMRR",
+    )
+}
+
+/// A DRHD scope of the wrong type (`test=drhd-fail:` makes endpoint
+/// scopes; naming the root port 00:02.0 mistypes it): Linux 6.1's
+/// `dmar_dev_scope_init` fails and intel-iommu does not initialise, so no
+/// function has a group. An error line says so; the run goes on.
+fn mistyped_scope_means_no_groups() -> Result<(), String> {
+    // The same for an RMRR's scope (`dmar_iommu_notify_scope_dev`).
+    for test in ["test=drhd-fail:0000:00:02.0", "test=rmrr:0000:00:02.0"] {
+        let append = format!("{test} dma=off");
+        let run = run_qemu(&["--json", "--append", &append]);
+        run.check(run.status == 0, &format!("{test}: boot must pass"))?;
+        let j = run.json()?;
+        run.check(j["groups"].as_array().is_some_and(|g| g.is_empty()), &format!("{test}: no group"))?;
+        let f = j["functions"].as_array().ok_or("no functions")?;
+        run.check(
+            f.iter().all(|f| f["group"].is_null() && f["iommu"] == "no IOMMU"),
+            &format!("{test}: every function: no IOMMU"),
+        )?;
+        run.check(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with("[ERROR]") && l.contains("device scope type does not match 0000:00:02.0")),
+            &format!("{test}: an error line names the mistyped scope"),
+        )?;
+    }
+    // With no IOMMU for anyone, the VT-d stage translates nobody either:
+    // the AHCI an RMRR names next to the mistyped scope loses the bus
+    // mastering firmware gave it (no unit, so its RMRR is not honoured)
+    // rather than keep mastering with no context entry.
+    let append = "test=rmrr:0000:00:1f.2,0000:00:02.0 dma=off";
+    let run = run_qemu(&[&["--json", "--append", append, "--"][..], &CONFIG_TRACE].concat());
+    run.check(run.status == 0, "boot must pass")?;
+    let (last, ever) = command_registers(&run.stderr)?;
+    run.check(ever.iter().any(|b| b == "00:1f.2"), "firmware set the AHCI mastering")?;
+    run.check(last.get("00:1f.2").is_some_and(|v| v & 4 == 0), "00:1f.2 does not master the bus at the end")?;
+    let f = run.json()?["functions"].as_array().cloned().unwrap_or_default();
+    run.check(
+        f.iter().find(|x| x["bdf"] == "0000:00:1f.2").is_some_and(|x| x["rmrr"] == false),
+        "its RMRR is not honoured",
     )
 }
 
@@ -255,7 +320,7 @@ fn failed_unit_devices_get_no_dma() -> Result<(), String> {
     for bdf in ["00:05.0", "00:1f.2"] {
         run.check(last.get(bdf).is_some_and(|v| v & 4 == 0), &format!("{bdf} does not master the bus at the end"))?;
     }
-    let set_by_kernel = run.stderr.lines().any(|l| {
+    let set_by_kernel = trace_lines(&run.stderr).into_iter().any(|l| {
         let w: Vec<&str> = l.split_whitespace().collect();
         matches!(w[..], ["pci_cfg_write", _, "00:05.0", "@0x4", _, v] if u64::from_str_radix(v.trim_start_matches("0x"), 16).is_ok_and(|v| v & 4 != 0))
     });
@@ -280,8 +345,10 @@ fn take_over_of_a_unit_left_running() -> Result<(), String> {
         "vtd_dmar_enable",
     ]);
     run.check(run.status == 0, "boot must pass")?;
-    let trace: Vec<&str> =
-        run.stderr.lines().filter(|l| l.starts_with("vtd_ir_enable") || l.starts_with("vtd_dmar_enable")).collect();
+    let trace: Vec<&str> = trace_lines(&run.stderr)
+        .into_iter()
+        .filter(|l| l.starts_with("vtd_ir_enable") || l.starts_with("vtd_dmar_enable"))
+        .collect();
     let want = [
         "vtd_dmar_enable enable 1", // the previous kernel
         "vtd_ir_enable enable 1",
@@ -314,7 +381,7 @@ fn take_over_of_a_unit_left_running() -> Result<(), String> {
 fn command_registers(stderr: &str) -> Result<(BTreeMap<String, u64>, Vec<String>), String> {
     let mut last = BTreeMap::new();
     let mut ever_mastering = Vec::new();
-    for line in stderr.lines() {
+    for line in trace_lines(stderr) {
         let w: Vec<&str> = line.split_whitespace().collect();
         let [ev, _name, bdf, "@0x4", _arrow, value] = w[..] else { continue };
         if !matches!(ev, "pci_cfg_read" | "pci_cfg_write") {
@@ -374,7 +441,7 @@ fn nothing_masters_without_translation() -> Result<(), String> {
     // set it on any function again.
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
     let mut cleared = false;
-    for line in run.stderr.lines() {
+    for line in trace_lines(&run.stderr) {
         let w: Vec<&str> = line.split_whitespace().collect();
         let [ev @ ("pci_cfg_read" | "pci_cfg_write"), _name, bdf, "@0x4", _arrow, value] = w[..] else { continue };
         let v = u64::from_str_radix(value.trim_start_matches("0x"), 16).map_err(|e| format!("{line}: {e}"))?;
@@ -406,6 +473,52 @@ fn uncovered_functions_say_no_iommu() -> Result<(), String> {
         run.check(f["group"].is_null() == bypassed, &format!("{}: group {}", f["bdf"], f["group"]))?;
     }
     Ok(())
+}
+
+/// With the DMA proofs on, functions no DRHD covers are left out of them
+/// (no group, no domain: nothing to prove) instead of failing the run,
+/// and are never set mastering (the gate refuses them; QEMU's config
+/// trace). On `default_bus_bypass_iommu=on` the first edus the proofs
+/// meet (00:03.0, 01:00.0) are uncovered; the pxb's edus are translated.
+fn dma_proofs_leave_out_uncovered_functions() -> Result<(), String> {
+    let scenario = root().join("fixtures/no-iommu-default-bus-bypass.qemu");
+    let args = [&["--scenario", scenario.to_str().unwrap(), "--json", "--"][..], &CONFIG_TRACE].concat();
+    let run = run_qemu(&args);
+    run.check(run.status == 0, "boot with DMA proofs must pass")?;
+    let j = run.json()?;
+    let functions = j["functions"].as_array().ok_or("no functions")?;
+    let uncovered: Vec<String> = functions
+        .iter()
+        .filter(|f| f["iommu"] == "no IOMMU")
+        .filter_map(|f| f["bdf"].as_str().map(|b| b[5..].to_string()))
+        .collect();
+    run.check(uncovered.iter().any(|b| b == "00:03.0"), &format!("00:03.0 is uncovered: {uncovered:?}"))?;
+    let tests = j["dma_tests"].as_array().ok_or("no dma_tests")?;
+    run.check(
+        tests.iter().any(|t| t["outcome"] == "pass") && tests.iter().all(|t| t["outcome"] != "fail"),
+        "the DMA proofs run on the covered edus and none fails",
+    )?;
+    run.check(
+        tests
+            .iter()
+            .all(|t| t["device"].as_str().is_none_or(|d| d.len() < 5 || !uncovered.contains(&d[5..].to_string()))),
+        "no proof names an uncovered function",
+    )?;
+    run.check(
+        events(&j, "claim group").iter().any(|e| e["demo"] == 2 && e["outcome"] == "EPERM"),
+        "demonstration 2 claims a covered group whose edu has the kernel driver, not skipping it for an uncovered edu",
+    )?;
+    // Firmware sets no edu mastering, so any such write is the kernel's.
+    let set: Vec<&str> = trace_lines(&run.stderr)
+        .into_iter()
+        .filter(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            matches!(w[..], ["pci_cfg_write", "edu", bdf, "@0x4", _, v]
+                if uncovered.iter().any(|u| u == bdf)
+                    && u64::from_str_radix(v.trim_start_matches("0x"), 16).is_ok_and(|v| v & 4 != 0))
+        })
+        .collect();
+    run.check(set.is_empty(), &format!("no uncovered edu is ever set mastering: {set:?}"))
 }
 
 fn hang_is_stopped_by_the_timeout() -> Result<(), String> {
@@ -667,6 +780,47 @@ fn shpc_counter_example() -> Result<(), String> {
     )
 }
 
+/// `bind-shpc=` naming something the counter-example cannot use - a
+/// function shpchp does not match (the edu 00:05.0), or a bridge no DRHD
+/// covers (so it has no group to claim) - is bad input: an error line,
+/// demonstration 3 SKIPPED (never PASS with nothing shown, never FAIL on
+/// a claim it was not about), and the run goes on and passes.
+fn shpc_that_cannot_apply_is_skipped() -> Result<(), String> {
+    let bypass = root().join("fixtures/no-iommu-default-bus-bypass.qemu");
+    for (scenario, bdf) in [(None, "0000:00:05.0"), (Some(bypass.to_str().unwrap()), "0000:00:02.0")] {
+        let append = format!("bind-shpc={bdf} dma=off");
+        let mut args = vec!["--json", "--append", &append];
+        if let Some(s) = scenario {
+            args.extend(["--scenario", s]);
+        }
+        let run = run_qemu(&args);
+        run.check(run.status == 0, &format!("bind-shpc={bdf}: boot must pass"))?;
+        let j = run.json()?;
+        run.check(demo(&j, 3) == "skipped", &format!("bind-shpc={bdf}: demonstration 3 is skipped"))?;
+        let problems = j["problems"].as_array().ok_or("no problems")?;
+        run.check(
+            problems.iter().any(|p| p.as_str().is_some_and(|p| p.starts_with(&format!("bind-shpc={bdf}:")))),
+            &format!("bind-shpc={bdf}: an error line says why"),
+        )?;
+    }
+    Ok(())
+}
+
+/// `assign=` of an edu whose DRHD did not come up (`test=drhd-fail:`):
+/// the claim goes through (the device cannot DMA at all), but the owner's
+/// DMA and the release checks cannot run on it: demonstrations 4 and 5
+/// are SKIPPED with the reason, and the run passes.
+fn assign_of_a_device_without_a_unit_skips_the_dma_demonstrations() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "test=drhd-fail:0000:00:05.0 assign=0000:00:05.0"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    for n in [4, 5] {
+        run.check(demo(&j, n) == "skipped", &format!("demonstration {n} is skipped"))?;
+    }
+    let claim = events(&j, "claim group").into_iter().find(|e| e["demo"] == 1).ok_or("no claim")?;
+    run.check(claim["outcome"] == "ok", "the group is claimed")
+}
+
 fn assign_names_groups() -> Result<(), String> {
     let run = run_qemu(&["--json", "--append", "assign=0000:41:00.0 dma=off"]);
     run.check(run.status == 0, "boot must pass")?;
@@ -675,7 +829,13 @@ fn assign_names_groups() -> Result<(), String> {
     run.check(
         claim["devices"][0] == "0000:41:00.0 (vfio-pci)" && claim["outcome"] == "ok",
         "the named group is claimed",
-    )
+    )?;
+    // With dma=off neither the owner's DMA nor the DMA after release runs:
+    // 4 and 5 are SKIPPED (5 is about that DMA faulting), never PASS.
+    for n in [4, 5] {
+        run.check(demo(&j, n) == "skipped", &format!("demonstration {n} is skipped with dma=off"))?;
+    }
+    Ok(())
 }
 
 /// `assign=` of an edu behind the PCIe-to-PCI bridge 06:00.0: the group
@@ -949,9 +1109,12 @@ fn main() {
         Trial::test("vtd::bus_mastering_off_without_dma", || ok(bus_mastering_is_off_without_dma())),
         Trial::test("vtd::nothing_masters_without_translation", || ok(nothing_masters_without_translation())),
         Trial::test("vtd::rmrr_devices_keep_their_dma", || ok(rmrr_devices_keep_their_dma())),
+        Trial::test("vtd::rmrr_of_another_segment_does_not_apply", || ok(rmrr_of_another_segment_does_not_apply())),
         Trial::test("vtd::failed_unit_devices_get_no_dma", || ok(failed_unit_devices_get_no_dma())),
+        Trial::test("vtd::mistyped_scope_means_no_groups", || ok(mistyped_scope_means_no_groups())),
         Trial::test("vtd::take_over_of_a_unit_left_running", || ok(take_over_of_a_unit_left_running())),
         Trial::test("vtd::uncovered_functions_say_no_iommu", || ok(uncovered_functions_say_no_iommu())),
+        Trial::test("vtd::dma_proofs_leave_out_uncovered_functions", || ok(dma_proofs_leave_out_uncovered_functions())),
         Trial::test("vtd::dma_proofs_aw_bits_48", || ok(dma_proofs(&["--iommu", "aw-bits=48"], 4, true))),
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
@@ -959,7 +1122,11 @@ fn main() {
     trials.extend([
         Trial::test("ownership::default_story", || ok(default_ownership_story())),
         Trial::test("ownership::shpc_counter_example", || ok(shpc_counter_example())),
+        Trial::test("ownership::shpc_that_cannot_apply_is_skipped", || ok(shpc_that_cannot_apply_is_skipped())),
         Trial::test("ownership::assign", || ok(assign_names_groups())),
+        Trial::test("ownership::assign_of_a_device_without_a_unit", || {
+            ok(assign_of_a_device_without_a_unit_skips_the_dma_demonstrations())
+        }),
         Trial::test("ownership::assign_behind_a_bridge", || ok(assign_behind_a_bridge_leaves_the_bridge_alone())),
     ]);
     trials.extend([

@@ -7,7 +7,7 @@ use core::fmt;
 
 use pci::{Bdf, Function, Topology};
 
-use super::dmar::{DmarError, DmarErrorKind, Drhd, DrhdFlags};
+use super::dmar::{DmarError, DmarErrorKind, Drhd, DrhdFlags, Rmrr};
 
 /// Device scope entry type (§8.3.1 table 8-3).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -173,19 +173,23 @@ pub struct UnitMatch {
     /// unit without INCLUDE_PCI_ALL none of whose scopes names a present
     /// device.
     pub ignored: Vec<bool>,
-    /// Per DRHD: the functions its PCI scopes name (Linux's active
-    /// `drhd->devices`), in scope order.
+    /// Per DRHD: the functions its PCI scopes took (Linux's active
+    /// `drhd->devices`: a function enters the first unit in list order
+    /// whose scope names it, and no other), in function order.
     pub scope_devices: Vec<Vec<usize>>,
     /// Scopes that name a present function of the wrong kind (Linux
-    /// `dmar_insert_dev_scope`: "Device scope type does not match"); the
-    /// function is not entered in the unit's scope.
+    /// `dmar_insert_dev_scope`: "Device scope type does not match"). Any
+    /// one fails Linux's `dmar_dev_scope_init` and with it
+    /// `intel_iommu_init`: then no function has a unit (`unit_of` is all
+    /// `None`), so none gets a group.
     pub mismatches: Vec<ScopeMismatch>,
 }
 
 /// A PCI scope whose type does not fit the function it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScopeMismatch {
-    /// Index of the DRHD in the list given.
+    /// Index of the DRHD (or, from [`rmrr_scope_mismatches`], the RMRR) in
+    /// the list given.
     pub drhd: usize,
     /// Byte offset of the scope in the DMAR table.
     pub scope_offset: usize,
@@ -196,7 +200,7 @@ impl fmt::Display for ScopeMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "DMAR scope at offset {:#x}: device scope type does not match {}; not in the unit's scope (as Linux)",
+            "DMAR scope at offset {:#x}: device scope type does not match {}: Linux's dmar_dev_scope_init fails and intel-iommu does not initialise, so no device gets an IOMMU group",
             self.scope_offset, self.at
         )
     }
@@ -224,15 +228,47 @@ fn is_downstream_to_pci_bridge(topo: &Topology, dev: usize, bridge: usize) -> bo
     b.secondary_scanned && b.bridge.is_some_and(|r| (r.secondary..=r.subordinate).contains(&bus))
 }
 
+/// Linux `dmar_match_pci_path`: whether `scope`'s path names function
+/// `dev`. The path is compared with the function's own path from its root
+/// bus (the root bus number, then the device and function of each bridge
+/// on the way down and of the function itself), so a path of more than
+/// one hop must start on the root bus. A one-hop path whose bus is the
+/// function's own also names it: Linux's workaround for firmware that
+/// writes RMRR scopes that way ("RMRR entry ... is broken").
+pub fn dmar_match_pci_path(topo: &Topology, dev: usize, scope: &DeviceScope) -> bool {
+    // The function and the bridges above it, bottom up (bounded: a parent
+    // chain is never longer than the topology).
+    let chain: Vec<usize> =
+        core::iter::successors(Some(dev), |&i| topo.functions[i].parent).take(topo.functions.len()).collect();
+    let f = &topo.functions[dev].bdf;
+    let root_bus = chain.last().map(|&r| topo.functions[r].bdf.bus);
+    let full = root_bus == Some(scope.start_bus)
+        && chain.len() == scope.path.len()
+        && chain.iter().rev().zip(&scope.path).all(|(&i, e)| {
+            let b = topo.functions[i].bdf;
+            b.device == e.device && b.function == e.function
+        });
+    full || matches!(scope.path[..], [e] if f.bus == scope.start_bus && f.device == e.device && f.function == e.function)
+}
+
+/// The function `scope` names (the first whose path matches, as Linux
+/// inserts the device that matches), if any is present.
+pub fn scope_function(topo: &Topology, scope: &DeviceScope) -> Option<usize> {
+    (0..topo.functions.len()).find(|&i| dmar_match_pci_path(topo, i, scope))
+}
+
 /// Linux 6.1's choice of unit for every function of `topo`
 /// (drivers/iommu/intel/dmar.c `dmar_find_matched_drhd_unit`, and
 /// iommu.c `device_to_iommu`, which `intel_iommu_probe_device` calls).
 ///
 /// - A DRHD's PCI scopes (endpoint and sub-hierarchy) name functions by
-///   their path from the start bus (`dmar_match_pci_path`); a scope of the
-///   wrong type for what it names is left out (`dmar_insert_dev_scope`).
-///   An INCLUDE_PCI_ALL unit's scopes are not read at all
-///   (`dmar_parse_one_drhd`).
+///   their path from the root bus ([`dmar_match_pci_path`]). A function
+///   enters the scope of the first unit in list order that names it, in
+///   that unit's first scope naming it (`dmar_pci_bus_add_dev` stops at
+///   the first `dmar_insert_dev_scope` that answers). A scope of the wrong
+///   type for what it names fails the whole scope set-up, so Linux runs
+///   without the IOMMU and no function has a unit. An INCLUDE_PCI_ALL
+///   unit's scopes are not read at all (`dmar_parse_one_drhd`).
 /// - A unit without INCLUDE_PCI_ALL whose scopes name no present device is
 ///   ignored (`init_no_remapping_devices`); a device whose first match is
 ///   an ignored unit has no IOMMU (`iommu_is_dummy`). With no present
@@ -257,31 +293,51 @@ pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
         scope_devices: alloc::vec![Vec::new(); drhds.len()],
         mismatches: Vec::new(),
     };
-    let secondary_of = |b: Bdf| topo.find(b).and_then(|i| topo.functions[i].secondary_bus());
-    for (u, drhd) in drhds.iter().enumerate() {
-        let include_all = drhd.flags.contains(DrhdFlags::INCLUDE_PCI_ALL);
-        if include_all || drhd.segment != topo.segment {
-            continue;
-        }
-        for scope in drhd.scopes.iter().filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy)) {
-            let Some(i) = scope.resolve(topo.segment, secondary_of).ok().and_then(|b| topo.find(b)) else {
-                continue;
-            };
-            if !scope_type_fits(scope.kind, &topo.functions[i]) {
-                m.mismatches.push(ScopeMismatch { drhd: u, scope_offset: scope.offset, at: topo.functions[i].bdf });
-                continue;
+    // dmar_drhd_units: scoped units in reverse table order, then the
+    // INCLUDE_PCI_ALL units in table order.
+    let scoped: Vec<usize> =
+        (0..drhds.len()).rev().filter(|&u| !drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL)).collect();
+    let all = (0..drhds.len()).filter(|&u| drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
+    // Each scoped unit's PCI scopes, resolved to functions, in scope order.
+    let named: Vec<Vec<(&DeviceScope, Option<usize>)>> = drhds
+        .iter()
+        .map(|d| {
+            d.scopes
+                .iter()
+                .filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy))
+                .map(|s| (s, scope_function(topo, s)))
+                .collect()
+        })
+        .collect();
+    // `dmar_pci_bus_add_dev` for every function: the scoped units in list
+    // order; in a unit, the first scope naming it decides
+    // (`dmar_insert_dev_scope`): of the right type it enters that unit's
+    // scope and the search stops (`if (ret) break`); of the wrong type the
+    // search stops with -EINVAL.
+    for dev in 0..topo.functions.len() {
+        for &u in scoped.iter().filter(|&&u| drhds[u].segment == topo.segment) {
+            let Some(&(scope, _)) = named[u].iter().find(|(_, i)| *i == Some(dev)) else { continue };
+            if scope_type_fits(scope.kind, &topo.functions[dev]) {
+                m.scope_devices[u].push(dev);
+            } else {
+                m.mismatches.push(ScopeMismatch { drhd: u, scope_offset: scope.offset, at: topo.functions[dev].bdf });
             }
-            m.scope_devices[u].push(i);
+            break;
         }
+    }
+    for &u in scoped.iter().filter(|&&u| drhds[u].segment == topo.segment) {
         m.ignored[u] = m.scope_devices[u].is_empty();
     }
-    // dmar_drhd_units: scoped units in reverse table order, then the
-    // INCLUDE_PCI_ALL units in table order. `device_to_iommu` walks every
-    // unit (`for_each_iommu`); a match on an ignored unit is a "dummy"
-    // (`iommu_is_dummy`): no IOMMU, even if a later unit would cover it.
-    let scoped = (0..drhds.len()).rev().filter(|&u| !drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
-    let all = (0..drhds.len()).filter(|&u| drhds[u].flags.contains(DrhdFlags::INCLUDE_PCI_ALL));
-    let order: Vec<usize> = scoped.chain(all).collect();
+    // That -EINVAL is kept in `dmar_dev_scope_status`, so
+    // `dmar_dev_scope_init` fails and `intel_iommu_init` gives up: no
+    // IOMMU, no device has a group.
+    if !m.mismatches.is_empty() {
+        return m;
+    }
+    // `device_to_iommu` walks every unit (`for_each_iommu`); a match on an
+    // ignored unit is a "dummy" (`iommu_is_dummy`): no IOMMU, even if a
+    // later unit would cover it.
+    let order: Vec<usize> = scoped.iter().copied().chain(all).collect();
     for dev in 0..topo.functions.len() {
         let first = order.iter().copied().find(|&u| {
             drhds[u].segment == topo.segment
@@ -291,4 +347,34 @@ pub fn match_drhd_units(drhds: &[&Drhd], topo: &Topology) -> UnitMatch {
         m.unit_of[dev] = first.filter(|&u| !m.ignored[u]);
     }
     m
+}
+
+/// Linux `dmar_iommu_notify_scope_dev`, which `dmar_pci_bus_add_dev` runs
+/// for every function after the DRHD scopes: each RMRR's scopes go through
+/// the same `dmar_insert_dev_scope` (in an RMRR, the first scope naming
+/// the function decides), so a scope of the wrong type there fails
+/// `dmar_dev_scope_init` as well, and `intel_iommu_init` gives up: no
+/// function has an IOMMU. Adds those mismatches to `m` (`drhd` is then the
+/// RMRR's index) and clears `m.unit_of` if there is any. RMRRs of another
+/// segment name nothing here. Not modelled: ATSR and SATC scopes, which
+/// take the same path.
+pub fn rmrr_scope_mismatches<'a>(m: &mut UnitMatch, rmrrs: impl IntoIterator<Item = &'a Rmrr>, topo: &Topology) {
+    for (r, rmrr) in rmrrs.into_iter().enumerate().filter(|(_, r)| r.segment == topo.segment) {
+        let named: Vec<(&DeviceScope, usize)> = rmrr
+            .scopes
+            .iter()
+            .filter(|s| matches!(s.kind, ScopeType::Endpoint | ScopeType::SubHierarchy))
+            .filter_map(|s| Some((s, scope_function(topo, s)?)))
+            .collect();
+        for dev in 0..topo.functions.len() {
+            if let Some(&(scope, _)) = named.iter().find(|(_, i)| *i == dev)
+                && !scope_type_fits(scope.kind, &topo.functions[dev])
+            {
+                m.mismatches.push(ScopeMismatch { drhd: r, scope_offset: scope.offset, at: topo.functions[dev].bdf });
+            }
+        }
+    }
+    if !m.mismatches.is_empty() {
+        m.unit_of.iter_mut().for_each(|u| *u = None);
+    }
 }

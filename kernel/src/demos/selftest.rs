@@ -119,7 +119,10 @@ pub fn edit_dmar(dmar: &mut Dmar, test: &str, problems: &mut Vec<String>) {
             let (base, limit) = TEST_RMRR;
             problems
                 .push(format!("self-test rmrr: RMRR {base:#x}-{limit:#x} naming {list} added to the firmware's DMAR"));
-            dmar.structures.push(Structure::Rmrr(Rmrr { offset: 0, segment: 0, base, limit, scopes }));
+            // The RMRR's segment is the first function's (scopes hold
+            // no segment).
+            let segment = list.split(',').find_map(Bdf::parse).map_or(0, |b| b.segment);
+            dmar.structures.push(Structure::Rmrr(Rmrr { offset: 0, segment, base, limit, scopes }));
         } else if let Some(list) = part.strip_prefix("drhd-fail:") {
             let scopes = scopes("drhd-fail", list, problems);
             problems.push(format!(

@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use iommu::group::{Groups, pci_device_groups};
 use iommu::vtd::dmar::Dmar;
-use iommu::vtd::dmar_scope::{UnitMatch, match_drhd_units};
+use iommu::vtd::dmar_scope::{UnitMatch, match_drhd_units, rmrr_scope_mismatches};
 use pci::acs::{AcsEnableOutcome, AcsEnableRecord, enable_acs_with};
 use pci::{Topology, enumerate_with_peer_probe};
 use platform::acpi::{AcpiFacts, root_buses};
@@ -116,8 +116,13 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, dmar: Option<&Dmar>, clock: &mut C
 
         // Linux probes every device in `device_add` order; one no DRHD
         // covers fails the probe and gets no group.
-        let units = dmar.map(|d| match_drhd_units(&d.drhds().collect::<Vec<_>>(), &topology));
+        let units = dmar.map(|d| {
+            let mut m = match_drhd_units(&d.drhds().collect::<Vec<_>>(), &topology);
+            rmrr_scope_mismatches(&mut m, d.rmrrs(), &topology);
+            m
+        });
         for m in units.iter().flat_map(|u| &u.mismatches) {
+            log::error!("{m}");
             notes.push(format!("{m}"));
         }
         let before = now(ecam);

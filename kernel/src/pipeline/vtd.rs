@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering, fence};
 use iommu::group::Groups;
 use iommu::vtd::dmar::{self, Dmar, Drhd};
-use iommu::vtd::dmar_scope::{DeviceScope, match_drhd_units};
+use iommu::vtd::dmar_scope::{DeviceScope, match_drhd_units, scope_function};
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
@@ -268,10 +268,10 @@ pub fn parse(bytes: &[u8], problems: &mut Vec<String>) -> Option<Dmar> {
 const PCI_COMMAND: u16 = 0x04;
 const PCI_COMMAND_MASTER: u16 = 1 << 2;
 
-/// Resolve a scope path to a function of the topology.
-fn resolve(scope: &DeviceScope, segment: u16, topo: &Topology) -> Option<usize> {
-    let bdf = scope.resolve(segment, |b| topo.find(b).and_then(|i| topo.functions[i].secondary_bus())).ok()?;
-    topo.find(bdf)
+/// The function a scope path names, matched as Linux matches it
+/// (`iommu::vtd::dmar_scope::dmar_match_pci_path`).
+fn resolve(scope: &DeviceScope, topo: &Topology) -> Option<usize> {
+    scope_function(topo, scope)
 }
 
 /// Which unit covers each function: Linux's rule
@@ -292,7 +292,13 @@ fn route_devices(
     seg: &Segment,
     problems: &mut Vec<String>,
 ) -> Vec<Option<usize>> {
-    let covering = assign_units(drhds, seg);
+    let mut covering = assign_units(drhds, seg);
+    // A mistyped DRHD or RMRR scope failed Linux's scope init: no function
+    // has an IOMMU (the groups stage says so), so none is translated here
+    // either - an RMRR device then loses the mastering it kept.
+    if seg.units.as_ref().is_some_and(|u| !u.mismatches.is_empty()) {
+        covering.fill(None);
+    }
     let named: Vec<Drhd> =
         drhds.iter().map(|d| Drhd { flags: d.flags - dmar::DrhdFlags::INCLUDE_PCI_ALL, ..(*d).clone() }).collect();
     let explicit = assign_units(&named.iter().collect::<Vec<_>>(), seg);
@@ -332,7 +338,7 @@ fn rmrr_devices(dmar: &Dmar, seg: &Segment, ram: &[(u64, u64)]) -> Vec<bool> {
     let named: Vec<usize> = dmar
         .rmrrs()
         .filter(|r| r.segment == topo.segment && r.check(ram.iter().copied()).is_ok())
-        .flat_map(|r| r.scopes.iter().filter_map(|s| resolve(s, topo.segment, topo)))
+        .flat_map(|r| r.scopes.iter().filter_map(|s| resolve(s, topo)))
         .collect();
     rmrr_devices::devices_with_rmrr(topo, &named)
 }
@@ -470,14 +476,16 @@ impl Vtd {
     /// keeps doing that DMA before any driver runs.
     fn map_rmrrs(&mut self, dmar: &Dmar, seg: &Segment, ram: &[(u64, u64)]) {
         let Some(groups) = &seg.groups else { return };
-        for rmrr in dmar.rmrrs() {
+        // An RMRR of another segment names functions there, not here (as
+        // `rmrr_devices` decides which devices keep their DMA).
+        for rmrr in dmar.rmrrs().filter(|r| r.segment == seg.topology.segment) {
             if let Err(e) = rmrr.check(ram.iter().copied()) {
                 self.problems.push(format!("RMRR {:#x}-{:#x}: {e}; not mapped", rmrr.base, rmrr.limit));
                 continue;
             }
             let mut named = Vec::new();
             for scope in &rmrr.scopes {
-                match resolve(scope, seg.topology.segment, &seg.topology) {
+                match resolve(scope, &seg.topology) {
                     Some(i) => named.push(i),
                     None => self
                         .problems
