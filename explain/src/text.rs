@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use report::{Report, render};
+use report::{Comparison, Report, render};
 
 pub fn explain(r: &Report) -> String {
     let mut out = String::new();
@@ -41,16 +41,7 @@ pub fn explain(r: &Report) -> String {
                 c.differences.len(),
                 c.compared
             );
-            for d in &c.differences {
-                let _ = writeln!(
-                    out,
-                    "  at {}: the rules give {}; Linux gave {}",
-                    d.device,
-                    brackets(&d.ours),
-                    brackets(&d.linux)
-                );
-                let _ = writeln!(out, "    likely cause ({}): {}", d.cause_kind, d.cause);
-            }
+            differences(&mut out, c);
         }
     }
     if !r.isolation.is_empty() {
@@ -98,6 +89,15 @@ pub fn explain(r: &Report) -> String {
     out
 }
 
+/// Each difference from Linux's groups with its likely cause.
+fn differences(out: &mut String, c: &Comparison) {
+    for d in &c.differences {
+        let _ =
+            writeln!(out, "  at {}: the rules give {}; Linux gave {}", d.device, brackets(&d.ours), brackets(&d.linux));
+        let _ = writeln!(out, "    likely cause ({}): {}", d.cause_kind, d.cause);
+    }
+}
+
 /// `--check`: one line of verdict, then each difference with its cause.
 pub fn check(r: &Report) -> String {
     let mut out = String::new();
@@ -111,16 +111,7 @@ pub fn check(r: &Report) -> String {
             c.differences.len(),
             c.compared
         );
-        for d in &c.differences {
-            let _ = writeln!(
-                out,
-                "  at {}: the rules give {}; Linux gave {}",
-                d.device,
-                brackets(&d.ours),
-                brackets(&d.linux)
-            );
-            let _ = writeln!(out, "    likely cause ({}): {}", d.cause_kind, d.cause);
-        }
+        differences(&mut out, c);
     }
     out
 }
