@@ -14,8 +14,8 @@ bitflags! {
     pub struct PortServices: u8 {
         /// Power Management Event (root ports, RC event collectors).
         const PME = 1 << 0;
-        /// Advanced Error Reporting (root ports, RC event collectors with
-        /// the AER capability).
+        /// Advanced Error Reporting (every port with the AER capability;
+        /// the AER driver itself serves root ports and RCECs).
         const AER = 1 << 1;
         /// Native hot-plug (root and downstream ports whose slot is
         /// hot-plug capable).
@@ -67,7 +67,9 @@ pub fn port_services(f: &Function) -> PortServices {
     if rp_or_dsp && pcie.hotplug_capable() {
         s |= PortServices::HP;
     }
-    if rp_or_rcec && f.caps.aer.is_some() {
+    // `dev->aer_cap`: every port with the capability (only `aer_probe`, the
+    // AER service driver, is limited to root ports and RCECs).
+    if f.caps.aer.is_some() {
         s |= PortServices::AER;
     }
     if rp_or_rcec {
@@ -107,10 +109,23 @@ mod tests {
 
     #[test]
     fn switch_ports() {
+        // Linux 6.1 gives AER to every port with an AER capability (`dev->aer_cap`);
+        // only the AER service driver (`aer_probe`) limits itself to root ports
+        // and RCECs. PME stays with root ports and RCECs.
         let dsp = SimFn::new(0x104c, 0x8233).class(0x060400).bridge(0, 1, 1).pcie(6);
-        assert_eq!(services(dsp.clone().aer()), PortServices::empty(), "AER and PME belong to root ports");
-        assert_eq!(services(dsp.slot(true)), PortServices::HP);
+        assert_eq!(services(dsp.clone()), PortServices::empty());
+        assert_eq!(services(dsp.clone().aer()), PortServices::AER, "AER for every port with the capability");
+        assert_eq!(services(dsp.clone().slot(true)), PortServices::HP);
+        assert_eq!(services(dsp.aer().slot(true)), PortServices::AER | PortServices::HP);
         let usp = SimFn::new(0x104c, 0x8232).class(0x060400).bridge(0, 1, 1).pcie(5).slot(true);
-        assert_eq!(services(usp), PortServices::empty());
+        assert_eq!(services(usp.clone()), PortServices::empty(), "no hot-plug on an upstream port");
+        assert_eq!(services(usp.aer()), PortServices::AER);
+    }
+
+    #[test]
+    fn qemu_switch_ports() {
+        use crate::sim::qemu;
+        assert_eq!(services(qemu::dsp(0, 1, 1)), PortServices::AER | PortServices::HP);
+        assert_eq!(services(qemu::usp(0, 1, 1)), PortServices::AER);
     }
 }

@@ -565,7 +565,7 @@ fn default_ownership_story() -> Result<(), String> {
         "switch group claimed by the owner",
     )?;
     run.check(
-        events(&j, "0000:02:00.0 keeps pcieport")[0]["reason"] == "services: hotplug",
+        events(&j, "0000:02:00.0 keeps pcieport")[0]["reason"] == "services: AER hotplug",
         "portdrv stays, services listed",
     )?;
     // 2: EPERM on the kernel driver's group; EBUSY binding into the owned one.
