@@ -18,6 +18,7 @@ extern crate alloc;
 
 pub mod acs;
 pub mod acs_quirks;
+pub mod aer;
 pub mod alias;
 pub mod caps;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod devfn_mask;
 pub mod dma_alias_fixups;
 pub mod enumerate;
 pub mod ids;
+pub mod pciehp;
 pub mod port_services;
 pub mod regs;
 #[cfg(feature = "sim")]
