@@ -112,13 +112,9 @@ trap 'rm -rf "$tmp"' EXIT
 cmdline="report=$mode"
 [ -n "$append" ] && cmdline="$cmdline $append"
 
-# Native PCIe hot-plug: QEMU 7.2 q35 otherwise hands every port on pcie.0
-# to ACPI hot-plug (device_add raises no slot event, device_del waits
-# forever). Groups are the same with it (every fixture trial checks).
 # QMP: the kernel's requests (QMP-REQUEST lines on serial) are performed by
 # qmp-runner, which also passes the serial through.
 qemu=(qemu-system-x86_64 -machine q35,kernel-irqchip=split -m 256M -smp 1
-      -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
       -nographic -nodefaults -no-reboot -serial stdio
       -device isa-debug-exit,iobase=0xf4,iosize=0x04
       -fw_cfg name=etc/sercon-port,file="$sercon"
