@@ -175,6 +175,18 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     clock.mark("translation");
     let tsc_hz = clock.tsc_hz();
 
+    // pcieport's services start once translation is on: a port masters the
+    // bus (for its own MSI) only through the bus-master gate.
+    let mut ports = None;
+    if let (Some(v), Some(seg), Some(drv), Some(hz)) = (vtd.as_mut(), segments.first(), bound.as_ref(), tsc_hz)
+        && let Some(groups) = &seg.groups
+        && v.translation_enabled()
+    {
+        let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
+        ports = Some(drivers::portdrv::PortDrv::register(&mut ctx, drv, hz));
+        clock.mark("port-services");
+    }
+
     // The ownership story, then the VT-d isolation proofs on the edu
     // devices the kernel driver holds. `--groups` asks for the group list
     // only, so it runs no demonstration.
@@ -199,7 +211,15 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         && let Some(groups) = &seg.groups
     {
         let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
-        story = Some(ownership::demonstrate(&mut ctx, drv, setup, options.dma_demos, tsc_hz));
+        story = Some(ownership::demonstrate(
+            &mut ctx,
+            drv,
+            setup,
+            options.dma_demos,
+            tsc_hz,
+            ports.as_mut(),
+            options.events,
+        ));
         clock.mark("ownership");
         if let (true, Some(hz)) = (options.dma_demos, tsc_hz) {
             let edus: Vec<usize> = (0..seg.topology.functions.len())
@@ -234,6 +254,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         vtd: vtd.as_ref(),
         dma_cases: &dma_cases,
         drivers: bound.as_ref(),
+        ports: ports.as_ref(),
         story: story.as_ref(),
         problems,
     };

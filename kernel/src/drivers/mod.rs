@@ -27,6 +27,7 @@
 //!   its group cannot be claimed. Bound only on request (`bind-shpc=BDF`).
 
 pub mod edu;
+pub mod portdrv;
 
 use crate::hw::ecam::Ecam;
 use crate::pipeline::vtd::Vtd;
@@ -96,6 +97,8 @@ pub struct Drivers {
     pub edus: Vec<Option<Edu>>,
     /// Per function: the services portdrv found, when bound.
     pub services: Vec<Option<PortServices>>,
+    /// Per function: taken away by hot-remove (out of its group, no driver).
+    pub removed: Vec<bool>,
 }
 
 const PCI_COMMAND: u16 = 0x04;
@@ -117,7 +120,7 @@ impl Drivers {
         for i in (0..n).filter(|&i| rmrr.get(i).copied().unwrap_or(false)) {
             model.mark_rmrr(i);
         }
-        Self { model, edus: (0..n).map(|_| None).collect(), services: vec![None; n] }
+        Self { model, edus: (0..n).map(|_| None).collect(), services: vec![None; n], removed: vec![false; n] }
     }
 
     pub fn driver_name(&self, index: usize) -> Option<&'static str> {
