@@ -52,6 +52,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     };
     arch::cpu::init();
     arch::paging::unmap_stack_guard();
+    // The interrupt stack: PICs and LINT0 masked, the xAPIC on, then `sti`.
+    let irq = arch::interrupts::init();
     let mut clock = Clock::new(entry_tsc);
     clock.mark_at("console", t_console);
     clock.mark("cpu");
@@ -87,6 +89,9 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         log::warn!("command line: ignoring unknown word {word:?}");
     }
     println!("vtd-kernel {VERSION}: PCIe enumeration, Linux 6.1 IOMMU groups, Intel VT-d");
+    if let Err(e) = &irq {
+        log::error!("interrupts unavailable ({e}): every wait polls instead");
+    }
     clock.mark("banner");
     if let Some(test) = options.test {
         selftest::run(test);

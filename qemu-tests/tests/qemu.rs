@@ -528,6 +528,40 @@ fn trace_agrees_with_report() -> Result<(), String> {
     run.check(traced == reported, &format!("trace {traced:x?} vs report {reported:x?}"))
 }
 
+/// Vectors QEMU's APIC delivered (`-trace apic_deliver_irq`), per vector.
+fn delivered_vectors(stderr: &str) -> BTreeMap<u64, u64> {
+    let mut m = BTreeMap::new();
+    for l in stderr.lines().filter(|l| l.contains("apic_deliver_irq")) {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if let Some(v) = w.iter().position(|&x| x == "vector").and_then(|p| w.get(p + 1)?.parse::<u64>().ok()) {
+            *m.entry(v).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// The interrupt stack: every kernel-driven edu has an MSI vector, its DMA
+/// completions arrive by interrupt, and each vector's counter equals what
+/// QEMU's APIC delivered on it.
+fn edu_completions_by_interrupt() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--", "-trace", "apic_deliver_irq"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let irq = &j["interrupts"];
+    run.check(irq["available"] == true, "interrupts available")?;
+    run.check(irq["unexpected"] == 0, "no interrupt on a vector without a handler")?;
+    run.check(irq["edu_dma_by_interrupt"].as_u64().unwrap_or(0) >= 6, "edu DMA completions seen by interrupt")?;
+    let fns = irq["functions"].as_array().ok_or("no interrupts.functions")?;
+    run.check(fns.len() >= 3 && fns.iter().all(|f| f["kind"] == "MSI"), "each kernel-driven edu has MSI")?;
+    let delivered = delivered_vectors(&run.stderr);
+    for v in irq["vectors"].as_array().ok_or("no interrupts.vectors")? {
+        let (vec, count) = (v["vector"].as_u64().unwrap_or(0), v["count"].as_u64().unwrap_or(0));
+        let q = delivered.get(&vec).copied().unwrap_or(0);
+        run.check(q == count, &format!("vector {vec:#x}: kernel counted {count}, QEMU delivered {q}"))?;
+    }
+    Ok(())
+}
+
 /// The outcome of demonstration `n` in the JSON report.
 fn demo(j: &serde_json::Value, n: u64) -> String {
     j["ownership"]["demonstrations"]
@@ -876,6 +910,7 @@ fn main() {
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
     ]);
+    trials.extend([Trial::test("interrupts::edu_completions_by_interrupt", || ok(edu_completions_by_interrupt()))]);
     trials.extend([
         Trial::test("ownership::default_story", || ok(default_ownership_story())),
         Trial::test("ownership::shpc_counter_example", || ok(shpc_counter_example())),

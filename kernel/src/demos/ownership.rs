@@ -333,7 +333,7 @@ impl Stage<'_, '_> {
     fn dma(&mut self, edu: &Edu, dir: Direction, iova: u64) -> Result<usize, String> {
         let hz = self.tsc_hz.ok_or("no TSC calibration")?;
         let deadline = Deadline::after_ms(hz, 2000);
-        edu.dma(dir, iova, 0, LEN, || !deadline.passed()).map_err(|e| format!("{e}"))?;
+        edu.dma(dir, iova, 0, LEN, deadline).map_err(|e| format!("{e}"))?;
         Ok(self.ctx.vtd.collect_faults())
     }
 }

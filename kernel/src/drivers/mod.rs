@@ -27,6 +27,7 @@
 //!   its group cannot be claimed. Bound only on request (`bind-shpc=BDF`).
 
 pub mod edu;
+pub mod irq;
 
 use crate::hw::ecam::Ecam;
 use crate::pipeline::vtd::Vtd;
@@ -96,6 +97,10 @@ pub struct Drivers {
     pub edus: Vec<Option<Edu>>,
     /// Per function: the services portdrv found, when bound.
     pub services: Vec<Option<PortServices>>,
+    /// Per function: the MSI/MSI-X a bound driver set up.
+    pub irqs: Vec<Option<irq::IrqSetup>>,
+    /// Per function: why its driver polls instead (interrupt setup failed).
+    pub irq_errors: Vec<Option<String>>,
 }
 
 const PCI_COMMAND: u16 = 0x04;
@@ -117,7 +122,13 @@ impl Drivers {
         for i in (0..n).filter(|&i| rmrr.get(i).copied().unwrap_or(false)) {
             model.mark_rmrr(i);
         }
-        Self { model, edus: (0..n).map(|_| None).collect(), services: vec![None; n] }
+        Self {
+            model,
+            edus: (0..n).map(|_| None).collect(),
+            services: vec![None; n],
+            irqs: vec![None; n],
+            irq_errors: vec![None; n],
+        }
     }
 
     pub fn driver_name(&self, index: usize) -> Option<&'static str> {
@@ -147,6 +158,12 @@ impl Drivers {
     /// driver's remove and vfio-pci's (`vfio_pci_core_disable`) stop the
     /// device's DMA before its domain goes.
     pub fn unbind(&mut self, ctx: &mut Ctx, index: usize) -> Result<(), String> {
+        if let Some(edu) = self.edus[index].as_mut() {
+            edu.detach_irq();
+        }
+        if let Some(setup) = self.irqs[index].take() {
+            irq::disable(ctx, setup);
+        }
         if self.edus[index].take().is_some() || self.driver_name(index) == Some(VFIO_PCI) {
             clear_bus_master(ctx.ecam, ctx.topo.functions[index].bdf);
         }
@@ -192,7 +209,16 @@ impl Drivers {
                 // every Bus Master Enable change costs QEMU a rebuild of
                 // every device's address space, so a boot that does no DMA
                 // does none.
-                let edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
+                let mut edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
+                // The completion interrupt: one MSI vector. Without it the
+                // driver polls, and the report says why.
+                match irq::enable_msi(ctx, index, 1, EDU, edu::irq_handler) {
+                    Ok(setup) => {
+                        edu.attach_irq(setup.vectors[0]);
+                        self.irqs[index] = Some(setup);
+                    }
+                    Err(e) => self.irq_errors[index] = Some(e),
+                }
                 self.edus[index] = Some(edu);
             }
             _ => {}

@@ -244,6 +244,18 @@ pub struct Vtd {
     pub bus_master_kept: usize,
 }
 
+/// Where a function's interrupt goes: the message it is programmed with
+/// and, when its unit remaps interrupts, the IRTE block behind it.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqRoute {
+    pub message: pci::msi::MsiMessage,
+    /// (unit, first IRTE index, entries) when remapped.
+    pub irte: Option<(usize, u16, u16)>,
+    /// First vector and count.
+    pub vector: u8,
+    pub count: u32,
+}
+
 /// Parse the DMAR table and report what is wrong with it. A table with no
 /// DRHD is unusable: Linux then requests no ACS and forms no groups.
 pub fn parse(bytes: &[u8], problems: &mut Vec<String>) -> Option<Dmar> {
@@ -773,6 +785,22 @@ impl Vtd {
     pub fn translation_enabled(&self) -> bool {
         !self.units.is_empty() && self.units.iter().all(|u| u.translation)
     }
+
+    /// The message function `index` must send for `count` vectors from
+    /// `vector` (an aligned block). Compatibility format until interrupt
+    /// remapping is on for the device's unit.
+    pub fn interrupt_route(
+        &mut self,
+        _topo: &Topology,
+        _index: usize,
+        vector: u8,
+        count: u32,
+    ) -> Result<IrqRoute, String> {
+        Ok(IrqRoute { message: crate::arch::interrupts::compat_message(vector), irte: None, vector, count })
+    }
+
+    /// Give back the IRTEs of a route (nothing without remapping).
+    pub fn free_interrupt_route(&mut self, _route: &IrqRoute) {}
 
     /// Read and clear every unit's fault records; returns how many were new.
     pub fn collect_faults(&mut self) -> usize {

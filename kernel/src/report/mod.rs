@@ -2,6 +2,7 @@
 //! all rendered from the stage values alone, between fixed markers that the
 //! runner looks for.
 
+mod interrupts;
 pub mod json;
 pub mod names;
 
@@ -227,6 +228,7 @@ impl Report<'_> {
         if let Some(story) = self.story {
             text_story(story);
         }
+        self.text_interrupts();
         if !self.dma_cases.is_empty() {
             println!("== DMA isolation proofs (edu)");
             for c in self.dma_cases {
@@ -511,6 +513,7 @@ impl Report<'_> {
         j.end_array();
         self.json_vtd(&mut j);
         self.json_story(&mut j);
+        self.json_interrupts(&mut j);
         self.json_pci(&mut j);
         j.begin_array(Some("problems"));
         for p in &self.problems {

@@ -1,0 +1,111 @@
+//! The interrupt section of the report: the interrupt stack's state, the
+//! per-vector counters, each function's MSI/MSI-X routes and how the edu
+//! DMA completions were seen.
+
+use super::Report;
+use super::json::Json;
+use crate::arch::interrupts;
+use crate::drivers::edu;
+use crate::drivers::irq::IrqKind;
+use crate::println;
+use alloc::format;
+use alloc::string::String;
+
+fn kind(k: IrqKind) -> &'static str {
+    match k {
+        IrqKind::Msi => "MSI",
+        IrqKind::Msix => "MSI-X",
+    }
+}
+
+fn route_text(r: &crate::pipeline::vtd::IrqRoute) -> String {
+    match r.irte {
+        Some((unit, index, n)) => format!(
+            "remappable, unit {unit} IRTE {index}{} (address {:#x} data {:#x})",
+            if n > 1 { format!("-{}", index + n - 1) } else { String::new() },
+            r.message.address,
+            r.message.data
+        ),
+        None => format!("compatibility format (address {:#x} data {:#x})", r.message.address, r.message.data),
+    }
+}
+
+impl Report<'_> {
+    pub(super) fn text_interrupts(&self) {
+        if !interrupts::available() {
+            println!("== Interrupts: unavailable (no xAPIC); every wait polls");
+            return;
+        }
+        println!("== Interrupts (xAPIC id {}, vectors 0x20-0xef for devices, spurious 0xff)", interrupts::apic_id());
+        for c in interrupts::counters() {
+            println!("  vector {:#04x} {:<16} {:>6} interrupt(s)", c.vector, c.name, c.count);
+        }
+        println!("  on vectors without a handler: {}", interrupts::unexpected());
+        if let (Some(d), Some(seg)) = (self.drivers, self.segments.first()) {
+            for (i, s) in d.irqs.iter().enumerate() {
+                if let Some(s) = s {
+                    let vs: String = s.vectors.iter().map(|v| format!(" {v:#04x}")).collect();
+                    println!("  {} {}: vector(s){vs}", seg.topology.functions[i].bdf, kind(s.kind));
+                    for r in &s.routes {
+                        println!("    {}", route_text(r));
+                    }
+                }
+            }
+            for (i, e) in d.irq_errors.iter().enumerate() {
+                if let Some(e) = e {
+                    println!("  {}: no interrupt ({e}); its driver polls", seg.topology.functions[i].bdf);
+                }
+            }
+        }
+        let (by_irq, by_poll) = edu::completions();
+        println!("  edu DMA completions: {by_irq} by interrupt, {by_poll} by polling");
+    }
+
+    pub(super) fn json_interrupts(&self, j: &mut Json) {
+        j.begin_object(Some("interrupts"));
+        j.bool("available", interrupts::available());
+        j.num("apic_id", u64::from(interrupts::apic_id()));
+        j.num("unexpected", interrupts::unexpected());
+        j.begin_array(Some("vectors"));
+        for c in interrupts::counters() {
+            j.begin_object(None);
+            j.num("vector", u64::from(c.vector));
+            j.str("name", c.name);
+            j.num("count", c.count);
+            j.end_object();
+        }
+        j.end_array();
+        j.begin_array(Some("functions"));
+        if let (Some(d), Some(seg)) = (self.drivers, self.segments.first()) {
+            for (i, s) in d.irqs.iter().enumerate() {
+                let Some(s) = s else { continue };
+                j.begin_object(None);
+                j.str("bdf", &format!("{}", seg.topology.functions[i].bdf));
+                j.str("kind", kind(s.kind));
+                j.begin_array(Some("routes"));
+                for r in &s.routes {
+                    j.begin_object(None);
+                    j.num("vector", u64::from(r.vector));
+                    j.num("count", u64::from(r.count));
+                    j.num("address", r.message.address);
+                    j.num("data", u64::from(r.message.data));
+                    match r.irte {
+                        Some((u, index, _)) => {
+                            j.num("unit", u as u64);
+                            j.num("irte", u64::from(index));
+                        }
+                        None => j.null("irte"),
+                    }
+                    j.end_object();
+                }
+                j.end_array();
+                j.end_object();
+            }
+        }
+        j.end_array();
+        let (by_irq, by_poll) = edu::completions();
+        j.num("edu_dma_by_interrupt", by_irq);
+        j.num("edu_dma_polled", by_poll);
+        j.end_object();
+    }
+}
