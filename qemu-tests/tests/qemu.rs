@@ -287,7 +287,8 @@ fn take_over_of_a_unit_left_running() -> Result<(), String> {
         "vtd_ir_enable enable 1",
         "vtd_dmar_enable enable 0", // take-over
         "vtd_ir_enable enable 0",
-        "vtd_dmar_enable enable 1", // this kernel
+        "vtd_ir_enable enable 1",   // this kernel: its own table, after QI
+        "vtd_dmar_enable enable 1", // then translation
     ];
     run.check(trace == want, &format!("QEMU's trace: {trace:?}"))?;
     let j = run.json()?;
@@ -560,6 +561,105 @@ fn edu_completions_by_interrupt() -> Result<(), String> {
         run.check(q == count, &format!("vector {vec:#x}: kernel counted {count}, QEMU delivered {q}"))?;
     }
     Ok(())
+}
+
+/// Per vector, the interrupts QEMU remapped through an IRTE
+/// (`-trace vtd_ir_remap`: "index I trigger T vector V ...").
+fn remapped_vectors(stderr: &str) -> BTreeMap<u64, u64> {
+    let mut m = BTreeMap::new();
+    for l in stderr.lines().filter(|l| l.contains("vtd_ir_remap index")) {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if let Some(v) = w.iter().position(|&x| x == "vector").and_then(|p| w.get(p + 1)?.parse::<u64>().ok()) {
+            *m.entry(v).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// Interrupt remapping on the default topology: QEMU saw IR enabled, every
+/// edu's MSI is remappable through its own IRTE with Linux's source-id
+/// check (the edu behind the PCIe-to-PCI bridge: buses 07-07), and every
+/// interrupt the kernel counted on those vectors was remapped by QEMU.
+fn remapped_through_irtes() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--", "-trace", "vtd_ir_enable", "-trace", "vtd_ir_remap"]);
+    run.check(run.status == 0, "boot must pass")?;
+    run.check(run.stderr.contains("vtd_ir_enable enable 1"), "QEMU saw interrupt remapping enabled")?;
+    let j = run.json()?;
+    let irq = &j["interrupts"];
+    let ir = &irq["remapping"][0];
+    run.check(ir["enabled"] == true && ir["entries"] == 256, "unit 0 remaps with a 256-entry table")?;
+    run.check(ir["iec_selective"].as_u64().unwrap_or(0) >= 3, "index-selective IEC after each IRTE change")?;
+    let remapped = remapped_vectors(&run.stderr);
+    let counts: BTreeMap<u64, u64> = irq["vectors"]
+        .as_array()
+        .ok_or("no vectors")?
+        .iter()
+        .map(|v| (v["vector"].as_u64().unwrap_or(0), v["count"].as_u64().unwrap_or(0)))
+        .collect();
+    let mut irtes = Vec::new();
+    for f in irq["functions"].as_array().ok_or("no functions")? {
+        let r = &f["routes"][0];
+        let bdf = f["bdf"].as_str().unwrap_or("");
+        run.check(r["irte"].is_u64(), &format!("{bdf}: remapped through an IRTE"))?;
+        run.check(r["address"].as_u64().unwrap_or(0) & 0x18 == 0x18, &format!("{bdf}: remappable format, SHV"))?;
+        irtes.push(r["irte"].as_u64().unwrap_or(0));
+        let (svt, sid) = (r["svt"].as_u64().unwrap_or(0), r["sid"].as_u64().unwrap_or(0));
+        let want = match bdf {
+            "0000:07:01.0" => (2, 0x0707),
+            "0000:00:05.0" => (1, 0x0028),
+            "0000:03:00.0" => (1, 0x0300),
+            _ => (svt, sid),
+        };
+        run.check((svt, sid) == want, &format!("{bdf}: SVT {svt} SID {sid:#x}, expected {want:x?}"))?;
+        let v = r["vector"].as_u64().unwrap_or(0);
+        let (k, q) = (counts.get(&v).copied().unwrap_or(0), remapped.get(&v).copied().unwrap_or(0));
+        run.check(k == q, &format!("{bdf} vector {v:#x}: kernel counted {k}, QEMU remapped {q}"))?;
+    }
+    irtes.sort_unstable();
+    irtes.dedup();
+    run.check(irtes.len() == irq["functions"].as_array().map_or(0, |a| a.len()), "one IRTE per vector")?;
+    run.check(remapped.values().sum::<u64>() >= 6, "QEMU remapped the edu completions")
+}
+
+/// DMA faults arrive by the VT-d fault event interrupt: the report's fault
+/// list came from the handler, and QEMU no longer says the event is masked.
+fn dma_faults_by_interrupt() -> Result<(), String> {
+    let run = run_qemu(&["--json"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let f = &j["interrupts"]["dma_faults"];
+    let n = j["faults"].as_array().map_or(0, |a| a.len()) as u64;
+    run.check(f["delivery"] == "interrupt" && f["vector"].is_u64(), "faults delivered by interrupt")?;
+    run.check(n >= 4 && f["from_handler"] == n && f["polled"] == 0, &format!("all {n} faults from the handler: {f}"))?;
+    run.check(!run.stderr.contains("Interrupt Mask set"), "QEMU generated the fault event (FECTL.IM clear)")
+}
+
+/// Without interrupt remapping (`intremap=off`: ECAP.IR clear) messages
+/// stay in compatibility format and the passthrough owner's claims are
+/// refused as VFIO refuses them, with the reason.
+fn no_remapping_no_claim() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--iommu", "intremap=off"]);
+    run.check(run.status == 0, "boot must pass")?;
+    let j = run.json()?;
+    let irq = &j["interrupts"];
+    run.check(irq["remapping"][0]["enabled"] == false, "IR off")?;
+    run.check(
+        irq["functions"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty() && f.iter().all(|f| f["routes"][0]["irte"].is_null())),
+        "compatibility-format messages",
+    )?;
+    let claims = events(&j, "claim group");
+    let switch = claims
+        .iter()
+        .find(|e| e["devices"].as_array().is_some_and(|d| d.iter().any(|d| d == "0000:02:00.0 (pcieport)")))
+        .ok_or("no claim of the switch group")?;
+    run.check(switch["outcome"] == "EPERM", "the claim is refused with EPERM")?;
+    run.check(
+        switch["reason"].as_str().is_some_and(|r| r.contains("No interrupt remapping support")),
+        "the reason names the missing interrupt remapping",
+    )?;
+    run.check(demo(&j, 1) == "skipped" && demo(&j, 4) == "skipped", "demonstrations 1 and 4 are skipped")
 }
 
 /// The outcome of demonstration `n` in the JSON report.
@@ -910,7 +1010,12 @@ fn main() {
         Trial::test("vtd::dma_proofs_caching_mode_off", || ok(dma_proofs(&["--iommu", "caching-mode=off"], 3, false))),
         Trial::test("vtd::qemu_trace_agrees_with_report", || ok(trace_agrees_with_report())),
     ]);
-    trials.extend([Trial::test("interrupts::edu_completions_by_interrupt", || ok(edu_completions_by_interrupt()))]);
+    trials.extend([
+        Trial::test("interrupts::edu_completions_by_interrupt", || ok(edu_completions_by_interrupt())),
+        Trial::test("interrupts::remapped_through_irtes", || ok(remapped_through_irtes())),
+        Trial::test("interrupts::dma_faults_by_interrupt", || ok(dma_faults_by_interrupt())),
+        Trial::test("interrupts::no_remapping_no_claim", || ok(no_remapping_no_claim())),
+    ]);
     trials.extend([
         Trial::test("ownership::default_story", || ok(default_ownership_story())),
         Trial::test("ownership::shpc_counter_example", || ok(shpc_counter_example())),

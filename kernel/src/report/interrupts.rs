@@ -21,10 +21,11 @@ fn kind(k: IrqKind) -> &'static str {
 fn route_text(r: &crate::pipeline::vtd::IrqRoute) -> String {
     match r.irte {
         Some((unit, index, n)) => format!(
-            "remappable, unit {unit} IRTE {index}{} (address {:#x} data {:#x})",
+            "remappable, unit {unit} IRTE {index}{} (address {:#x} data {:#x}), source check: {}",
             if n > 1 { format!("-{}", index + n - 1) } else { String::new() },
             r.message.address,
-            r.message.data
+            r.message.data,
+            r.source.map(|s| format!("{s}")).unwrap_or_default()
         ),
         None => format!("compatibility format (address {:#x} data {:#x})", r.message.address, r.message.data),
     }
@@ -59,6 +60,28 @@ impl Report<'_> {
         }
         let (by_irq, by_poll) = edu::completions();
         println!("  edu DMA completions: {by_irq} by interrupt, {by_poll} by polling");
+        if let Some(v) = self.vtd {
+            for (i, u) in v.units.iter().enumerate() {
+                match &u.ir {
+                    Some(t) => println!(
+                        "  unit {i}: interrupt remapping on (IRTA {:#x}: {} entries, {} in use, EIME 0; QI before IR; global IEC after SIRTP, {} index-selective IEC invalidation(s); compatibility format blocked: CFIS clear)",
+                        t.irta(),
+                        iommu::vtd::irq_remap::IrTable::entries(),
+                        t.in_use(),
+                        u.iec_selective
+                    ),
+                    None => println!("  unit {i}: interrupt remapping off: {}", u.ir_note),
+                }
+            }
+            match (&v.fault_irq_note, crate::pipeline::fault_irq::vector()) {
+                (Some(why), _) => println!("  DMA faults: polled ({why})"),
+                (None, Some(vec)) => println!(
+                    "  DMA faults: by the fault-event interrupt (vector {vec:#04x}, FEDATA/FEADDR, FECTL.IM clear): {} record(s) from its handler, {} by a polling sweep",
+                    v.faults_by_interrupt, v.faults_polled
+                ),
+                (None, None) => {}
+            }
+        }
     }
 
     pub(super) fn json_interrupts(&self, j: &mut Json) {
@@ -96,6 +119,13 @@ impl Report<'_> {
                         }
                         None => j.null("irte"),
                     }
+                    if let Some(sv) = r.source {
+                        let (svt, sq, sid) = sv.fields();
+                        j.num("svt", u64::from(svt));
+                        j.num("sq", u64::from(sq));
+                        j.num("sid", u64::from(sid));
+                        j.str("source_check", &format!("{sv}"));
+                    }
                     j.end_object();
                 }
                 j.end_array();
@@ -106,6 +136,40 @@ impl Report<'_> {
         let (by_irq, by_poll) = edu::completions();
         j.num("edu_dma_by_interrupt", by_irq);
         j.num("edu_dma_polled", by_poll);
+        j.begin_array(Some("remapping"));
+        if let Some(v) = self.vtd {
+            for (i, u) in v.units.iter().enumerate() {
+                j.begin_object(None);
+                j.num("unit", i as u64);
+                j.bool("enabled", u.ir.is_some());
+                match &u.ir {
+                    Some(t) => {
+                        j.num("irta", t.irta());
+                        j.num("entries", u64::from(iommu::vtd::irq_remap::IrTable::entries()));
+                        j.num("in_use", t.in_use() as u64);
+                    }
+                    None => j.str("why_off", &u.ir_note),
+                }
+                j.num("iec_selective", u64::from(u.iec_selective));
+                j.end_object();
+            }
+        }
+        j.end_array();
+        j.begin_object(Some("dma_faults"));
+        let by_interrupt =
+            self.vtd.is_some_and(|v| v.fault_irq_note.is_none()) && crate::pipeline::fault_irq::enabled();
+        j.str("delivery", if by_interrupt { "interrupt" } else { "polled" });
+        match crate::pipeline::fault_irq::vector() {
+            Some(v) => j.num("vector", u64::from(v)),
+            None => j.null("vector"),
+        }
+        j.num("from_handler", self.vtd.map_or(0, |v| v.faults_by_interrupt as u64));
+        j.num("polled", self.vtd.map_or(0, |v| v.faults_polled as u64));
+        j.num("ring_dropped", crate::pipeline::fault_irq::dropped());
+        if let Some(why) = self.vtd.and_then(|v| v.fault_irq_note.as_deref()) {
+            j.str("why_polled", why);
+        }
+        j.end_object();
         j.end_object();
     }
 }
