@@ -16,7 +16,7 @@ mod hw; // hardware access: serial console, ECAM, MMIO, TSC clock, memory, ACPI 
 mod pipeline; // the boot stages: topology (enumeration, ACS, groups), VT-d
 mod report; // the text report, the JSON, device names
 
-use demos::{dmatest, ownership, selftest};
+use demos::{dmatest, irq_isolation, ownership, selftest};
 use hw::{clock, console, ecam, exit, firmware, memory};
 use pipeline::{topology, vtd};
 
@@ -190,6 +190,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     let demos = options.demos && options.report != platform::cmdline::ReportFormat::Groups;
     let mut dma_cases = Vec::new();
     let mut story = None;
+    let mut isolation = None;
     let untranslated = vtd.as_ref().is_some_and(|v| !v.translation_enabled());
     if untranslated {
         let why = "VT-d translation is not on (see the errors above): no demonstration or DMA proof runs, and no device is let master the bus";
@@ -214,6 +215,9 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
             dma_cases = runner.run(&edus);
             clock.mark("dma-proofs");
         }
+        let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
+        isolation = Some(irq_isolation::run(&mut ctx, drv, tsc_hz));
+        clock.mark("irq-isolation");
     }
     if let Some(v) = &vtd {
         problems.extend(v.problems.iter().cloned());
@@ -226,7 +230,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     }
     let failed = untranslated
         || dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)))
-        || story.as_ref().is_some_and(|s| s.failed());
+        || story.as_ref().is_some_and(|s| s.failed())
+        || isolation.as_ref().is_some_and(|i: &irq_isolation::Isolation| i.failed());
 
     let report = report::Report {
         options: &options,
@@ -240,6 +245,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         dma_cases: &dma_cases,
         drivers: bound.as_ref(),
         story: story.as_ref(),
+        isolation: isolation.as_ref(),
         problems,
     };
     clock.mark("report");

@@ -3,5 +3,6 @@
 //! self-tests of the failure paths (`selftest`).
 
 pub mod dmatest;
+pub mod irq_isolation;
 pub mod ownership;
 pub mod selftest;

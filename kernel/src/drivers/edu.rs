@@ -38,12 +38,8 @@ const DMA_CMD_RUN: u64 = 1 << 0;
 const DMA_CMD_TO_BUS: u64 = 1 << 1;
 const DMA_CMD_IRQ: u64 = 1 << 2;
 const REG_IRQ_STATUS: u64 = 0x24;
-#[allow(dead_code, reason = "demonstration 8 (interrupt isolation) uses it")]
 const REG_IRQ_RAISE: u64 = 0x60;
 const REG_IRQ_ACK: u64 = 0x64;
-/// The interrupt status bit a completed DMA with `DMA_CMD_IRQ` sets.
-#[allow(dead_code, reason = "demonstration 8 (interrupt isolation) uses it")]
-pub const IRQ_DMA_DONE: u32 = 0x100;
 
 /// BAR0 of the edu each vector serves (0 = none): the handler's only state.
 static VECTOR_BAR: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
@@ -69,7 +65,6 @@ pub fn irq_handler(vector: u8) {
 }
 
 /// The status bits acknowledged on `vector` since the last call.
-#[allow(dead_code, reason = "demonstration 8 (interrupt isolation) uses it")]
 pub fn take_status(vector: u8) -> u32 {
     LAST_STATUS[usize::from(vector)].swap(0, Ordering::AcqRel)
 }
@@ -173,7 +168,6 @@ impl Edu {
         unsafe { mmio::read(self.bar0 + reg) }
     }
 
-    #[allow(dead_code, reason = "demonstration 8 (interrupt isolation) uses it")]
     fn write32(&self, reg: u64, value: u32) {
         // SAFETY: as `read32`; the interrupt registers only raise or
         // acknowledge the device's own interrupt.
@@ -193,26 +187,18 @@ impl Edu {
         }
     }
 
-    #[allow(dead_code, reason = "demonstration 8 (interrupt isolation) uses it")]
-    pub fn irq(&self) -> Option<u8> {
-        self.irq
-    }
-
     /// Raise `bits` in the interrupt status: the device sends one MSI.
-    #[allow(dead_code, reason = "demonstration 8 (interrupt isolation) uses it")]
     pub fn raise(&self, bits: u32) {
         self.write32(REG_IRQ_RAISE, bits);
     }
 
     /// The interrupt status register.
-    #[allow(dead_code, reason = "demonstration 8 (interrupt isolation) uses it")]
     pub fn irq_status(&self) -> u32 {
         self.read32(REG_IRQ_STATUS)
     }
 
     /// Acknowledge `bits` (what the handler does; for a blocked interrupt
     /// the caller clears the status itself).
-    #[allow(dead_code, reason = "demonstration 8 (interrupt isolation) uses it")]
     pub fn ack(&self, bits: u32) {
         self.write32(REG_IRQ_ACK, bits);
     }

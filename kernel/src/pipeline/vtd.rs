@@ -909,7 +909,6 @@ impl Vtd {
     }
 
     /// IRTE `index` of unit `u` as the table holds it.
-    #[allow(dead_code, reason = "demonstration 8 (interrupt isolation) reads the entries back")]
     pub fn irte(&self, u: usize, index: u16) -> Option<Irte> {
         self.units.get(u)?.ir.as_ref()?.get(&KernelMemory, index)
     }

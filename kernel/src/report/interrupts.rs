@@ -5,6 +5,7 @@
 use super::Report;
 use super::json::Json;
 use crate::arch::interrupts;
+use crate::demos::dmatest::Outcome;
 use crate::drivers::edu;
 use crate::drivers::irq::IrqKind;
 use crate::println;
@@ -170,6 +171,75 @@ impl Report<'_> {
             j.str("why_polled", why);
         }
         j.end_object();
+        j.end_object();
+    }
+}
+
+impl Report<'_> {
+    pub(super) fn text_isolation(&self) {
+        let Some(iso) = self.isolation else { return };
+        println!("== Demonstration 8: interrupt isolation (VT-d interrupt remapping)");
+        for c in &iso.cases {
+            let why = match &c.outcome {
+                Outcome::Fail(e) | Outcome::Skipped(e) => format!(": {e}"),
+                Outcome::Pass => String::new(),
+            };
+            let word = match c.outcome {
+                Outcome::Pass => "PASS",
+                Outcome::Fail(_) => "FAIL",
+                Outcome::Skipped(_) => "SKIPPED",
+            };
+            println!("  [{word}] {} ({}){why}", c.name, c.device);
+            if !c.detail.is_empty() {
+                println!("         {}", c.detail);
+            }
+        }
+        println!("== QEMU 7.2 interrupt-remapping gaps (not counted as passes)");
+        for g in &iso.gaps {
+            println!("  {}", g.what);
+            println!("    QEMU 7.2: {}", g.observed);
+            println!("    real VT-d: {}", g.real_vtd);
+        }
+    }
+
+    pub(super) fn json_isolation(&self, j: &mut Json) {
+        let Some(iso) = self.isolation else {
+            j.null("interrupt_isolation");
+            return;
+        };
+        j.begin_object(Some("interrupt_isolation"));
+        j.begin_array(Some("cases"));
+        for c in &iso.cases {
+            j.begin_object(None);
+            j.str("name", c.name);
+            j.str("device", &c.device);
+            match &c.outcome {
+                Outcome::Pass => {
+                    j.str("outcome", "pass");
+                    j.null("reason");
+                }
+                Outcome::Fail(e) => {
+                    j.str("outcome", "fail");
+                    j.str("reason", e);
+                }
+                Outcome::Skipped(e) => {
+                    j.str("outcome", "skipped");
+                    j.str("reason", e);
+                }
+            }
+            j.str("detail", &c.detail);
+            j.end_object();
+        }
+        j.end_array();
+        j.begin_array(Some("qemu_gaps"));
+        for g in &iso.gaps {
+            j.begin_object(None);
+            j.str("what", g.what);
+            j.str("qemu_7_2", &g.observed);
+            j.str("real_vtd", g.real_vtd);
+            j.end_object();
+        }
+        j.end_array();
         j.end_object();
     }
 }

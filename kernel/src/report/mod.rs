@@ -54,6 +54,8 @@ pub struct Report<'a> {
     pub dma_cases: &'a [Case],
     pub drivers: Option<&'a Drivers>,
     pub story: Option<&'a Story>,
+    /// Demonstration 8 (interrupt isolation), when it ran.
+    pub isolation: Option<&'a crate::demos::irq_isolation::Isolation>,
     pub problems: Vec<String>,
 }
 
@@ -229,6 +231,7 @@ impl Report<'_> {
             text_story(story);
         }
         self.text_interrupts();
+        self.text_isolation();
         if !self.dma_cases.is_empty() {
             println!("== DMA isolation proofs (edu)");
             for c in self.dma_cases {
@@ -514,6 +517,7 @@ impl Report<'_> {
         self.json_vtd(&mut j);
         self.json_story(&mut j);
         self.json_interrupts(&mut j);
+        self.json_isolation(&mut j);
         self.json_pci(&mut j);
         j.begin_array(Some("problems"));
         for p in &self.problems {
