@@ -43,6 +43,8 @@ pub const LAST_DEVICE_VECTOR: u8 = 0xef;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 static READY: AtomicBool = AtomicBool::new(false);
+/// TSC cycles `init` took (for the benchmark).
+static INIT_CYCLES: AtomicU64 = AtomicU64::new(0);
 static APIC_ID: AtomicU8 = AtomicU8::new(0);
 /// `fn(u8)` pointers as integers; 0 = no handler.
 static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
@@ -81,13 +83,20 @@ impl core::fmt::Display for IrqError {
 /// `cpu::init` loaded the IDT. On failure interrupts stay off and
 /// [`available`] stays false.
 pub fn init() -> Result<apic::ApicInfo, IrqError> {
+    let t0 = super::rdtsc();
     x86_64::instructions::interrupts::disable();
     let info = apic::init(SPURIOUS_VECTOR).map_err(IrqError::Apic)?;
     APIC_ID.store(info.id, Ordering::Relaxed);
     TABLE.lock().names[usize::from(SPURIOUS_VECTOR)] = "spurious";
     READY.store(true, Ordering::Release);
     x86_64::instructions::interrupts::enable();
+    INIT_CYCLES.store(super::rdtsc() - t0, Ordering::Relaxed);
     Ok(info)
+}
+
+/// TSC cycles the bring-up (PICs, APIC, `sti`) took.
+pub fn init_cycles() -> u64 {
+    INIT_CYCLES.load(Ordering::Relaxed)
 }
 
 /// Whether interrupts are delivered (the stack came up).

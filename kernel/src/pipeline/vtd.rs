@@ -183,6 +183,9 @@ pub struct UnitState {
     pub ir_note: String,
     /// Index-selective IEC invalidations issued after IRTE changes.
     pub iec_selective: u32,
+    /// TSC cycles enabling interrupt remapping took (table, IRTA, SIRTP,
+    /// global IEC, IRE).
+    pub ir_cycles: u64,
 }
 
 /// A mapping as the report shows it.
@@ -257,6 +260,8 @@ pub struct Vtd {
     pub faults_polled: usize,
     /// Why faults are polled (the fault-event interrupt is not in use).
     pub fault_irq_note: Option<String>,
+    /// TSC cycles setting up the fault event interrupt took.
+    pub fault_irq_cycles: u64,
 }
 
 /// Where a function's interrupt goes: the message it is programmed with
@@ -480,6 +485,7 @@ impl Vtd {
             faults_by_interrupt: 0,
             faults_polled: 0,
             fault_irq_note: None,
+            fault_irq_cycles: 0,
         };
         // No unit came up: the caller runs as without an IOMMU, so bus
         // mastering goes back to what firmware left, and there are no
@@ -512,7 +518,9 @@ impl Vtd {
             vtd.create_domains(groups);
         }
         vtd.map_rmrrs(dmar, seg, ram);
+        let t = crate::arch::rdtsc();
         vtd.enable_fault_interrupts();
+        vtd.fault_irq_cycles = crate::arch::rdtsc() - t;
         vtd
     }
 
@@ -967,6 +975,7 @@ fn bring_up(drhd: &Drhd, haw: u8, mm: &mut KernelMemory) -> Result<UnitState, St
     // Interrupt remapping after QI (Linux's order). A unit that cannot
     // remap still translates DMA; its devices get compatibility-format
     // messages, and VFIO-style claims of their groups are refused.
+    let t_ir = crate::arch::rdtsc();
     let (ir, ir_note) = if !unit.ecap().ir() {
         (None, String::from("ECAP.IR clear: the unit cannot remap interrupts"))
     } else {
@@ -980,6 +989,7 @@ fn bring_up(drhd: &Drhd, haw: u8, mm: &mut KernelMemory) -> Result<UnitState, St
     };
     let root = RootTable::new(mm).map_err(|e| format!("root table: {e}"))?;
     unit.set_root_table(mm, &root).map_err(|e| format!("root table: {e}"))?;
+    let ir_cycles = crate::arch::rdtsc() - t_ir;
     let geometry = Geometry::for_unit(unit.cap(), unit.ecap(), Geometry::DEFAULT_NEED_BITS)
         .map_err(|e| format!("{e}"))?
         .with_host_address_width(haw);
@@ -996,6 +1006,7 @@ fn bring_up(drhd: &Drhd, haw: u8, mm: &mut KernelMemory) -> Result<UnitState, St
         ir,
         ir_note,
         iec_selective: 0,
+        ir_cycles,
     })
 }
 

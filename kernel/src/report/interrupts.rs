@@ -167,6 +167,12 @@ impl Report<'_> {
         j.num("from_handler", self.vtd.map_or(0, |v| v.faults_by_interrupt as u64));
         j.num("polled", self.vtd.map_or(0, |v| v.faults_polled as u64));
         j.num("ring_dropped", crate::pipeline::fault_irq::dropped());
+        j.end_object();
+        // What the interrupt machinery costs at boot, in TSC cycles.
+        j.begin_object(Some("setup_cycles"));
+        j.num("stack", interrupts::init_cycles());
+        j.num("remapping", self.vtd.map_or(0, |v| v.units.iter().map(|u| u.ir_cycles).sum()));
+        j.num("fault_event", self.vtd.map_or(0, |v| v.fault_irq_cycles));
         if let Some(why) = self.vtd.and_then(|v| v.fault_irq_note.as_deref()) {
             j.str("why_polled", why);
         }
