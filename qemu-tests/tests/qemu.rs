@@ -552,6 +552,7 @@ fn edu_completions_by_interrupt() -> Result<(), String> {
     run.check(irq["available"] == true, "interrupts available")?;
     run.check(irq["unexpected"] == 0, "no interrupt on a vector without a handler")?;
     run.check(irq["edu_dma_by_interrupt"].as_u64().unwrap_or(0) >= 6, "edu DMA completions seen by interrupt")?;
+    run.check(irq["edu_dma_polled"] == 0, "none polled: the owner's edu has its MSI too (vfio-pci)")?;
     let fns = irq["functions"].as_array().ok_or("no interrupts.functions")?;
     run.check(fns.len() >= 3 && fns.iter().all(|f| f["kind"] == "MSI"), "each kernel-driven edu has MSI")?;
     let delivered = delivered_vectors(&run.stderr);

@@ -64,6 +64,11 @@ pub fn irq_handler(vector: u8) {
     LAST_STATUS[usize::from(vector)].fetch_or(status, Ordering::AcqRel);
 }
 
+/// Stop serving `vector` (the driver that set it up lets the device go).
+pub fn release_vector(vector: u8) {
+    VECTOR_BAR[usize::from(vector)].store(0, Ordering::Release);
+}
+
 /// The status bits acknowledged on `vector` since the last call.
 pub fn take_status(vector: u8) -> u32 {
     LAST_STATUS[usize::from(vector)].swap(0, Ordering::AcqRel)

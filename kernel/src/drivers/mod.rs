@@ -162,6 +162,9 @@ impl Drivers {
             edu.detach_irq();
         }
         if let Some(setup) = self.irqs[index].take() {
+            for &v in &setup.vectors {
+                edu::release_vector(v);
+            }
             irq::disable(ctx, setup);
         }
         if self.edus[index].take().is_some() || self.driver_name(index) == Some(VFIO_PCI) {
@@ -192,6 +195,21 @@ impl Drivers {
             // left without a driver).
             VFIO_PCI if f.header_type != 0 => {
                 return Err(format!("header type {:#x} is not a normal function (EINVAL)", f.header_type));
+            }
+            // The owner's interrupts (VFIO_DEVICE_SET_IRQS with MSI): the
+            // kernel allocates the vector and the IRTE, as Linux's vfio-pci
+            // does through the host's remapping domain; the owner is told
+            // through the handler. Only the edu is driven by the owner here,
+            // so its handler acknowledges the device.
+            VFIO_PCI if (f.vendor, f.device) == (EDU_VENDOR, EDU_DEVICE) => {
+                let mut edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
+                match irq::enable_msi(ctx, index, 1, VFIO_PCI, edu::irq_handler) {
+                    Ok(setup) => {
+                        edu.attach_irq(setup.vectors[0]);
+                        self.irqs[index] = Some(setup);
+                    }
+                    Err(e) => self.irq_errors[index] = Some(e),
+                }
             }
             PCIEPORT => {
                 // Linux pcie_portdrv_probe accepts only these port types.
