@@ -10,6 +10,7 @@
 //! - register names: [`regs`]; capability walks: [`caps`]
 //! - enumeration order and bus-number checks: [`enumerate`], result: [`topology`]
 //! - ACS judgement and enabling: [`acs`]; ACS quirk table: [`acs_quirks`]
+//! - MSI/MSI-X capabilities and message formats: [`msi`]
 //! - DMA alias walk: [`alias`]; DMA alias quirk table: [`dma_alias_fixups`]
 #![no_std]
 #![deny(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod devfn_mask;
 pub mod dma_alias_fixups;
 pub mod enumerate;
 pub mod ids;
+pub mod msi;
 pub mod pciehp;
 pub mod port_services;
 pub mod regs;

@@ -153,10 +153,24 @@ impl ConfigSpace for SimConfig {
 #[derive(Clone, Copy, Debug)]
 enum StdCap {
     Pm,
-    Msi,
-    Msix,
+    /// log2 of the vectors, 64-bit address, per-vector mask.
+    Msi {
+        mmc: u8,
+        is64: bool,
+        mask: bool,
+    },
+    /// Table size, table BIR and offset, PBA BIR and offset.
+    Msix {
+        size: u16,
+        table: u32,
+        pba: u32,
+    },
     Ssvid,
-    Pcie { port_type: u8, slot_hpc: Option<bool>, ari_fwd: bool },
+    Pcie {
+        port_type: u8,
+        slot_hpc: Option<bool>,
+        ari_fwd: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -270,12 +284,25 @@ impl SimFn {
         self.std_caps.push(StdCap::Pm);
         self
     }
-    pub fn msi(mut self) -> Self {
-        self.std_caps.push(StdCap::Msi);
+    /// One vector, 64-bit, no per-vector mask (edu, xio3130).
+    pub fn msi(self) -> Self {
+        self.msi_with(0, true, false)
+    }
+    /// An MSI capability sending `1 << mmc` vectors; the control, address,
+    /// data and mask registers are writable as on hardware.
+    pub fn msi_with(mut self, mmc: u8, is64: bool, mask: bool) -> Self {
+        self.std_caps.push(StdCap::Msi { mmc, is64, mask });
         self
     }
-    pub fn msix(mut self) -> Self {
-        self.std_caps.push(StdCap::Msix);
+    /// One entry, table and PBA in BAR0 (QEMU's pcie-root-port layout).
+    pub fn msix(self) -> Self {
+        self.msix_with(1, 0, 0, 0x800)
+    }
+    /// An MSI-X capability of `size` entries, table and PBA in BAR `bir`
+    /// at the given offsets.
+    pub fn msix_with(mut self, size: u16, bir: u8, table: u32, pba: u32) -> Self {
+        let bir = u32::from(bir);
+        self.std_caps.push(StdCap::Msix { size, table: table | bir, pba: pba | bir });
         self
     }
     pub fn ssvid(mut self) -> Self {
@@ -367,8 +394,8 @@ impl SimFn {
         for cap in &self.std_caps {
             let (id, len) = match cap {
                 StdCap::Pm => (PCI_CAP_ID_PM, 8),
-                StdCap::Msi => (PCI_CAP_ID_MSI, 0x18),
-                StdCap::Msix => (PCI_CAP_ID_MSIX, 0x0c),
+                StdCap::Msi { .. } => (PCI_CAP_ID_MSI, 0x18),
+                StdCap::Msix { .. } => (PCI_CAP_ID_MSIX, 0x0c),
                 StdCap::Ssvid => (PCI_CAP_ID_SSVID, 8),
                 StdCap::Pcie { .. } => (PCI_CAP_ID_EXP, 0x3c),
             };
@@ -398,6 +425,29 @@ impl SimFn {
                     put32(d, pos + PCI_EXP_DEVCAP2, PCI_EXP_DEVCAP2_ARI);
                     put16(w, pos + PCI_EXP_DEVCTL2, PCI_EXP_DEVCTL2_ARI);
                 }
+            }
+            match *cap {
+                StdCap::Msi { mmc, is64, mask } => {
+                    let flags = (u16::from(mmc) << 1) | if is64 { 0x80 } else { 0 } | if mask { 0x100 } else { 0 };
+                    put16(d, pos + 2, flags);
+                    put16(w, pos + 2, 0x0071);
+                    let data = if is64 { 0x0c } else { 0x08 };
+                    put32(w, pos + 4, 0xffff_fffc);
+                    if is64 {
+                        put32(w, pos + 8, u32::MAX);
+                    }
+                    put16(w, pos + data, u16::MAX);
+                    if mask {
+                        put32(w, pos + data + 4, u32::MAX);
+                    }
+                }
+                StdCap::Msix { size, table, pba } => {
+                    put16(d, pos + 2, size.saturating_sub(1) & 0x7ff);
+                    put16(w, pos + 2, 0xc000);
+                    put32(d, pos + 4, table);
+                    put32(d, pos + 8, pba);
+                }
+                _ => {}
             }
             link = pos + 1;
             pos += len;
@@ -505,7 +555,8 @@ pub mod qemu {
             .pcie(PCI_EXP_TYPE_ROOT_PORT)
             .slot(true)
             .slot_cap(QEMU_SLTCAP)
-            .msi()
+            // hw/pci-bridge/ioh3420.c: 2 vectors, 32-bit, per-vector mask.
+            .msi_with(1, false, true)
             .aer()
     }
     /// `x3130-upstream` (104c:8232).

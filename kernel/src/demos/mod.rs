@@ -5,6 +5,7 @@
 //! the self-tests of the failure paths (`selftest`).
 
 pub mod dmatest;
+pub mod irq_isolation;
 pub mod ownership;
 mod port_events;
 pub mod selftest;

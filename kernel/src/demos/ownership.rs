@@ -233,6 +233,19 @@ impl Stage<'_, '_> {
         let members = self.members(pos);
         let (ctx, drivers) = (&mut *self.ctx, &mut *self.drivers);
         let r = drivers.model.claim(pos, PASSTHROUGH, || {
+            // VFIO type1 refuses a group whose devices' interrupts are not
+            // remapped (vfio_iommu_type1_attach_group: -EPERM "No interrupt
+            // remapping support" unless allow_unsafe_interrupts, which this
+            // kernel does not have): a device handed out could otherwise
+            // send any vector, or NMI/INIT, with a write to 0xFEEx_xxxx.
+            // Linux detaches and releases the ownership again; refusing
+            // before any change leaves the same state.
+            if let Some(&i) = members.iter().find(|&&i| !ctx.vtd.interrupt_remapping_for(i)) {
+                return Err(("EPERM", format!(
+                    "No interrupt remapping support for {} (vfio_iommu_type1_attach_group; allow_unsafe_interrupts not set)",
+                    ctx.topo.functions[i].bdf
+                )));
+            }
             // intel_iommu_attach_device refuses an RMRR-locked device the
             // (unmanaged) blocking domain: EPERM, before any change.
             if let Some(&i) = members.iter().find(|&&i| ctx.vtd.rmrr_locked(ctx.topo, i)) {
@@ -336,7 +349,7 @@ impl Stage<'_, '_> {
     pub(super) fn dma(&mut self, edu: &Edu, dir: Direction, iova: u64) -> Result<usize, String> {
         let hz = self.tsc_hz.ok_or("no TSC calibration")?;
         let deadline = Deadline::after_ms(hz, 2000);
-        edu.dma(dir, iova, 0, LEN, || !deadline.passed()).map_err(|e| format!("{e}"))?;
+        edu.dma(dir, iova, 0, LEN, deadline).map_err(|e| format!("{e}"))?;
         Ok(self.ctx.vtd.collect_faults())
     }
 }
@@ -469,11 +482,17 @@ pub fn demonstrate(
     // 1. Claim each owner group while portdrv stays bound.
     let mut claimed = Vec::new();
     let mut ports_kept = 0;
+    let mut no_ir = false;
     for &g in &owned {
         let shpc_here = shpc.iter().any(|&i| stage.group_pos(i) == Some(g));
         // A member that must keep its RMRR identity map: the claim fails.
         let rmrr_locked = stage.members(g).into_iter().any(|i| stage.ctx.vtd.rmrr_locked(topo, i));
-        let expected = if shpc_here || rmrr_locked { "EPERM" } else { "ok" };
+        // VFIO: no interrupt remapping, no claim.
+        let unremapped = stage.members(g).into_iter().any(|i| !stage.ctx.vtd.interrupt_remapping_for(i));
+        if unremapped {
+            no_ir = true;
+        }
+        let expected = if shpc_here || rmrr_locked || unremapped { "EPERM" } else { "ok" };
         let ports: Vec<usize> = stage
             .members(g)
             .into_iter()
@@ -501,7 +520,9 @@ pub fn demonstrate(
     // a claimed group; a claimed group without one does not show it.
     skip(
         1,
-        if claimed.is_empty() {
+        if claimed.is_empty() && no_ir {
+            Some("interrupt remapping is off: VFIO refuses to hand out a group (EPERM; see the claims)")
+        } else if claimed.is_empty() {
             Some("no group to hand out (no edu below a switch and no assign=)")
         } else if ports_kept == 0 {
             Some("no claimed group holds a port bound to pcieport (the claims are reported under this demonstration)")
@@ -554,8 +575,13 @@ pub fn demonstrate(
             Err(e) => stage.event(4, String::from("owner DMA"), Some(g), "ok", String::from("error"), e),
         }
     }
+    let no_owned = if no_ir {
+        "no edu in an owned group (interrupt remapping is off: VFIO refuses the claims)"
+    } else {
+        "no edu in an owned group"
+    };
     let why45 = if owned_edu.is_none() {
-        Some("no edu in an owned group")
+        Some(no_owned)
     } else if dma_edu.is_none() {
         Some("DMA demonstrations off (dma=off)")
     } else {
@@ -599,7 +625,7 @@ pub fn demonstrate(
             stage.event(5, format!("edu kernel driver DMA on {}", topo.functions[i].bdf), g, "ok", outcome, reason);
         }
     }
-    skip(5, owned_edu.is_none().then_some("no edu in an owned group"));
+    skip(5, owned_edu.is_none().then_some(no_owned));
 
     let why = super::port_events::play(&mut stage, ports, port_events);
     for (n, why) in (6..).zip(why) {

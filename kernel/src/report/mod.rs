@@ -2,6 +2,7 @@
 //! all rendered from the stage values alone, between fixed markers that the
 //! runner looks for.
 
+mod interrupts;
 pub mod json;
 pub mod names;
 
@@ -54,6 +55,8 @@ pub struct Report<'a> {
     pub drivers: Option<&'a Drivers>,
     pub ports: Option<&'a crate::drivers::portdrv::PortDrv>,
     pub story: Option<&'a Story>,
+    /// Demonstration 8 (interrupt isolation), when it ran.
+    pub isolation: Option<&'a crate::demos::irq_isolation::Isolation>,
     pub problems: Vec<String>,
 }
 
@@ -231,6 +234,8 @@ impl Report<'_> {
         if let Some(story) = self.story {
             text_story(story);
         }
+        self.text_interrupts();
+        self.text_isolation();
         if !self.dma_cases.is_empty() {
             println!("== DMA isolation proofs (edu)");
             for c in self.dma_cases {
@@ -516,6 +521,8 @@ impl Report<'_> {
         self.json_vtd(&mut j);
         self.json_story(&mut j);
         self.json_ports(&mut j);
+        self.json_interrupts(&mut j);
+        self.json_isolation(&mut j);
         self.json_pci(&mut j);
         j.begin_array(Some("problems"));
         for p in &self.problems {
