@@ -888,6 +888,23 @@ fn hotplug_demonstration() -> Result<(), String> {
         "the owner takes it",
     )?;
     run.check(j["port_services"]["hotplug_to_bound_us"].is_u64(), "the hot-add time is reported")?;
+    // The services ran from the ports' interrupts (MSI through IRTEs).
+    let ports = j["port_services"]["ports"].as_array().ok_or("no ports")?;
+    let dp = ports.iter().find(|p| p["bdf"] == "0000:02:00.0").ok_or("no 02:00.0")?;
+    run.check(
+        dp["irq_mode"] == "MSI" && dp["cpu_vectors"].as_array().is_some_and(|v| v.len() == 1),
+        "xio3130 downstream port: one MSI vector",
+    )?;
+    run.check(
+        j["port_services"]["waits_woken_by_interrupt"].as_u64().unwrap_or(0) >= 3
+            && j["port_services"]["waits_polled"] == 0,
+        "every wait was woken by a port interrupt",
+    )?;
+    let ioh = ports.iter().find(|p| p["bdf"] == "0000:00:04.0").ok_or("no ioh3420")?;
+    run.check(
+        ioh["irq_mode"] == "MSI" && ioh["vectors"] == 2,
+        "ioh3420: two MSI vectors, AER on message 1 (Linux's reallocation to max + 1)",
+    )?;
     // QEMU's view.
     run.check(
         run.stderr.contains(r#""event": "DEVICE_DELETED", "data": {"device": "edu1""#),

@@ -115,7 +115,6 @@ pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Allocate one vector for `handler`.
-#[allow(dead_code, reason = "driver API: the port-service driver (issue 12, pcieport) uses it")]
 pub fn alloc_vector(name: &'static str, handler: Handler) -> Result<u8, IrqError> {
     alloc_vectors(1, name, handler)
 }

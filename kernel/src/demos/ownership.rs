@@ -627,7 +627,7 @@ pub fn demonstrate(
     }
     skip(5, owned_edu.is_none().then_some(no_owned));
 
-    let why = super::port_events::play(&mut stage, ports, port_events);
+    let why = super::port_events::play(&mut stage, ports, port_events, &claimed);
     for (n, why) in (6..).zip(why) {
         demos.push(Demo { number: n, title: TITLES[usize::from(n) - 1], skipped: why });
     }

@@ -23,7 +23,7 @@
 //!    press for a cancelling second press and 1 s after power off; QEMU
 //!    needs neither, and this kernel acts at once.
 
-use super::ownership::{Stage, page};
+use super::ownership::Stage;
 use crate::drivers::edu::{Direction, EDU_DEVICE, EDU_VENDOR, Edu};
 use crate::drivers::portdrv::{PortDrv, ServiceEvent, wait_10ms};
 use crate::drivers::{EDU, PCIEPORT, VFIO_PCI};
@@ -80,7 +80,7 @@ fn find_site(stage: &Stage, pd: &PortDrv) -> Option<Site> {
 }
 
 /// Play 6 and 7; returns why each was skipped, if it was.
-pub(super) fn play(stage: &mut Stage, pd: Option<&mut PortDrv>, on: bool) -> [Option<String>; 2] {
+pub(super) fn play(stage: &mut Stage, pd: Option<&mut PortDrv>, on: bool, claimed: &[usize]) -> [Option<String>; 2] {
     let skip = |why: &str| [Some(String::from(why)), Some(String::from(why))];
     if !on {
         return skip("events=off");
@@ -92,6 +92,9 @@ pub(super) fn play(stage: &mut Stage, pd: Option<&mut PortDrv>, on: bool) -> [Op
             "no hot-plug downstream port on pcieport sharing its group with an edu below a root port with the AER service",
         );
     };
+    if !claimed.contains(&site.group) {
+        return skip("the owner could not take this group in demonstration 1 (see its claim)");
+    }
     // The owner takes the group again (demonstration 5 gave it back).
     let e = site.edu;
     if stage.drivers.driver_name(e).is_some() {
@@ -147,6 +150,7 @@ fn aer_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Option
     let (port, root) = (topo.functions[site.port].bdf, topo.functions[site.root].bdf);
     let before = stage.snapshot(site.group);
     // Armed: Root Error Status latches; the poll starts after the request.
+    pd.arm();
     println!("QMP-REQUEST aer {port} POISON_TLP");
     let r = pd.poll(stage.ctx, hz, EVENT_MS, |e| matches!(e, ServiceEvent::Aer { port, .. } if *port == site.root));
     let (outcome, reason) = match r {
@@ -244,6 +248,7 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     let gid = stage.group_id(site.group);
 
     // Hot-remove: the button (device_del), pciehp_disable_slot.
+    pd.arm();
     println!("QMP-REQUEST device_del {ebdf}");
     let (events, step) = wait_slot(stage, pd, port, hz, |s| matches!(s, Step::BlinkOff | Step::Disable))
         .map_err(|_| String::from(NO_ANSWER))?;
@@ -290,6 +295,7 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
 
     // Hot-add: presence and the button (device_add), pciehp_enable_slot.
     let t0 = crate::arch::rdtsc();
+    pd.arm();
     println!("QMP-REQUEST device_add edu {pbdf}");
     let (events, _) = wait_slot(stage, pd, port, hz, |s| s == Step::Enable)?;
     pd.slot_command(stage.ctx, port, pciehp::POWER_ON.0, pciehp::POWER_ON.1, hz)?;
@@ -324,14 +330,21 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     );
     pd.log.push(format!("hot-add: request to device enumerated and grouped: {added_us} us"));
 
-    // Its DMA faults: nothing attached.
+    // A kernel DMA driver is refused; the owner takes the device.
+    stage.bind(7, e, EDU, "EBUSY");
+    let t1 = crate::arch::rdtsc();
+    stage.bind(7, e, VFIO_PCI, "ok");
+    let bound_us = added_us + cycles_to_us(crate::arch::rdtsc() - t1, hz);
+    pd.log.push(format!("hot-add: request to device bound (vfio-pci, the owner's driver): about {bound_us} us"));
+    // Its DMA faults: nothing is attached to it (the owner has attached no
+    // domain to it yet, and the kernel gave it none). The owner drives it
+    // through vfio-pci, whose MSI setup signals the completion.
     let edu = Edu::probe(stage.ctx.ecam, ebdf).map_err(|x| format!("{x}"))?;
     stage.ctx.vtd.enable_bus_master(stage.ctx.ecam, topo, e)?;
     let faults = stage.dma(&edu, Direction::FromDevice, NO_DOMAIN_IOVA)?;
     let last = stage.ctx.vtd.faults.last().map(|f| format!("{}", f.record)).unwrap_or_default();
     let cmd = stage.ctx.ecam.read16(ebdf, PCI_COMMAND);
     stage.ctx.ecam.write16(ebdf, PCI_COMMAND, cmd & !PCI_COMMAND_MASTER);
-    let _ = page;
     stage.event(
         7,
         format!("DMA from the hot-added {ebdf} (no domain)"),
@@ -340,12 +353,6 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
         String::from(if faults == 1 { "fault" } else { "no fault" }),
         format!("{faults} fault(s) {last}"),
     );
-    // A kernel DMA driver is refused; the owner takes the device.
-    stage.bind(7, e, EDU, "EBUSY");
-    let t1 = crate::arch::rdtsc();
-    stage.bind(7, e, VFIO_PCI, "ok");
-    let bound_us = added_us + cycles_to_us(crate::arch::rdtsc() - t1, hz);
-    pd.log.push(format!("hot-add: request to device bound (vfio-pci, the owner's driver): about {bound_us} us"));
     pd.hotplug_to_bound_us = Some(bound_us);
     Ok(())
 }

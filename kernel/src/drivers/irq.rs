@@ -33,7 +33,6 @@ use pci::regs::{PCI_CAP_ID_MSI, PCI_CAP_ID_MSIX};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IrqKind {
     Msi,
-    #[allow(dead_code, reason = "driver API: the port-service driver (issue 12, pcieport) uses it")]
     Msix,
 }
 
@@ -67,7 +66,6 @@ impl MsixTable for MmioTable {
     }
 }
 
-#[allow(dead_code, reason = "driver API: the port-service driver (issue 12, pcieport) uses it")]
 fn table_in_window(addr: u64, entries: u32) -> Result<u64, String> {
     let end = addr + u64::from(entries) * pci::msi::PCI_MSIX_ENTRY_SIZE;
     if addr < 2 << 30 || end > 4 << 30 || !addr.is_multiple_of(16) {
@@ -121,7 +119,6 @@ pub fn enable_msi(
 }
 
 /// Enable MSI-X entries 0..`want` on function `index`, all on `handler`.
-#[allow(dead_code, reason = "driver API: the port-service driver (issue 12, pcieport) uses it")]
 pub fn enable_msix(
     ctx: &mut Ctx,
     index: usize,

@@ -19,11 +19,21 @@
 //!   these three (PMEIE is read-only, no device has DPC, LBMS/LABS never
 //!   set); the report says so.
 //!
-//! This kernel has no interrupt stack yet: every service runs in poll
-//! mode (`pciehp_poll_mode`), driven by [`PortDrv::poll`] with a TSC
-//! deadline. The vector plan is computed and reported; no MSI is programmed.
+//! Vectors are programmed through `drivers::irq` (a remappable-format
+//! message through an IRTE when interrupt remapping is on), as Linux does
+//! it: allocate the most the port offers, read the message numbers the
+//! services use, reallocate exactly max + 1. The services then run from
+//! their interrupts: [`PortDrv::arm`] snapshots the vectors' counters
+//! before a request, [`PortDrv::poll`] waits for one of them (TSC
+//! deadline) and runs the handlers' work (`pciehp_isr`/`pciehp_ist`,
+//! `aer_irq`/`aer_isr`). Without interrupts (the stack did not come up, a
+//! port with INTx only: this kernel has no IOAPIC driver, or with
+//! neither) the same work runs in poll mode every 10 ms, and the report
+//! says so.
 
+use super::irq::{self, IrqSetup};
 use super::{Ctx, Drivers, PCIEPORT};
+use crate::arch::interrupts;
 use crate::hw::clock::Deadline;
 use alloc::format;
 use alloc::string::String;
@@ -31,7 +41,7 @@ use alloc::vec::Vec;
 use pci::aer::{self, DeviceError, RootError};
 use pci::caps::PcieType;
 use pci::pciehp::{self, Slot, SlotCap, SlotRegs, Step};
-use pci::port_services::{IrqPlan, PortIrqFacts, PortServices, irq_plan};
+use pci::port_services::{IrqMode, IrqPlan, PortIrqFacts, PortServices, irq_plan};
 use pci::regs::*;
 use pci::{Bdf, ConfigSpace};
 
@@ -69,7 +79,27 @@ pub struct Port {
     /// The AER capability, when the AER service driver serves this port
     /// (root ports and RCECs: `aer_probe`).
     pub aer_root: Option<u16>,
+    /// The MSI/MSI-X vectors, when the services run from interrupts.
+    pub irq: Option<IrqSetup>,
 }
+
+impl Port {
+    /// The CPU vectors the port's services use (hot-plug/PME/bwnotif, AER).
+    pub fn vectors(&self) -> Vec<u8> {
+        let Some(s) = &self.irq else { return Vec::new() };
+        let mut v: Vec<u8> = [self.plan.pcie_vector, self.plan.aer_vector]
+            .iter()
+            .filter_map(|&n| s.vectors.get(usize::from(n)).copied())
+            .collect();
+        v.dedup();
+        v
+    }
+}
+
+/// The handler of a port-service vector: the interrupt layer counts it and
+/// sends the EOI; the work (reading and clearing status) runs in
+/// [`PortDrv::poll`], as Linux's threaded handlers do it.
+fn port_irq(_vector: u8) {}
 
 /// Something a service saw.
 #[derive(Clone, Debug)]
@@ -90,6 +120,11 @@ pub struct PortDrv {
     pub events: Vec<String>,
     /// Demonstration 7: from the hot-add request to the device bound.
     pub hotplug_to_bound_us: Option<u64>,
+    /// Counters of every port vector when the current wait was armed.
+    armed: Vec<(u8, u64)>,
+    /// Interrupts that woke a wait, and waits that ran by polling.
+    pub woken_by_irq: u64,
+    pub polled_waits: u64,
 }
 
 fn facts(ecam: &mut dyn ConfigSpace, f: &pci::Function, aer: Option<u16>, dpc: Option<u16>) -> PortIrqFacts {
@@ -105,6 +140,66 @@ fn facts(ecam: &mut dyn ConfigSpace, f: &pci::Function, aer: Option<u16>, dpc: O
         aer_message: aer.map_or(0, |a| RootError::message_number(ecam.read32(bdf, a + PCI_ERR_ROOT_STATUS))),
         dpc_message: dpc.map_or(0, |d| (ecam.read16(bdf, d + PCI_EXP_DPC_CAP) & PCI_EXP_DPC_IRQ) as u8),
     }
+}
+
+/// `pcie_init_service_irqs`: allocate the most MSI-X (then MSI) vectors
+/// the port offers, read the message numbers with them enabled (ioh3420
+/// moves AER to message 1 only once both its MSI vectors are on), and
+/// reallocate exactly max + 1. Returns the plan, the vectors when the
+/// services run from interrupts, and how they run.
+fn vectors(ctx: &mut Ctx, index: usize, services: PortServices) -> (IrqPlan, Option<IrqSetup>, String) {
+    let f = &ctx.topo.functions[index];
+    let (aer, dpc) = (f.caps.aer, f.caps.dpc);
+    let first = facts(ctx.ecam, f, aer, dpc);
+    let polled = |why: &str| format!("services polled with a TSC deadline ({why})");
+    if !interrupts::available() {
+        return (irq_plan(services, first), None, polled("no interrupt stack"));
+    }
+    let enable = |ctx: &mut Ctx, mode: IrqMode, n: u32| match mode {
+        IrqMode::MsiX => irq::enable_msix(ctx, index, n, "pcieport", port_irq),
+        _ => irq::enable_msi(ctx, index, n, "pcieport", port_irq),
+    };
+    let (mode, max) = match (first.msix_entries, first.msi_vectors) {
+        (Some(n), _) if n > 0 => (IrqMode::MsiX, u32::from(n).min(32)),
+        (_, Some(n)) if n > 0 => (IrqMode::Msi, u32::from(n).min(32)),
+        _ => {
+            let plan = irq_plan(services, first);
+            let why =
+                if plan.mode == IrqMode::Intx { "INTx only: no IOAPIC driver here" } else { "no MSI, MSI-X or INTx" };
+            return (plan, None, polled(why));
+        }
+    };
+    let setup = match enable(ctx, mode, max) {
+        Ok(s) => s,
+        Err(e) => return (irq_plan(services, first), None, polled(&format!("MSI setup failed: {e}"))),
+    };
+    let f = &ctx.topo.functions[index];
+    let plan = irq_plan(services, facts(ctx.ecam, f, aer, dpc));
+    if !matches!(plan.mode, IrqMode::MsiX | IrqMode::Msi) {
+        irq::disable(ctx, setup);
+        return (plan, None, polled("the message numbers do not fit the vectors"));
+    }
+    // Reallocate exactly what the message numbers need (MSI: a power of two).
+    let need = match mode {
+        IrqMode::MsiX => u32::from(plan.vectors),
+        _ => u32::from(plan.vectors).next_power_of_two(),
+    };
+    let setup = if setup.vectors.len() as u32 != need {
+        irq::disable(ctx, setup);
+        match enable(ctx, mode, u32::from(plan.vectors)) {
+            Ok(s) => s,
+            Err(e) => return (plan, None, polled(&format!("MSI reallocation failed: {e}"))),
+        }
+    } else {
+        setup
+    };
+    let how = format!(
+        "CPU vector{} {:?}, {}",
+        if setup.vectors.len() == 1 { "" } else { "s" },
+        setup.vectors,
+        if setup.routes.iter().any(|r| r.irte.is_some()) { "remapped through IRTEs" } else { "compatibility format" }
+    );
+    (plan, Some(setup), how)
 }
 
 /// Wait about 10 ms (a TSC deadline; no timer interrupt).
@@ -141,26 +236,28 @@ impl PortDrv {
                 Ok(()) => String::from("bus master on"),
                 Err(e) => format!("bus master refused: {e}"),
             };
-            let plan = irq_plan(services, facts(ctx.ecam, f, f.caps.aer, f.caps.dpc));
+            let (plan, irq, how) = vectors(ctx, index, services);
             me.log.push(format!(
-                "{bdf}: services {} ({}); vectors: {} x{} (hot-plug/PME/bwnotif message {}, AER message {}), not programmed: no interrupt stack, services polled with a TSC deadline",
+                "{bdf}: services {} ({}); vectors: {} x{} (hot-plug/PME/bwnotif message {}, AER message {}): {how}",
                 plan.services, master, plan.mode, plan.vectors, plan.pcie_vector, plan.aer_vector
             ));
-            let mut port = Port { index, bdf, plan, slot: None, aer_root: None };
+            let poll_mode = irq.is_none();
+            let mut port = Port { index, bdf, plan, slot: None, aer_root: None, irq };
             if plan.services.contains(PortServices::HP) {
                 let regs = SlotRegs { port: bdf, pcie };
                 let cap = regs.cap(ctx.ecam);
                 // pcie_init: clear the events firmware left.
                 ctx.ecam.write16(bdf, pcie + PCI_EXP_SLTSTA, pciehp::SLOT_EVENTS | PCI_EXP_SLTSTA_MRLSC);
-                let (cmd, mask) = pciehp::enable_notification(cap, true);
+                let (cmd, mask) = pciehp::enable_notification(cap, poll_mode);
                 let r = regs.command(ctx.ecam, cmd, mask, CMD_TRIES, || wait_10ms(hz));
                 let slot = Slot::new(regs.present(ctx.ecam), regs.powered(ctx.ecam));
                 me.log.push(format!(
-                    "{bdf}: pciehp: {cap}; notification {} (poll mode: ABPE {}, PDCE {}); slot {:?}",
+                    "{bdf}: pciehp: {cap}; notification {} ({}: ABPE {}, PDCE {}); slot {:?}",
                     match r {
                         Ok(v) => format!("Slot Control {v:#06x}"),
                         Err(e) => format!("command timed out (Slot Control {:#06x})", e.sltctl),
                     },
+                    if poll_mode { "poll mode" } else { "HPIE and CCIE on" },
                     if cmd & PCI_EXP_SLTCTL_ABPE != 0 { "on" } else { "off" },
                     if cmd & PCI_EXP_SLTCTL_PDCE != 0 { "on" } else { "off" },
                     slot.state
@@ -289,7 +386,16 @@ impl PortDrv {
         out
     }
 
-    /// Poll every 10 ms until `done` accepts an event or `ms` pass.
+    /// Arm the next wait: snapshot every port vector's counter, before the
+    /// request that will raise the interrupt is made.
+    pub fn arm(&mut self) {
+        self.armed = self.ports.iter().flat_map(|p| p.vectors()).map(|v| (v, interrupts::count(v))).collect();
+    }
+
+    /// Wait (armed by [`Self::arm`]) until `done` accepts an event or `ms`
+    /// pass. With interrupts: each time one of the ports' vectors fires,
+    /// run the services' work; every port without vectors is polled every
+    /// 10 ms as well (poll mode).
     pub fn poll(
         &mut self,
         ctx: &mut Ctx,
@@ -298,10 +404,32 @@ impl PortDrv {
         mut done: impl FnMut(&ServiceEvent) -> bool,
     ) -> Result<ServiceEvent, String> {
         let deadline = Deadline::after_ms(hz, ms);
+        let all_irq = !self.armed.is_empty() && self.ports.iter().all(|p| p.irq.is_some());
+        if all_irq {
+            loop {
+                let fired = |armed: &[(u8, u64)]| armed.iter().any(|&(v, seen)| interrupts::count(v) > seen);
+                if !interrupts::wait_until(deadline, || fired(&self.armed)) {
+                    return Err(format!("no service interrupt within {ms} ms"));
+                }
+                self.woken_by_irq += 1;
+                self.arm();
+                let mut found = None;
+                for e in self.poll_once(ctx) {
+                    self.events.push(describe(ctx, &e));
+                    if found.is_none() && done(&e) {
+                        found = Some(e);
+                    }
+                }
+                if let Some(e) = found {
+                    return Ok(e);
+                }
+            }
+        }
+        self.polled_waits += 1;
         loop {
             let mut found = None;
             for e in self.poll_once(ctx) {
-                self.events.push(format!("{e:?}"));
+                self.events.push(describe(ctx, &e));
                 if found.is_none() && done(&e) {
                     found = Some(e);
                 }
@@ -316,7 +444,8 @@ impl PortDrv {
         }
     }
 
-    /// A Slot Control command on `port`'s slot, waiting for completion.
+    /// A Slot Control command on `port`'s slot, waiting for completion
+    /// (polled: the completion interrupt also arrives and is counted).
     pub fn slot_command(&self, ctx: &mut Ctx, port: usize, cmd: u16, mask: u16, hz: u64) -> Result<u16, String> {
         let hp = self.port(port).and_then(|p| p.slot).ok_or("not a hot-plug port")?;
         if mask == 0 {
@@ -325,5 +454,23 @@ impl PortDrv {
         hp.regs
             .command(ctx.ecam, cmd, mask, CMD_TRIES, || wait_10ms(hz))
             .map_err(|e| format!("hot-plug command timed out (Slot Control {:#06x})", e.sltctl))
+    }
+}
+
+/// One line for the report.
+fn describe(ctx: &Ctx, e: &ServiceEvent) -> String {
+    match e {
+        ServiceEvent::Slot { port, events, step } => format!(
+            "{} pciehp: slot events {} -> {step:?}",
+            ctx.topo.functions[*port].bdf,
+            pciehp::event_names(*events)
+        ),
+        ServiceEvent::Aer { port, error, source, .. } => format!(
+            "{} AER: Root Error Status {:#x}, Error Source Id {:#x} (source {})",
+            ctx.topo.functions[*port].bdf,
+            error.status,
+            error.source,
+            source.map_or(String::from("?"), |s| format!("{s}"))
+        ),
     }
 }

@@ -107,4 +107,10 @@ impl Json {
         self.sep();
         self.string_raw(v);
     }
+
+    /// An array element that is a number.
+    pub fn item_num(&mut self, v: u64) {
+        self.sep();
+        let _ = write!(self.out, "{v}");
+    }
 }

@@ -800,6 +800,10 @@ fn text_ports(p: &crate::drivers::portdrv::PortDrv) {
     for l in &p.events {
         println!("  event: {l}");
     }
+    println!(
+        "  waits for a service event: {} woken by the port's interrupt, {} in poll mode",
+        p.woken_by_irq, p.polled_waits
+    );
     println!("  What QEMU 7.2 cannot show:");
     for l in QEMU_CANNOT {
         println!("    {l}");
@@ -854,6 +858,11 @@ impl Report<'_> {
                 None => j.null("slot_state"),
             }
             j.bool("aer_root", port.aer_root.is_some());
+            j.begin_array(Some("cpu_vectors"));
+            for v in port.irq.as_ref().map(|s| s.vectors.clone()).unwrap_or_default() {
+                j.item_num(u64::from(v));
+            }
+            j.end_array();
             j.end_object();
         }
         j.end_array();
@@ -869,6 +878,8 @@ impl Report<'_> {
             j.item_str(l);
         }
         j.end_array();
+        j.num("waits_woken_by_interrupt", p.woken_by_irq);
+        j.num("waits_polled", p.polled_waits);
         match p.hotplug_to_bound_us {
             Some(us) => j.num("hotplug_to_bound_us", us),
             None => j.null("hotplug_to_bound_us"),
