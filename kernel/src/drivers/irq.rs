@@ -135,8 +135,12 @@ pub fn enable_msix(
     let table = cap.table_address(ctx.ecam, bdf).map_err(|e| format!("{bdf}: {e}"))?;
     let table = table_in_window(table, cap.table_size).map_err(|e| format!("{bdf}: {e}"))?;
     // Memory decoding must be on for the table to answer.
+    // (Only a change is written: every Command write to a bridge makes
+    // QEMU re-render every address space.)
     let cmd = pci::ConfigSpace::read16(ctx.ecam, bdf, pci::regs::PCI_COMMAND);
-    pci::ConfigSpace::write16(ctx.ecam, bdf, pci::regs::PCI_COMMAND, cmd | 0x2);
+    if cmd & 0x2 == 0 {
+        pci::ConfigSpace::write16(ctx.ecam, bdf, pci::regs::PCI_COMMAND, cmd | 0x2);
+    }
     let mut vectors = Vec::new();
     let mut routes = Vec::new();
     for _ in 0..want {

@@ -202,6 +202,14 @@ fn vectors(ctx: &mut Ctx, index: usize, services: PortServices) -> (IrqPlan, Opt
     (plan, Some(setup), how)
 }
 
+/// Set `bits` in a 16-bit register, writing only when something changes.
+fn set_bits16(ecam: &mut dyn ConfigSpace, bdf: Bdf, reg: u16, bits: u16) {
+    let v = ecam.read16(bdf, reg);
+    if v != u16::MAX && v & bits != bits {
+        ecam.write16(bdf, reg, v | bits);
+    }
+}
+
 /// Wait about 10 ms (a TSC deadline; no timer interrupt).
 pub fn wait_10ms(hz: u64) {
     let d = Deadline::after_ms(hz, 10);
@@ -228,9 +236,11 @@ impl PortDrv {
                 continue;
             }
             let Some(pcie) = f.caps.pcie.map(|p| p.offset) else { continue };
-            // pci_enable_device: a bridge decodes memory and I/O for its windows.
-            let cmd = ctx.ecam.read16(bdf, PCI_COMMAND);
-            ctx.ecam.write16(bdf, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY | 0x1);
+            // pci_enable_device: a bridge decodes memory and I/O for its
+            // windows (firmware has normally done it). Every write of a
+            // bridge's Command register makes QEMU re-render every address
+            // space, so only a change is written.
+            set_bits16(ctx.ecam, bdf, PCI_COMMAND, PCI_COMMAND_MEMORY | 0x1);
             // pci_set_master, through the gate.
             let master = match ctx.vtd.enable_bus_master(ctx.ecam, topo, index) {
                 Ok(()) => String::from("bus master on"),
@@ -320,10 +330,8 @@ impl PortDrv {
             if !matches!(f.pcie_type, Some(PcieType::RootPort | PcieType::Upstream | PcieType::Downstream)) {
                 continue;
             }
-            let bc = ctx.ecam.read16(f.bdf, PCI_BRIDGE_CONTROL);
-            ctx.ecam.write16(f.bdf, PCI_BRIDGE_CONTROL, bc | PCI_BRIDGE_CTL_SERR);
-            let cmd = ctx.ecam.read16(f.bdf, PCI_COMMAND);
-            ctx.ecam.write16(f.bdf, PCI_COMMAND, cmd | PCI_COMMAND_SERR);
+            set_bits16(ctx.ecam, f.bdf, PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_SERR);
+            set_bits16(ctx.ecam, f.bdf, PCI_COMMAND, PCI_COMMAND_SERR);
             if i != root
                 && let Some(p) = f.caps.pcie
             {
