@@ -188,7 +188,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         && v.translation_enabled()
     {
         let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
-        ports = Some(drivers::portdrv::PortDrv::register(&mut ctx, drv, hz));
+        ports = Some(drivers::portdrv::PortDrv::register(&mut ctx, drv, hz, options.port_irq));
         clock.mark("port-services");
     }
 

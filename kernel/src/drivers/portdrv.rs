@@ -147,13 +147,16 @@ fn facts(ecam: &mut dyn ConfigSpace, f: &pci::Function, aer: Option<u16>, dpc: O
 /// moves AER to message 1 only once both its MSI vectors are on), and
 /// reallocate exactly max + 1. Returns the plan, the vectors when the
 /// services run from interrupts, and how they run.
-fn vectors(ctx: &mut Ctx, index: usize, services: PortServices) -> (IrqPlan, Option<IrqSetup>, String) {
+fn vectors(ctx: &mut Ctx, index: usize, services: PortServices, use_irq: bool) -> (IrqPlan, Option<IrqSetup>, String) {
     let f = &ctx.topo.functions[index];
     let (aer, dpc) = (f.caps.aer, f.caps.dpc);
     let first = facts(ctx.ecam, f, aer, dpc);
     let polled = |why: &str| format!("services polled with a TSC deadline ({why})");
     if !interrupts::available() {
-        return (irq_plan(services, first), None, polled("no interrupt stack"));
+        return (irq_plan(services, first), None, polled("interrupts unavailable"));
+    }
+    if !use_irq {
+        return (irq_plan(services, first), None, polled("port-irq=off"));
     }
     let enable = |ctx: &mut Ctx, mode: IrqMode, n: u32| match mode {
         IrqMode::MsiX => irq::enable_msix(ctx, index, n, "pcieport", port_irq),
@@ -221,7 +224,8 @@ pub fn wait_10ms(hz: u64) {
 impl PortDrv {
     /// `pcie_port_device_register` for every function bound to pcieport.
     /// Runs once translation is on (the bus-master gate requires it).
-    pub fn register(ctx: &mut Ctx, drivers: &Drivers, hz: u64) -> Self {
+    /// `use_irq` false (`port-irq=off`) keeps every port in poll mode.
+    pub fn register(ctx: &mut Ctx, drivers: &Drivers, hz: u64, use_irq: bool) -> Self {
         let mut me = Self::default();
         let topo = ctx.topo;
         for index in 0..topo.functions.len() {
@@ -246,7 +250,7 @@ impl PortDrv {
                 Ok(()) => String::from("bus master on"),
                 Err(e) => format!("bus master refused: {e}"),
             };
-            let (plan, irq, how) = vectors(ctx, index, services);
+            let (plan, irq, how) = vectors(ctx, index, services, use_irq);
             me.log.push(format!(
                 "{bdf}: services {} ({}); vectors: {} x{} (hot-plug/PME/bwnotif message {}, AER message {}): {how}",
                 plan.services, master, plan.mode, plan.vectors, plan.pcie_vector, plan.aer_vector
