@@ -718,7 +718,7 @@ fn interrupt_isolation_demonstration() -> Result<(), String> {
     run.check(run.stderr.contains("vtd_irte_get: index too large: ind=0x100"), "QEMU: index beyond the table")?;
     let gaps = iso["qemu_gaps"].as_array().ok_or("no qemu_gaps")?;
     run.check(
-        gaps.len() == 4 && gaps.iter().all(|g| g["real_vtd"].as_str().is_some_and(|s| !s.is_empty())),
+        gaps.len() == 5 && gaps.iter().all(|g| g["real_vtd"].as_str().is_some_and(|s| !s.is_empty())),
         "the QEMU 7.2 gaps are listed with what real VT-d does",
     )?;
     run.check(
