@@ -386,6 +386,38 @@ pub fn indicators(cap: SlotCap, power: Option<u16>, attention: Option<u16>) -> (
     (cmd, mask)
 }
 
+/// The Slot Control commands of `pciehp_handle_button_press` on an
+/// occupied slot: power indicator blinking, attention indicator off.
+pub fn button_blink(cap: SlotCap) -> alloc::vec::Vec<(u16, u16)> {
+    nonempty([indicators(cap, Some(PCI_EXP_SLTCTL_PWR_IND_BLINK), Some(PCI_EXP_SLTCTL_ATTN_IND_OFF))])
+}
+
+/// `remove_board` after the functions are gone: power off (when there is
+/// a power controller), then the power indicator off. QEMU 7.2 completes
+/// a `device_del` exactly when Slot Control reaches both.
+pub fn power_off_sequence(cap: SlotCap) -> alloc::vec::Vec<(u16, u16)> {
+    let off = if cap.power_controller() { POWER_OFF } else { (0, 0) };
+    nonempty([off, indicators(cap, Some(PCI_EXP_SLTCTL_PWR_IND_OFF), None)])
+}
+
+/// `board_added` before the device is looked for: power on, power
+/// indicator blinking.
+pub fn power_on_sequence(cap: SlotCap) -> alloc::vec::Vec<(u16, u16)> {
+    let on = if cap.power_controller() { POWER_ON } else { (0, 0) };
+    nonempty([on, indicators(cap, Some(PCI_EXP_SLTCTL_PWR_IND_BLINK), None)])
+}
+
+/// `board_added` once the functions are configured: power indicator on,
+/// attention indicator off.
+pub fn configured_sequence(cap: SlotCap) -> alloc::vec::Vec<(u16, u16)> {
+    nonempty([indicators(cap, Some(PCI_EXP_SLTCTL_PWR_IND_ON), Some(PCI_EXP_SLTCTL_ATTN_IND_OFF))])
+}
+
+/// Commands with an empty mask write nothing and are left out.
+fn nonempty<const N: usize>(cmds: [(u16, u16); N]) -> alloc::vec::Vec<(u16, u16)> {
+    cmds.into_iter().filter(|&(_, mask)| mask != 0).collect()
+}
+
 #[cfg(all(test, feature = "sim"))]
 mod tests {
     use super::*;
@@ -501,6 +533,36 @@ mod tests {
         let mut s = Slot::new(false, false);
         assert_eq!(s.on_events(PCI_EXP_SLTSTA_ABP, false), Step::BlinkOn);
         assert_eq!(s.on_events(PCI_EXP_SLTSTA_PDC, false), Step::Cancelled { on: false });
+    }
+
+    #[test]
+    fn remove_and_add_sequences_reach_what_qemu_waits_for() {
+        let (mut cfg, regs) = slot();
+        let cap = regs.cap(&mut cfg);
+        let run = |cfg: &mut SimConfig, seq: alloc::vec::Vec<(u16, u16)>| {
+            for (cmd, mask) in seq {
+                regs.command(cfg, cmd, mask, 2, || {}).expect("completes");
+            }
+        };
+        // device_del: the button blinks, then power off and indicator off.
+        run(&mut cfg, button_blink(cap));
+        assert_eq!(regs.control(&mut cfg) & (PCI_EXP_SLTCTL_PIC | PCI_EXP_SLTCTL_AIC), 0x2c0);
+        let before = cfg.writes.len();
+        run(&mut cfg, power_off_sequence(cap));
+        assert_eq!(cfg.writes.len() - before, 4, "two commands, each followed by the CC clear");
+        let ctl = regs.control(&mut cfg);
+        assert_eq!(ctl & (PCI_EXP_SLTCTL_PCC | PCI_EXP_SLTCTL_PIC), 0x700, "power off, power indicator off");
+        assert!(!regs.powered(&mut cfg));
+        // device_add: power on and blink, then on and attention off.
+        run(&mut cfg, power_on_sequence(cap));
+        assert!(regs.powered(&mut cfg));
+        assert_eq!(regs.control(&mut cfg) & PCI_EXP_SLTCTL_PIC, PCI_EXP_SLTCTL_PWR_IND_BLINK);
+        run(&mut cfg, configured_sequence(cap));
+        assert_eq!(regs.control(&mut cfg) & (PCI_EXP_SLTCTL_PIC | PCI_EXP_SLTCTL_AIC), 0x1c0);
+        assert!(cfg.writes.iter().filter(|w| w.offset >= regs.pcie + PCI_EXP_SLTCTL).all(|w| w.size == 2));
+        // A slot without a power controller or indicators: nothing to write.
+        let bare = SlotCap(PCI_EXP_SLTCAP_HPC | PCI_EXP_SLTCAP_ABP);
+        assert!(power_off_sequence(bare).is_empty() && power_on_sequence(bare).is_empty());
     }
 
     #[test]

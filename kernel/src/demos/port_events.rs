@@ -218,17 +218,19 @@ fn wait_slot(
     }
 }
 
-fn indicators(
+/// Run a Slot Control command sequence of `pci::pciehp` on `port`'s slot.
+fn commands(
     stage: &mut Stage,
     pd: &PortDrv,
     port: usize,
     hz: u64,
-    power: Option<u16>,
-    attn: Option<u16>,
+    seq: impl FnOnce(pciehp::SlotCap) -> Vec<(u16, u16)>,
 ) -> Result<(), String> {
     let cap = pd.port(port).and_then(|p| p.slot).ok_or("no slot")?.cap;
-    let (cmd, mask) = pciehp::indicators(cap, power, attn);
-    pd.slot_command(stage.ctx, port, cmd, mask, hz).map(|_| ())
+    for (cmd, mask) in seq(cap) {
+        pd.slot_command(stage.ctx, port, cmd, mask, hz)?;
+    }
+    Ok(())
 }
 
 fn set_state(pd: &mut PortDrv, port: usize, f: impl FnOnce(&mut pciehp::Slot)) {
@@ -253,7 +255,7 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     let (events, step) = wait_slot(stage, pd, port, hz, |s| matches!(s, Step::BlinkOff | Step::Disable))
         .map_err(|_| String::from(NO_ANSWER))?;
     if step == Step::BlinkOff {
-        indicators(stage, pd, port, hz, Some(PCI_EXP_SLTCTL_PWR_IND_BLINK), Some(PCI_EXP_SLTCTL_ATTN_IND_OFF))?;
+        commands(stage, pd, port, hz, pciehp::button_blink)?;
         let mut next = Step::Nothing;
         set_state(pd, port, |s| next = s.button_work());
         if next != Step::Disable {
@@ -267,8 +269,7 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     stage.ctx.vtd.detach(topo, e, &[])?;
     stage.drivers.removed[e] = true;
     let context = stage.ctx.vtd.hardware_context(topo, e).iter().filter(|(_, c)| c.present()).count();
-    pd.slot_command(stage.ctx, port, pciehp::POWER_OFF.0, pciehp::POWER_OFF.1, hz)?;
-    indicators(stage, pd, port, hz, Some(PCI_EXP_SLTCTL_PWR_IND_OFF), None)?;
+    commands(stage, pd, port, hz, pciehp::power_off_sequence)?;
     set_state(pd, port, |s| s.disabled());
     // QEMU removes the device once the slot is off with its power indicator off.
     let gone_by = Deadline::after_ms(hz, 2000);
@@ -298,8 +299,7 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     pd.arm();
     println!("QMP-REQUEST device_add edu {pbdf}");
     let (events, _) = wait_slot(stage, pd, port, hz, |s| s == Step::Enable)?;
-    pd.slot_command(stage.ctx, port, pciehp::POWER_ON.0, pciehp::POWER_ON.1, hz)?;
-    indicators(stage, pd, port, hz, Some(PCI_EXP_SLTCTL_PWR_IND_BLINK), None)?;
+    commands(stage, pd, port, hz, pciehp::power_on_sequence)?;
     let there_by = Deadline::after_ms(hz, 1000);
     while vendor(stage, ebdf) == 0xffff && !there_by.passed() {
         wait_10ms(hz);
@@ -312,7 +312,7 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     let joined = rescan_and_group(stage, e)?;
     let bar = assign_bar(stage, port, ebdf)?;
     stage.drivers.removed[e] = false;
-    indicators(stage, pd, port, hz, Some(PCI_EXP_SLTCTL_PWR_IND_ON), Some(PCI_EXP_SLTCTL_ATTN_IND_OFF))?;
+    commands(stage, pd, port, hz, pciehp::configured_sequence)?;
     set_state(pd, port, |s| s.enabled(true));
     let context = stage.ctx.vtd.hardware_context(topo, e).iter().filter(|(_, c)| c.present()).count();
     let added_us = cycles_to_us(crate::arch::rdtsc() - t0, hz);
