@@ -687,12 +687,24 @@ fn no_remapping_no_claim() -> Result<(), String> {
 /// stderr line per blocked cause, naming the requester id and the handle
 /// the kernel forged.
 fn interrupt_isolation_demonstration() -> Result<(), String> {
-    let run = run_qemu(&["--json"]);
+    let run = run_qemu(&["--json", "--", "-trace", "e1000e_irq_msix_notify_vec", "-trace", "vtd_ir_remap"]);
     run.check(run.status == 0, "boot must pass")?;
     let j = run.json()?;
     let iso = &j["interrupt_isolation"];
     let cases = iso["cases"].as_array().ok_or("no interrupt_isolation.cases")?;
-    run.check(cases.len() == 4 && cases.iter().all(|c| c["outcome"] == "pass"), "the four cases pass")?;
+    run.check(cases.len() == 5 && cases.iter().all(|c| c["outcome"] == "pass"), "the five cases pass")?;
+    // The MSI-X case: QEMU's e1000e sent entry 0, and QEMU remapped it
+    // through the handle the kernel reports.
+    let msix_handle = cases[4]["detail"]
+        .as_str()
+        .and_then(|d| d.split("-> handle ").nth(1))
+        .and_then(|d| d.split_whitespace().next())
+        .ok_or("no MSI-X handle in the detail")?;
+    run.check(run.stderr.contains("e1000e_irq_msix_notify_vec MSI-X notify vector 0x0"), "QEMU: e1000e sent entry 0")?;
+    run.check(
+        run.stderr.lines().any(|l| l.starts_with(&format!("vtd_ir_remap index {msix_handle} "))),
+        &format!("QEMU remapped the MSI-X message through IRTE {msix_handle}"),
+    )?;
     let device = cases[0]["device"].as_str().unwrap_or("");
     let rid = |bdf: &str| -> Option<u64> {
         let (bus, rest) = bdf.strip_prefix("0000:")?.split_once(':')?;

@@ -4,8 +4,9 @@
 //! and bounded waits.
 //!
 //! The API a driver uses:
-//! - [`alloc_vector`] / [`alloc_vectors`] (an aligned block, for
-//!   multi-message MSI) with the handler and a name; [`free_vector`];
+//! - [`alloc_vector`] / [`alloc_vectors`] (an aligned block from
+//!   `platform::vectors`, host-tested, for multi-message MSI) with the
+//!   handler and a name; [`free_vector`];
 //!   [`set_handler`] to replace a handler.
 //! - the message to program: through the interrupt remapper
 //!   (`drivers::irq::enable_msi`/`enable_msix`, remappable format) or,
@@ -29,15 +30,12 @@ use super::apic;
 use crate::hw::clock::Deadline;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use pci::msi::MsiMessage;
+use platform::vectors::{VectorAllocator, VectorError};
 use spin::Mutex;
 
 /// A device interrupt handler, called with its vector, interrupts off.
 pub type Handler = fn(u8);
 
-/// First vector given to devices (0-31 are the CPU's exceptions).
-pub const FIRST_DEVICE_VECTOR: u8 = 0x20;
-/// Last vector given to devices: 0xf0-0xfe are left free, 0xff is spurious.
-pub const LAST_DEVICE_VECTOR: u8 = 0xef;
 /// The APIC's spurious vector (SVR bits 7:0; low nibble 0xf as the SDM
 /// recommends for older parts). Counted, never EOI'd (SDM §11.9).
 pub const SPURIOUS_VECTOR: u8 = 0xff;
@@ -53,28 +51,26 @@ static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
 
 struct Table {
-    used: [u64; 4],
+    /// Which vectors are taken (`platform::vectors`, host-tested).
+    used: VectorAllocator,
     names: [&'static str; 256],
 }
 
 /// Allocation state; taken only with interrupts off and never by handlers.
-static TABLE: Mutex<Table> = Mutex::new(Table { used: [0; 4], names: [""; 256] });
+static TABLE: Mutex<Table> = Mutex::new(Table { used: VectorAllocator::new(), names: [""; 256] });
 
 #[derive(Clone, Copy, Debug)]
 pub enum IrqError {
     Apic(apic::ApicError),
-    /// No free (aligned) block of vectors.
-    NoVector,
-    /// Not a power of two, or more than 32 (MSI's limit).
-    BadCount(u32),
+    /// No free block, or a bad count (`platform::vectors`).
+    Vector(VectorError),
 }
 
 impl core::fmt::Display for IrqError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Apic(e) => write!(f, "local APIC: {e}"),
-            Self::NoVector => f.write_str("no free interrupt vector"),
-            Self::BadCount(n) => write!(f, "{n} vectors: a block is a power of two up to 32"),
+            Self::Vector(e) => write!(f, "{e}"),
         }
     }
 }
@@ -124,25 +120,15 @@ pub fn alloc_vector(name: &'static str, handler: Handler) -> Result<u8, IrqError
 /// message number into the vector's low bits), all with `handler`.
 /// Returns the first.
 pub fn alloc_vectors(n: u32, name: &'static str, handler: Handler) -> Result<u8, IrqError> {
-    if !n.is_power_of_two() || n > 32 {
-        return Err(IrqError::BadCount(n));
-    }
     without_interrupts(|| {
         let mut t = TABLE.lock();
-        let used = |t: &Table, v: u32| t.used[(v / 64) as usize] & (1 << (v % 64)) != 0;
-        let mut base = u32::from(FIRST_DEVICE_VECTOR).next_multiple_of(n);
-        while base + n - 1 <= u32::from(LAST_DEVICE_VECTOR) {
-            if (base..base + n).all(|v| !used(&t, v)) {
-                for v in base..base + n {
-                    t.used[(v / 64) as usize] |= 1 << (v % 64);
-                    t.names[v as usize] = name;
-                    HANDLERS[v as usize].store(handler as usize, Ordering::Release);
-                }
-                return Ok(base as u8);
-            }
-            base += n;
+        let base = t.used.alloc(n).map_err(IrqError::Vector)?;
+        let block = usize::from(base)..usize::from(base) + n as usize;
+        t.names[block.clone()].fill(name);
+        for h in &HANDLERS[block] {
+            h.store(handler as usize, Ordering::Release);
         }
-        Err(IrqError::NoVector)
+        Ok(base)
     })
 }
 
@@ -151,8 +137,9 @@ pub fn alloc_vectors(n: u32, name: &'static str, handler: Handler) -> Result<u8,
 pub fn free_vector(vector: u8) {
     HANDLERS[usize::from(vector)].store(0, Ordering::Release);
     without_interrupts(|| {
-        let mut t = TABLE.lock();
-        t.used[usize::from(vector / 64)] &= !(1 << (vector % 64));
+        if let Err(e) = TABLE.lock().used.free(vector) {
+            log::warn!("interrupts: freeing: {e}");
+        }
     });
 }
 

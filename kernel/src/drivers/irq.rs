@@ -164,6 +164,29 @@ pub fn enable_msix(
     Ok(IrqSetup { index, kind: IrqKind::Msix, vectors, routes, cap: off, msix_table: Some(table) })
 }
 
+/// Mask MSI-X at the function (and every entry) but leave it enabled, then
+/// free the IRTEs and vectors: for a device model that must not see MSI-X
+/// turned off while it may still signal (QEMU 7.2's e1000e asserts it from
+/// its throttling timer). A message it still tries is held pending.
+pub fn quiesce_msix(ctx: &mut Ctx, setup: IrqSetup) {
+    let bdf = ctx.topo.functions[setup.index].bdf;
+    if let (IrqKind::Msix, Some(t)) = (setup.kind, setup.msix_table)
+        && let Ok(cap) = MsixCap::read(ctx.ecam, bdf, setup.cap)
+    {
+        let flags = pci::ConfigSpace::read16(ctx.ecam, bdf, setup.cap + pci::msi::PCI_MSIX_FLAGS);
+        pci::ConfigSpace::write16(
+            ctx.ecam,
+            bdf,
+            setup.cap + pci::msi::PCI_MSIX_FLAGS,
+            flags | pci::msi::PCI_MSIX_FLAGS_MASKALL,
+        );
+        for i in 0..cap.table_size {
+            let _ = cap.set_masked(&mut MmioTable(t), i, true);
+        }
+    }
+    release(ctx, &setup.vectors, &setup.routes);
+}
+
 /// Turn the capability off (INTx back on), free the IRTEs and vectors.
 pub fn disable(ctx: &mut Ctx, setup: IrqSetup) {
     let bdf = ctx.topo.functions[setup.index].bdf;
