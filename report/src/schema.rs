@@ -1,8 +1,9 @@
 //! The report's schema. Field names are the JSON keys. Everything the
-//! kernel alone knows (memory, ACPI, VT-d, ownership, timing) is optional
-//! or an empty list by default, so `iommu-explain` leaves it out; what the
-//! tool alone knows (the input's groups, the comparison, what would
-//! isolate a group) is optional the other way round.
+//! kernel alone knows (memory, ACPI, VT-d, ownership, interrupts, port
+//! services, timing) is optional or an empty list by default, so
+//! `iommu-explain` leaves it out; what the tool alone knows (the input's
+//! groups, the comparison, what would isolate a group) is optional the
+//! other way round.
 
 use alloc::string::String;
 use alloc::vec::Vec;
