@@ -84,6 +84,8 @@ setup() {
     fi
     cargo build --quiet --release -p kernel --target x86_64-unknown-none >&2 ||
         { echo "run-qemu.sh: kernel build failed" >&2; return 2; }
+    cargo build --quiet --release -p qmp-runner >&2 ||
+        { echo "run-qemu.sh: qmp-runner build failed" >&2; return 2; }
 }
 cd "$here"
 mkdir -p target
@@ -92,6 +94,7 @@ flock 9
 setup || exit 2
 flock -u 9
 kernel="$here/target/x86_64-unknown-none/release/kernel"
+qmp_runner="$here/target/release/qmp-runner"
 
 # Scenario: whitespace-separated QEMU arguments, '#' comments.
 scenario_text=$(cat -- "$scenario") || { echo "run-qemu.sh: cannot read scenario $scenario" >&2; exit 2; }
@@ -109,6 +112,8 @@ trap 'rm -rf "$tmp"' EXIT
 cmdline="report=$mode"
 [ -n "$append" ] && cmdline="$cmdline $append"
 
+# QMP: the kernel's requests (QMP-REQUEST lines on serial) are performed by
+# qmp-runner, which also passes the serial through.
 qemu=(qemu-system-x86_64 -machine q35,kernel-irqchip=split -m 256M -smp 1
       -nographic -nodefaults -no-reboot -serial stdio
       -device isa-debug-exit,iobase=0xf4,iosize=0x04
@@ -120,9 +125,13 @@ fi
 qemu+=("${devices[@]}" "${extra[@]}")
 
 if [ "$print_cmd" = 1 ]; then
+    # Printed without the QMP socket, which lives in a directory removed on
+    # exit (nothing answers requests then: benchmarks run with demos=off).
     printf '%s\n' "${qemu[@]}"
     exit 0
 fi
+
+qemu+=(-qmp "unix:$tmp/qmp.sock,server=on,wait=off")
 
 runner=(timeout --foreground -k 5 "$timeout_s")
 if [ "$gdb" = 1 ]; then
@@ -132,8 +141,10 @@ if [ "$gdb" = 1 ]; then
     echo "    gdb $kernel -ex 'target remote :1234'" >&2
 fi
 
-# Serial output: firmware escape codes and carriage returns stripped.
-clean() { sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\r//g'; }
+# Serial output: firmware escape codes and carriage returns stripped, then
+# through qmp-runner (QMP requests performed, QEMU's replies and events
+# on stderr as "qmp: ..." lines).
+clean() { sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\r//g' | "$qmp_runner" "$tmp/qmp.sock"; }
 
 set +e
 if [ "$mode" = text ]; then

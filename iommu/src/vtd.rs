@@ -19,6 +19,9 @@
 //! - [`inval`], [`qi`]: register-based (§6.5.1) and queued (§6.5.2)
 //!   invalidation; a unit uses exactly one of them.
 //! - [`fault`]: primary fault recording (§7.3, §11.4.14).
+//! - [`irq_remap`]: interrupt remapping (ch. 5, §9.10): IRTE encoding,
+//!   Linux `set_msi_sid`, the table and its allocator, IEC invalidation,
+//!   enabling IR after QI.
 //! - [`rmrr_devices`]: which devices an RMRR names and which of them may
 //!   not be handed out (Linux `device_is_rmrr_locked`).
 //! - [`unit_failure`]: which devices may DMA when a DRHD fails (stricter
@@ -38,6 +41,7 @@ pub mod error;
 pub mod fault;
 pub mod geometry;
 pub mod inval;
+pub mod irq_remap;
 pub mod mem;
 pub mod pagetable;
 pub mod qi;

@@ -16,7 +16,7 @@ mod hw; // hardware access: serial console, ECAM, MMIO, TSC clock, memory, ACPI 
 mod pipeline; // the boot stages: topology (enumeration, ACS, groups), VT-d
 mod report; // the text report, the JSON, device names
 
-use demos::{dmatest, ownership, selftest};
+use demos::{dmatest, irq_isolation, ownership, selftest};
 use hw::{clock, console, ecam, exit, firmware, memory};
 use pipeline::{topology, vtd};
 
@@ -52,6 +52,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     };
     arch::cpu::init();
     arch::paging::unmap_stack_guard();
+    // The interrupt stack: PICs and LINT0 masked, the xAPIC on, then `sti`.
+    let irq = arch::interrupts::init();
     let mut clock = Clock::new(entry_tsc);
     clock.mark_at("console", t_console);
     clock.mark("cpu");
@@ -87,6 +89,9 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         log::warn!("command line: ignoring unknown word {word:?}");
     }
     println!("vtd-kernel {VERSION}: PCIe enumeration, Linux 6.1 IOMMU groups, Intel VT-d");
+    if let Err(e) = &irq {
+        log::error!("interrupts unavailable ({e}): every wait polls instead");
+    }
     clock.mark("banner");
     if let Some(test) = options.test {
         selftest::run(test);
@@ -176,6 +181,18 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     clock.mark("translation");
     let tsc_hz = clock.tsc_hz();
 
+    // pcieport's services start once translation is on: a port masters the
+    // bus (for its own MSI) only through the bus-master gate.
+    let mut ports = None;
+    if let (Some(v), Some(seg), Some(drv), Some(hz)) = (vtd.as_mut(), segments.first(), bound.as_ref(), tsc_hz)
+        && let Some(groups) = &seg.groups
+        && v.translation_enabled()
+    {
+        let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
+        ports = Some(drivers::portdrv::PortDrv::register(&mut ctx, drv, hz, options.port_irq));
+        clock.mark("port-services");
+    }
+
     // The ownership story, then the VT-d isolation proofs on the edu
     // devices the kernel driver holds. `--groups` asks for the group list
     // only, so it runs no demonstration.
@@ -186,6 +203,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     let demos = options.demos && options.report != platform::cmdline::ReportFormat::Groups;
     let mut dma_cases = Vec::new();
     let mut story = None;
+    let mut isolation = None;
     let untranslated = vtd.as_ref().is_some_and(|v| !v.translation_enabled());
     if untranslated {
         let why = "VT-d translation is not on (see the errors above): no demonstration or DMA proof runs, and no device is let master the bus";
@@ -200,7 +218,15 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         && let Some(groups) = &seg.groups
     {
         let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
-        story = Some(ownership::demonstrate(&mut ctx, drv, setup, options.dma_demos, tsc_hz));
+        story = Some(ownership::demonstrate(
+            &mut ctx,
+            drv,
+            setup,
+            options.dma_demos,
+            tsc_hz,
+            ports.as_mut(),
+            options.events,
+        ));
         clock.mark("ownership");
         if let (true, Some(hz)) = (options.dma_demos, tsc_hz) {
             let edus: Vec<usize> = (0..seg.topology.functions.len())
@@ -210,6 +236,9 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
             dma_cases = runner.run(&edus);
             clock.mark("dma-proofs");
         }
+        let mut ctx = drivers::Ctx { vtd: v, ecam: &mut ecam, topo: &seg.topology, groups };
+        isolation = Some(irq_isolation::run(&mut ctx, drv, tsc_hz));
+        clock.mark("irq-isolation");
     }
     if let Some(v) = &vtd {
         problems.extend(v.problems.iter().cloned());
@@ -222,7 +251,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     }
     let failed = untranslated
         || dma_cases.iter().any(|c| matches!(c.outcome, dmatest::Outcome::Fail(_)))
-        || story.as_ref().is_some_and(|s| s.failed());
+        || story.as_ref().is_some_and(|s| s.failed())
+        || isolation.as_ref().is_some_and(|i: &irq_isolation::Isolation| i.failed());
 
     let report = report::Report {
         options: &options,
@@ -235,7 +265,9 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         vtd: vtd.as_ref(),
         dma_cases: &dma_cases,
         drivers: bound.as_ref(),
+        ports: ports.as_ref(),
         story: story.as_ref(),
+        isolation: isolation.as_ref(),
         problems,
     };
     clock.mark("report");

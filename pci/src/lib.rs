@@ -10,6 +10,7 @@
 //! - register names: [`regs`]; capability walks: [`caps`]
 //! - enumeration order and bus-number checks: [`enumerate`], result: [`topology`]
 //! - ACS judgement and enabling: [`acs`]; ACS quirk table: [`acs_quirks`]
+//! - MSI/MSI-X capabilities and message formats: [`msi`]
 //! - DMA alias walk: [`alias`]; DMA alias quirk table: [`dma_alias_fixups`]
 //! - SR-IOV virtual functions of enabled physical functions: [`sriov`]
 #![no_std]
@@ -19,6 +20,7 @@ extern crate alloc;
 
 pub mod acs;
 pub mod acs_quirks;
+pub mod aer;
 pub mod alias;
 pub mod caps;
 pub mod config;
@@ -26,6 +28,8 @@ pub mod devfn_mask;
 pub mod dma_alias_fixups;
 pub mod enumerate;
 pub mod ids;
+pub mod msi;
+pub mod pciehp;
 pub mod port_services;
 pub mod regs;
 #[cfg(feature = "sim")]

@@ -31,6 +31,18 @@ pub const PCI_CB_CAPABILITY_LIST: u16 = 0x14;
 pub const PCI_PRIMARY_BUS: u16 = 0x18;
 pub const PCI_SECONDARY_BUS: u16 = 0x19;
 pub const PCI_SUBORDINATE_BUS: u16 = 0x1a;
+pub const PCI_MEMORY_BASE: u16 = 0x20;
+pub const PCI_MEMORY_LIMIT: u16 = 0x22;
+pub const PCI_BRIDGE_CONTROL: u16 = 0x3e;
+/// Bridge Control: forward SERR# / ERR_ messages from the secondary side.
+pub const PCI_BRIDGE_CTL_SERR: u16 = 0x02;
+
+// --- Command register bits ---
+pub const PCI_COMMAND_MEMORY: u16 = 0x0002;
+pub const PCI_COMMAND_MASTER: u16 = 0x0004;
+pub const PCI_COMMAND_SERR: u16 = 0x0100;
+pub const PCI_COMMAND_INTX_DISABLE: u16 = 0x0400;
+pub const PCI_INTERRUPT_PIN: u16 = 0x3d;
 
 /// Legacy configuration space size; extended (ECAM) space is 4 KiB.
 pub const PCI_CFG_SPACE_SIZE: u16 = 256;
@@ -70,6 +82,53 @@ pub const PCI_EXP_LNKCAP_MLW: u32 = 0x0000_03f0;
 pub const PCI_EXP_SLTCAP: u16 = 0x14;
 /// Slot Capabilities: Hot-Plug Capable.
 pub const PCI_EXP_SLTCAP_HPC: u32 = 0x0000_0040;
+/// Slot Capabilities bits (`PCI_EXP_SLTCAP_*`).
+pub const PCI_EXP_SLTCAP_ABP: u32 = 0x0000_0001;
+pub const PCI_EXP_SLTCAP_PCP: u32 = 0x0000_0002;
+pub const PCI_EXP_SLTCAP_MRLSP: u32 = 0x0000_0004;
+pub const PCI_EXP_SLTCAP_AIP: u32 = 0x0000_0008;
+pub const PCI_EXP_SLTCAP_PIP: u32 = 0x0000_0010;
+pub const PCI_EXP_SLTCAP_HPS: u32 = 0x0000_0020;
+pub const PCI_EXP_SLTCAP_EIP: u32 = 0x0002_0000;
+pub const PCI_EXP_SLTCAP_NCCS: u32 = 0x0004_0000;
+pub const PCI_EXP_SLTCAP_PSN: u32 = 0xfff8_0000;
+pub const PCI_EXP_SLTCTL: u16 = 0x18;
+pub const PCI_EXP_SLTCTL_ABPE: u16 = 0x0001;
+pub const PCI_EXP_SLTCTL_PFDE: u16 = 0x0002;
+pub const PCI_EXP_SLTCTL_MRLSCE: u16 = 0x0004;
+pub const PCI_EXP_SLTCTL_PDCE: u16 = 0x0008;
+pub const PCI_EXP_SLTCTL_CCIE: u16 = 0x0010;
+pub const PCI_EXP_SLTCTL_HPIE: u16 = 0x0020;
+pub const PCI_EXP_SLTCTL_AIC: u16 = 0x00c0;
+pub const PCI_EXP_SLTCTL_ATTN_IND_ON: u16 = 0x0040;
+pub const PCI_EXP_SLTCTL_ATTN_IND_BLINK: u16 = 0x0080;
+pub const PCI_EXP_SLTCTL_ATTN_IND_OFF: u16 = 0x00c0;
+pub const PCI_EXP_SLTCTL_PIC: u16 = 0x0300;
+pub const PCI_EXP_SLTCTL_PWR_IND_ON: u16 = 0x0100;
+pub const PCI_EXP_SLTCTL_PWR_IND_BLINK: u16 = 0x0200;
+pub const PCI_EXP_SLTCTL_PWR_IND_OFF: u16 = 0x0300;
+/// Power Controller Control: 1 = off.
+pub const PCI_EXP_SLTCTL_PCC: u16 = 0x0400;
+pub const PCI_EXP_SLTCTL_PWR_ON: u16 = 0x0000;
+pub const PCI_EXP_SLTCTL_PWR_OFF: u16 = 0x0400;
+pub const PCI_EXP_SLTCTL_DLLSCE: u16 = 0x1000;
+pub const PCI_EXP_SLTSTA: u16 = 0x1a;
+pub const PCI_EXP_SLTSTA_ABP: u16 = 0x0001;
+pub const PCI_EXP_SLTSTA_PFD: u16 = 0x0002;
+pub const PCI_EXP_SLTSTA_MRLSC: u16 = 0x0004;
+pub const PCI_EXP_SLTSTA_PDC: u16 = 0x0008;
+pub const PCI_EXP_SLTSTA_CC: u16 = 0x0010;
+pub const PCI_EXP_SLTSTA_MRLSS: u16 = 0x0020;
+pub const PCI_EXP_SLTSTA_PDS: u16 = 0x0040;
+pub const PCI_EXP_SLTSTA_DLLSC: u16 = 0x0100;
+pub const PCI_EXP_DEVSTA: u16 = 0x0a;
+/// Device Control: correctable, non-fatal, fatal, unsupported request reporting.
+pub const PCI_EXP_AER_FLAGS: u16 = 0x000f;
+pub const PCI_EXP_RTCTL: u16 = 0x1c;
+/// Root Control: system error on correctable, non-fatal, fatal error.
+pub const PCI_EXP_RTCTL_SYSERR: u16 = 0x0007;
+/// PCIe Capabilities: Interrupt Message Number (bits 13:9).
+pub const PCI_EXP_FLAGS_IRQ: u16 = 0x3e00;
 pub const PCI_EXP_DEVCAP2: u16 = 0x24;
 /// Device Capabilities 2: ARI Forwarding Supported (downstream ports).
 pub const PCI_EXP_DEVCAP2_ARI: u32 = 0x0000_0020;
@@ -94,6 +153,21 @@ pub const PCI_EXT_CAP_ID_ACS: u16 = 0x0d;
 pub const PCI_EXT_CAP_ID_ARI: u16 = 0x0e;
 pub const PCI_EXT_CAP_ID_SRIOV: u16 = 0x10;
 pub const PCI_EXT_CAP_ID_DPC: u16 = 0x1d;
+
+// --- AER extended capability (PCIe Base 5.0 §7.8.4) ---
+pub const PCI_ERR_UNCOR_STATUS: u16 = 0x04;
+pub const PCI_ERR_UNCOR_MASK: u16 = 0x08;
+pub const PCI_ERR_UNCOR_SEVER: u16 = 0x0c;
+pub const PCI_ERR_COR_STATUS: u16 = 0x10;
+pub const PCI_ERR_COR_MASK: u16 = 0x14;
+pub const PCI_ERR_CAP: u16 = 0x18;
+pub const PCI_ERR_HEADER_LOG: u16 = 0x1c;
+pub const PCI_ERR_ROOT_COMMAND: u16 = 0x2c;
+pub const PCI_ERR_ROOT_STATUS: u16 = 0x30;
+pub const PCI_ERR_ROOT_ERR_SRC: u16 = 0x34;
+/// DPC capability register (Interrupt Message Number in bits 4:0).
+pub const PCI_EXP_DPC_CAP: u16 = 0x04;
+pub const PCI_EXP_DPC_IRQ: u16 = 0x001f;
 
 /// `PCI_EXT_CAP_ID(header)`.
 pub const fn pci_ext_cap_id(header: u32) -> u16 {

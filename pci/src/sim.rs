@@ -26,7 +26,13 @@ pub struct SimWrite {
 struct SimSpace {
     data: Vec<u8>,
     wmask: Vec<u8>,
+    /// Write-one-to-clear bits (status registers).
+    w1c: Vec<u8>,
     extended: bool,
+    /// Offset of Slot Control when the function has a slot: every write to
+    /// it is a command and sets Command Completed in Slot Status, as QEMU's
+    /// `pcie_cap_slot_write_config` does.
+    sltctl: Option<u16>,
 }
 
 /// The simulated segment(s): absent functions read all ones.
@@ -50,8 +56,8 @@ impl SimConfig {
 
     /// Place a function at `bdf` (replacing any there).
     pub fn add(&mut self, bdf: Bdf, f: SimFn) -> &mut Self {
-        let (data, wmask) = f.layout();
-        self.spaces.insert(bdf, SimSpace { data, wmask, extended: f.extended });
+        let (data, wmask, w1c, sltctl) = f.layout();
+        self.spaces.insert(bdf, SimSpace { data, wmask, w1c, extended: f.extended, sltctl });
         self
     }
 
@@ -71,6 +77,7 @@ impl SimConfig {
     pub fn peek16(&self, bdf: Bdf, offset: u16) -> u16 {
         self.get(bdf, offset, 2) as u16
     }
+    /// Read a dword directly (no write log), for test assertions.
     pub fn peek32(&self, bdf: Bdf, offset: u16) -> u32 {
         self.get(bdf, offset, 4)
     }
@@ -85,6 +92,25 @@ impl SimConfig {
             return 0xffff_0001 & (u32::MAX >> (32 - 8 * size));
         }
         self.get(bdf, offset, size)
+    }
+
+    /// The hardware sets `bits` in the register at `offset` (an event: a
+    /// status bit, a button press, an error), whatever the write masks say.
+    pub fn raise(&mut self, bdf: Bdf, offset: u16, size: usize, bits: u32) {
+        if let Some(s) = self.spaces.get_mut(&bdf) {
+            for i in 0..size {
+                s.data[usize::from(offset) + i] |= (bits >> (8 * i)) as u8;
+            }
+        }
+    }
+
+    /// The hardware clears `bits` (presence gone, power state changed).
+    pub fn lower(&mut self, bdf: Bdf, offset: u16, size: usize, bits: u32) {
+        if let Some(s) = self.spaces.get_mut(&bdf) {
+            for i in 0..size {
+                s.data[usize::from(offset) + i] &= !((bits >> (8 * i)) as u8);
+            }
+        }
     }
 
     fn get(&self, bdf: Bdf, offset: u16, size: usize) -> u32 {
@@ -113,6 +139,13 @@ impl SimConfig {
             let byte = (value >> (8 * i)) as u8;
             let m = s.wmask[start + i];
             s.data[start + i] = (s.data[start + i] & !m) | (byte & m);
+            s.data[start + i] &= !(byte & s.w1c[start + i]);
+        }
+        if let Some(ctl) = s.sltctl
+            && offset <= ctl
+            && ctl < offset + size as u16
+        {
+            s.data[usize::from(ctl) + 2] |= PCI_EXP_SLTSTA_CC as u8;
         }
     }
 }
@@ -147,11 +180,27 @@ impl ConfigSpace for SimConfig {
 #[derive(Clone, Copy, Debug)]
 enum StdCap {
     Pm,
-    Msi,
-    Msix,
+    /// log2 of the vectors, 64-bit address, per-vector mask.
+    Msi {
+        mmc: u8,
+        is64: bool,
+        mask: bool,
+    },
+    /// Table size, table BIR and offset, PBA BIR and offset.
+    Msix {
+        size: u16,
+        table: u32,
+        pba: u32,
+    },
     Ssvid,
-    Pcie { port_type: u8, slot_hpc: Option<bool>, ari_fwd: bool },
-    Pcix { status: u32 },
+    Pcie {
+        port_type: u8,
+        slot_hpc: Option<bool>,
+        ari_fwd: bool,
+    },
+    Pcix {
+        status: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -180,6 +229,8 @@ pub struct SimFn {
     wmask_pokes: Vec<(u16, u16)>,
     extended: bool,
     fill: u8,
+    /// Slot Capabilities bits besides Hot-Plug Capable.
+    slot_cap_extra: u32,
 }
 
 impl SimFn {
@@ -199,6 +250,7 @@ impl SimFn {
             wmask_pokes: Vec::new(),
             extended: true,
             fill: 0,
+            slot_cap_extra: 0,
         }
     }
     /// Every byte reads 0xff (a vanished device; vendor 0xffff = absent).
@@ -246,6 +298,11 @@ impl SimFn {
         }
         self
     }
+    /// Slot Capabilities bits besides Hot-Plug Capable (with `slot(true)`).
+    pub fn slot_cap(mut self, bits: u32) -> Self {
+        self.slot_cap_extra = bits;
+        self
+    }
     /// DEVCAP2 ARI Forwarding Supported on the PCIe cap.
     pub fn ari_forwarding(mut self) -> Self {
         for c in &mut self.std_caps {
@@ -259,12 +316,25 @@ impl SimFn {
         self.std_caps.push(StdCap::Pm);
         self
     }
-    pub fn msi(mut self) -> Self {
-        self.std_caps.push(StdCap::Msi);
+    /// One vector, 64-bit, no per-vector mask (edu, xio3130).
+    pub fn msi(self) -> Self {
+        self.msi_with(0, true, false)
+    }
+    /// An MSI capability sending `1 << mmc` vectors; the control, address,
+    /// data and mask registers are writable as on hardware.
+    pub fn msi_with(mut self, mmc: u8, is64: bool, mask: bool) -> Self {
+        self.std_caps.push(StdCap::Msi { mmc, is64, mask });
         self
     }
-    pub fn msix(mut self) -> Self {
-        self.std_caps.push(StdCap::Msix);
+    /// One entry, table and PBA in BAR0 (QEMU's pcie-root-port layout).
+    pub fn msix(self) -> Self {
+        self.msix_with(1, 0, 0, 0x800)
+    }
+    /// An MSI-X capability of `size` entries, table and PBA in BAR `bir`
+    /// at the given offsets.
+    pub fn msix_with(mut self, size: u16, bir: u8, table: u32, pba: u32) -> Self {
+        let bir = u32::from(bir);
+        self.std_caps.push(StdCap::Msix { size, table: table | bir, pba: pba | bir });
         self
     }
     pub fn ssvid(mut self) -> Self {
@@ -321,13 +391,15 @@ impl SimFn {
         self.poke16(offset, value as u16).poke16(offset + 2, (value >> 16) as u16)
     }
 
-    fn layout(&self) -> (Vec<u8>, Vec<u8>) {
+    fn layout(&self) -> (Vec<u8>, Vec<u8>, Vec<u8>, Option<u16>) {
         let mut d = vec![self.fill; 4096];
         let mut w = vec![0u8; 4096];
+        let mut c = vec![0u8; 4096];
+        let mut sltctl = None;
         if self.fill == 0 {
-            self.layout_header(&mut d);
-            self.layout_std_caps(&mut d, &mut w);
-            self.layout_ext_caps(&mut d, &mut w);
+            self.layout_header(&mut d, &mut w);
+            sltctl = self.layout_std_caps(&mut d, &mut w, &mut c);
+            self.layout_ext_caps(&mut d, &mut w, &mut c);
         }
         for &(off, v) in &self.pokes {
             if let Some(b) = d.get_mut(usize::from(off)) {
@@ -339,10 +411,12 @@ impl SimFn {
                 put16(&mut w, off, m);
             }
         }
-        (d, w)
+        (d, w, c, sltctl)
     }
 
-    fn layout_header(&self, d: &mut [u8]) {
+    fn layout_header(&self, d: &mut [u8], w: &mut [u8]) {
+        // Command: I/O, memory, bus master, SERR#, INTx disable.
+        put16(w, PCI_COMMAND, 0x0547);
         put16(d, PCI_VENDOR_ID, self.vendor);
         put16(d, PCI_DEVICE_ID, self.device);
         put32(d, PCI_CLASS_REVISION, (self.class << 8) | u32::from(self.revision));
@@ -352,21 +426,24 @@ impl SimFn {
             d[usize::from(PCI_PRIMARY_BUS)] = p;
             d[usize::from(PCI_SECONDARY_BUS)] = s;
             d[usize::from(PCI_SUBORDINATE_BUS)] = sub;
+            // Bridge Control: SERR# enable.
+            put16(w, PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_SERR);
         } else if self.header_type == PCI_HEADER_TYPE_NORMAL {
             put16(d, PCI_SUBSYSTEM_VENDOR_ID, self.subsystem.0);
             put16(d, PCI_SUBSYSTEM_ID, self.subsystem.1);
         }
     }
 
-    fn layout_std_caps(&self, d: &mut [u8], w: &mut [u8]) {
+    fn layout_std_caps(&self, d: &mut [u8], w: &mut [u8], c: &mut [u8]) -> Option<u16> {
+        let mut sltctl = None;
         let mut pos: u16 = PCI_STD_HEADER_SIZEOF;
         let mut link =
             if self.header_type == PCI_HEADER_TYPE_CARDBUS { PCI_CB_CAPABILITY_LIST } else { PCI_CAPABILITY_LIST };
         for cap in &self.std_caps {
             let (id, len) = match cap {
                 StdCap::Pm => (PCI_CAP_ID_PM, 8),
-                StdCap::Msi => (PCI_CAP_ID_MSI, 0x18),
-                StdCap::Msix => (PCI_CAP_ID_MSIX, 0x0c),
+                StdCap::Msi { .. } => (PCI_CAP_ID_MSI, 0x18),
+                StdCap::Msix { .. } => (PCI_CAP_ID_MSIX, 0x0c),
                 StdCap::Ssvid => (PCI_CAP_ID_SSVID, 8),
                 StdCap::Pcie { .. } => (PCI_CAP_ID_EXP, 0x3c),
                 StdCap::Pcix { .. } => (PCI_CAP_ID_PCIX, 8),
@@ -380,16 +457,47 @@ impl SimFn {
                 let slot = if slot_hpc.is_some() { PCI_EXP_FLAGS_SLOT } else { 0 };
                 put16(d, pos + PCI_EXP_FLAGS, 2 | (u16::from(port_type) << 4) | slot);
                 put32(d, pos + PCI_EXP_LNKCAP, 0x0000_0011); // 2.5 GT/s x1
+                put16(w, pos + PCI_EXP_DEVCTL, 0x000f);
+                put16(c, pos + PCI_EXP_DEVSTA, 0x000f);
                 if slot_hpc == Some(true) {
-                    put32(d, pos + PCI_EXP_SLTCAP, PCI_EXP_SLTCAP_HPC);
+                    put32(d, pos + PCI_EXP_SLTCAP, PCI_EXP_SLTCAP_HPC | self.slot_cap_extra);
+                    // QEMU 7.2: power on, indicators as firmware left them;
+                    // DLLSCE and PFDE are not writable.
+                    put16(w, pos + PCI_EXP_SLTCTL, 0x0ffd);
+                    put16(c, pos + PCI_EXP_SLTSTA, 0x011f);
+                    sltctl = Some(pos + PCI_EXP_SLTCTL);
+                }
+                if port_type == PCI_EXP_TYPE_ROOT_PORT || port_type == PCI_EXP_TYPE_RC_EC {
+                    put16(w, pos + PCI_EXP_RTCTL, 0x001f);
                 }
                 if ari_fwd {
                     put32(d, pos + PCI_EXP_DEVCAP2, PCI_EXP_DEVCAP2_ARI);
                     put16(w, pos + PCI_EXP_DEVCTL2, PCI_EXP_DEVCTL2_ARI);
                 }
             }
-            if let StdCap::Pcix { status } = *cap {
-                put32(d, pos + PCI_X_STATUS, status);
+            match *cap {
+                StdCap::Msi { mmc, is64, mask } => {
+                    let flags = (u16::from(mmc) << 1) | if is64 { 0x80 } else { 0 } | if mask { 0x100 } else { 0 };
+                    put16(d, pos + 2, flags);
+                    put16(w, pos + 2, 0x0071);
+                    let data = if is64 { 0x0c } else { 0x08 };
+                    put32(w, pos + 4, 0xffff_fffc);
+                    if is64 {
+                        put32(w, pos + 8, u32::MAX);
+                    }
+                    put16(w, pos + data, u16::MAX);
+                    if mask {
+                        put32(w, pos + data + 4, u32::MAX);
+                    }
+                }
+                StdCap::Msix { size, table, pba } => {
+                    put16(d, pos + 2, size.saturating_sub(1) & 0x7ff);
+                    put16(w, pos + 2, 0xc000);
+                    put32(d, pos + 4, table);
+                    put32(d, pos + 8, pba);
+                }
+                StdCap::Pcix { status } => put32(d, pos + PCI_X_STATUS, status),
+                _ => {}
             }
             link = pos + 1;
             pos += len;
@@ -397,9 +505,10 @@ impl SimFn {
         if !self.std_caps.is_empty() {
             put16(d, PCI_STATUS, PCI_STATUS_CAP_LIST);
         }
+        sltctl
     }
 
-    fn layout_ext_caps(&self, d: &mut [u8], w: &mut [u8]) {
+    fn layout_ext_caps(&self, d: &mut [u8], w: &mut [u8], c: &mut [u8]) {
         let mut pos: u16 = PCI_CFG_SPACE_SIZE;
         let mut prev: Option<u16> = None;
         for cap in &self.ext_caps {
@@ -427,7 +536,13 @@ impl SimFn {
                     put16(d, pos + PCI_SRIOV_TOTAL_VF, total);
                     put16(d, pos + PCI_SRIOV_INITIAL_VF, initial);
                 }
-                ExtCap::Aer | ExtCap::Dpc => {}
+                ExtCap::Aer => {
+                    put32(c, pos + PCI_ERR_UNCOR_STATUS, 0xffff_ffff);
+                    put32(c, pos + PCI_ERR_COR_STATUS, 0xffff_ffff);
+                    put32(w, pos + PCI_ERR_ROOT_COMMAND, 0x7);
+                    put32(c, pos + PCI_ERR_ROOT_STATUS, 0x7f);
+                }
+                ExtCap::Dpc => {}
             }
             prev = Some(pos);
             pos += len;
@@ -453,6 +568,15 @@ pub mod qemu {
 
     /// QEMU's ACS capability on downstream ports: SV|TB|RR|CR|UF|DT.
     pub const QEMU_ACS_CAP: u16 = 0x5f;
+    /// QEMU 7.2's Slot Capabilities besides HPC (`pcie_cap_slot_init`):
+    /// attention button, power controller, attention and power indicators,
+    /// hot-plug surprise, electromechanical interlock (0x0002007b in all).
+    pub const QEMU_SLTCAP: u32 = PCI_EXP_SLTCAP_ABP
+        | PCI_EXP_SLTCAP_PCP
+        | PCI_EXP_SLTCAP_AIP
+        | PCI_EXP_SLTCAP_PIP
+        | PCI_EXP_SLTCAP_HPS
+        | PCI_EXP_SLTCAP_EIP;
 
     /// q35 host bridge 00:00.0 (8086:29c0), conventional.
     pub fn q35_host() -> SimFn {
@@ -466,6 +590,7 @@ pub mod qemu {
             .bridge(0, secondary, subordinate)
             .pcie(PCI_EXP_TYPE_ROOT_PORT)
             .slot(true)
+            .slot_cap(QEMU_SLTCAP)
             .ari_forwarding()
             .msi()
             .pm()
@@ -479,7 +604,9 @@ pub mod qemu {
             .bridge(0, secondary, subordinate)
             .pcie(PCI_EXP_TYPE_ROOT_PORT)
             .slot(true)
-            .msi()
+            .slot_cap(QEMU_SLTCAP)
+            // hw/pci-bridge/ioh3420.c: 2 vectors, 32-bit, per-vector mask.
+            .msi_with(1, false, true)
             .aer()
     }
     /// `x3130-upstream` (104c:8232).
@@ -499,6 +626,7 @@ pub mod qemu {
             .bridge(primary, secondary, subordinate)
             .pcie(PCI_EXP_TYPE_DOWNSTREAM)
             .slot(true)
+            .slot_cap(QEMU_SLTCAP)
             .msi()
             .pm()
             .aer()

@@ -34,6 +34,12 @@ pub struct Options<'a> {
     /// `demos=off`: no demonstrations at all, only the boot pipeline and
     /// the report (what the benchmarks time).
     pub demos: bool,
+    /// `events=off`: no event story (demonstrations 6 and 7: AER injection
+    /// and hot-plug driven over QMP by the runner).
+    pub events: bool,
+    /// `port-irq=off`: the port services run in poll mode (no MSI/MSI-X
+    /// for pcieport), the fallback used when interrupts are unavailable.
+    pub port_irq: bool,
     /// Words that were not understood, reported once at boot.
     pub unknown: Vec<&'a str>,
 }
@@ -49,6 +55,8 @@ impl Default for Options<'_> {
             bind_shpc: Vec::new(),
             dma_demos: true,
             demos: true,
+            events: true,
+            port_irq: true,
             unknown: Vec::new(),
         }
     }
@@ -107,16 +115,17 @@ impl<'a> Options<'a> {
                 }
                 "assign" => o.assign.extend(value.split(',').filter(|s| !s.is_empty())),
                 "bind-shpc" => o.bind_shpc.extend(value.split(',').filter(|s| !s.is_empty())),
-                "dma" | "demos" => {
+                "dma" | "demos" | "events" | "port-irq" => {
                     let on = match value {
                         "on" => true,
                         "off" => false,
                         _ => return Err(bad()),
                     };
-                    if key == "dma" {
-                        o.dma_demos = on;
-                    } else {
-                        o.demos = on;
+                    match key {
+                        "dma" => o.dma_demos = on,
+                        "events" => o.events = on,
+                        "port-irq" => o.port_irq = on,
+                        _ => o.demos = on,
                     }
                 }
                 _ => o.unknown.push(word),
@@ -139,7 +148,7 @@ mod tests {
 
     #[test]
     fn all_keys() {
-        let o = Options::parse("log=debug test=page-fault report=json assign=0000:03:00.0,0000:04:00.0 bind-shpc=0000:01:00.0 dma=off demos=off foo bar=1").unwrap();
+        let o = Options::parse("log=debug test=page-fault report=json assign=0000:03:00.0,0000:04:00.0 bind-shpc=0000:01:00.0 dma=off demos=off events=off port-irq=off foo bar=1").unwrap();
         assert_eq!(o.log_level, LevelFilter::Debug);
         assert_eq!(o.test, Some("page-fault"));
         assert_eq!(o.report, ReportFormat::Json);
@@ -147,6 +156,8 @@ mod tests {
         assert_eq!(o.bind_shpc, vec!["0000:01:00.0"]);
         assert!(!o.dma_demos);
         assert!(!o.demos);
+        assert!(!o.events);
+        assert!(!o.port_irq);
         assert_eq!(o.unknown, vec!["foo", "bar=1"]);
     }
 
@@ -157,6 +168,7 @@ mod tests {
         assert!(Options::parse("test=").is_err());
         assert!(Options::parse("exit=late").is_err());
         assert!(Options::parse("demos=maybe").is_err());
+        assert!(Options::parse("events=maybe").is_err());
     }
 
     #[test]

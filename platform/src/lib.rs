@@ -17,3 +17,4 @@ pub mod frames;
 pub mod mcfg;
 pub mod memmap;
 pub mod start_info;
+pub mod vectors;

@@ -1,8 +1,9 @@
 //! The report's schema. Field names are the JSON keys. Everything the
-//! kernel alone knows (memory, ACPI, VT-d, ownership, timing) is optional
-//! or an empty list by default, so `iommu-explain` leaves it out; what the
-//! tool alone knows (the input's groups, the comparison, what would
-//! isolate a group) is optional the other way round.
+//! kernel alone knows (memory, ACPI, VT-d, ownership, interrupts, port
+//! services, timing) is optional or an empty list by default, so
+//! `iommu-explain` leaves it out; what the tool alone knows (the input's
+//! groups, the comparison, what would isolate a group) is optional the
+//! other way round.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -40,6 +41,16 @@ pub struct Report {
     pub dma_tests: Vec<DmaTest>,
     #[serde(default)]
     pub ownership: Option<Ownership>,
+    /// The PCIe port services and their events (kernel, when pcieport ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_services: Option<PortServices>,
+    /// The interrupt stack, its per-vector counters and routes (kernel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupts: Option<Interrupts>,
+    /// Demonstration 8: interrupt isolation by VT-d interrupt remapping
+    /// (kernel, when it ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupt_isolation: Option<InterruptIsolation>,
     /// Every PCI function, in Linux `device_add` order.
     pub functions: Vec<Function>,
     /// Every IOMMU group, in creation order.
@@ -276,6 +287,163 @@ pub struct Event {
     pub expected: String,
     pub outcome: String,
     pub reason: String,
+}
+
+/// The PCIe port services driver (pcieport) and what its services did
+/// (kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortServices {
+    pub ports: Vec<Port>,
+    /// What registration did, one line per port and service.
+    pub log: Vec<String>,
+    /// Every event the services handled.
+    pub events: Vec<String>,
+    /// What QEMU 7.2 cannot raise, so no run shows it.
+    pub qemu_cannot_show: Vec<String>,
+    pub waits_woken_by_interrupt: u64,
+    pub waits_polled: u64,
+    /// Demonstration 7: from the hot-add request to the device bound.
+    pub hotplug_to_bound_us: Option<u64>,
+}
+
+/// One port pcieport serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub bdf: String,
+    pub services: String,
+    /// `MSI-X`, `MSI` or `none` (poll mode).
+    pub irq_mode: String,
+    pub vectors: u8,
+    /// The hot-plug slot's state, when the port has a pciehp slot.
+    pub slot_state: Option<String>,
+    /// The AER service driver serves it (root ports and RCECs).
+    pub aer_root: bool,
+    /// The CPU vectors its services use.
+    pub cpu_vectors: Vec<u8>,
+}
+
+/// The interrupt stack (kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupts {
+    /// An xAPIC was found and the IDT installed; otherwise every wait polls.
+    pub available: bool,
+    pub apic_id: u8,
+    /// Interrupts on vectors without a handler.
+    pub unexpected: u64,
+    /// Every vector with a handler or an interrupt, and its counter.
+    pub vectors: Vec<VectorCount>,
+    /// Each function's MSI/MSI-X routes.
+    pub functions: Vec<FunctionIrq>,
+    pub edu_dma_by_interrupt: u64,
+    pub edu_dma_polled: u64,
+    /// Each unit's interrupt-remapping state.
+    pub remapping: Vec<RemappingUnit>,
+    pub dma_faults: FaultDelivery,
+    /// What the interrupt machinery cost at boot, in TSC cycles.
+    pub setup_cycles: InterruptSetupCycles,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VectorCount {
+    pub vector: u8,
+    pub name: String,
+    pub count: u64,
+}
+
+/// One function's MSI or MSI-X interrupts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionIrq {
+    pub bdf: String,
+    /// `MSI` or `MSI-X`.
+    pub kind: String,
+    pub routes: Vec<IrqRoute>,
+}
+
+/// One programmed message: its vectors and, when remapped, its IRTEs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IrqRoute {
+    /// First CPU vector and how many.
+    pub vector: u8,
+    pub count: u32,
+    pub address: u64,
+    pub data: u32,
+    /// The remapping unit and first IRTE index (`None`: compatibility
+    /// format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<u64>,
+    pub irte: Option<u16>,
+    /// Completion interrupts the device sent that never arrived.
+    pub missing: u64,
+    /// The IRTE's source-id check (SVT, SQ, SID), when remapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svt: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sq: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_check: Option<String>,
+}
+
+/// One unit's interrupt remapping.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemappingUnit {
+    pub unit: u64,
+    pub enabled: bool,
+    /// IRTA, table entries and entries in use, when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub irta: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<u64>,
+    /// Why it is off, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_off: Option<String>,
+    /// Index-selective interrupt-entry-cache invalidations.
+    pub iec_selective: u32,
+}
+
+/// How DMA fault records reach the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultDelivery {
+    /// `interrupt` or `polled`.
+    pub delivery: String,
+    pub vector: Option<u8>,
+    /// Records read by the fault-event handler, and by a polling sweep.
+    pub from_handler: u64,
+    pub polled: u64,
+    /// Records the handler's ring had no room for.
+    pub ring_dropped: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptSetupCycles {
+    /// IDT and xAPIC.
+    pub stack: u64,
+    /// Interrupt remapping, all units.
+    pub remapping: u64,
+    pub fault_event: u64,
+    /// Why faults are polled, when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_polled: Option<String>,
+}
+
+/// Demonstration 8: interrupt isolation (kernel).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptIsolation {
+    /// Its cases, in the form of the DMA isolation proofs.
+    pub cases: Vec<DmaTest>,
+    /// Where QEMU 7.2 differs from real VT-d (not counted as passes).
+    pub qemu_gaps: Vec<QemuGap>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QemuGap {
+    pub what: String,
+    /// What this run observed on QEMU 7.2.
+    pub qemu_7_2: String,
+    pub real_vtd: String,
 }
 
 /// One PCI function.

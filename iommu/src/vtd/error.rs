@@ -58,6 +58,9 @@ pub enum UnitError {
     OutOfFrames,
     /// A page-table or context-table operation failed.
     Map(MapError),
+    /// GSTS.CFIS stayed set: compatibility-format interrupts would bypass
+    /// interrupt remapping.
+    CompatibilityFormatOn,
 }
 
 impl From<MapError> for UnitError {
@@ -99,6 +102,9 @@ impl fmt::Display for UnitError {
             Self::QueueFull => write!(f, "VT-d invalidation queue full"),
             Self::OutOfFrames => write!(f, "VT-d: out of physical frames for tables"),
             Self::Map(e) => write!(f, "VT-d table: {e}"),
+            Self::CompatibilityFormatOn => {
+                write!(f, "VT-d GSTS.CFIS stays set: compatibility-format interrupts would bypass remapping")
+            }
         }
     }
 }

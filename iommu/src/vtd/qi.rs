@@ -164,6 +164,11 @@ impl<R: RegisterFile> Unit<R> {
         self.qi_submit_sync(mm, desc)
     }
 
+    /// [`Self::qi_submit_sync`] for the other modules (IEC invalidation).
+    pub(super) fn qi_submit<M: PhysMem>(&mut self, mm: &mut M, desc: Descriptor) -> Result<(), UnitError> {
+        self.qi_submit_sync(mm, desc)
+    }
+
     /// Queue `desc` and a wait descriptor, advance IQT, and poll the status
     /// slot until the wait descriptor's data appears.
     fn qi_submit_sync<M: PhysMem>(&mut self, mm: &mut M, desc: Descriptor) -> Result<(), UnitError> {

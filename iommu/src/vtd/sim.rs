@@ -61,6 +61,12 @@ pub enum Event {
     WaitStatus {
         data: u32,
     },
+    /// Interrupt entry cache invalidation (queued, type 4).
+    IecInval {
+        global: bool,
+        index: u16,
+        im: u8,
+    },
     /// Register-based invalidation ignored because QI is enabled.
     Refused(&'static str),
     FrameFreed(u64),
@@ -88,6 +94,8 @@ pub struct Inner {
     pub wbf_count: u32,
     /// RTADDR latched by the last SRTP.
     pub root: Option<u64>,
+    /// IRTA latched by the last SIRTP: (table, entries).
+    pub ir_root: Option<(u64, u32)>,
     /// Cache lines written by the CPU (or zeroed) and not yet flushed.
     dirty: BTreeSet<u64>,
     /// Dirty lines of walkable tables seen at a register write, in order
@@ -120,6 +128,7 @@ impl Sim {
             srtp_count: 0,
             wbf_count: 0,
             root: None,
+            ir_root: None,
             dirty: BTreeSet::new(),
             stale_walks: Vec::new(),
         };
@@ -266,6 +275,9 @@ impl Inner {
             self.qie(val & (1 << 26) != 0);
         }
         if val & (1 << 24) != 0 {
+            // vtd_handle_gcmd_sirtp: latch IRTA.
+            let irta = self.get(regs::IRTA.offset(), 8);
+            self.ir_root = Some((irta & !0xfff, 1 << ((irta & 0xf) + 1)));
             self.set_bits32(gsts_off, 1 << 24, 0);
         }
         mirror(self, 1 << 25); // IRE → IRES
@@ -376,6 +388,18 @@ impl Inner {
                 });
                 true
             }
+            4 => {
+                // VTD_INV_DESC_IEC_RSVD.
+                if lo & 0xffff_0000_07ff_f1e0 != 0 || hi != 0 {
+                    return false;
+                }
+                self.events.push(Event::IecInval {
+                    global: lo & (1 << 4) == 0,
+                    index: (lo >> 32) as u16,
+                    im: ((lo >> 27) & 0x1f) as u8,
+                });
+                true
+            }
             5 => {
                 if lo & 0xffff_f180 != 0 || hi & 3 != 0 {
                     return false;
@@ -397,6 +421,53 @@ impl Inner {
             }
             _ => false,
         }
+    }
+
+    /// QEMU 7.2 `vtd_interrupt_remap_msi` + `vtd_irte_get` for an MSI
+    /// write of `data` to `address` from requester id `sid`: Ok(vector,
+    /// destination) when delivered, Err(reason) when blocked (QEMU records
+    /// no fault; the reason is what real VT-d would record). Compatibility
+    /// format passes whatever GCMD.CFI says (QEMU ignores CFI).
+    pub fn remap_msi(&self, address: u64, data: u32, sid: u16) -> Result<(u8, u8), u8> {
+        let gsts = self.get(regs::GSTS.offset(), 4) as u32;
+        if gsts & (1 << 25) == 0 || address & (1 << 4) == 0 {
+            return Ok((data as u8, (address >> 12) as u8));
+        }
+        let (root, size) = self.ir_root.ok_or(0x23)?;
+        let mut index = ((address >> 5) & 0x7fff) as u32 | (((address >> 2) & 1) as u32) << 15;
+        if address & (1 << 3) != 0 {
+            index += data & 0xffff;
+        }
+        if index >= size {
+            return Err(0x21);
+        }
+        let lo = self.mem_read(root + u64::from(index) * 16);
+        let hi = self.mem_read(root + u64::from(index) * 16 + 8);
+        if lo & 1 == 0 {
+            return Err(0x22);
+        }
+        if lo & 0xff00_7000 != 0 || hi & !0xf_ffff != 0 {
+            return Err(0x24);
+        }
+        let source_id = hi as u16;
+        let ok = match (hi >> 18) & 3 {
+            0 => true,
+            1 => {
+                // vtd_svt_mask[SQ]: SQ=0 compares all 16 bits.
+                let mask: u16 = [0xffff, 0xfffb, 0xfff9, 0xfff8][((hi >> 16) & 3) as usize];
+                source_id & mask == sid & mask
+            }
+            2 => {
+                // QEMU 7.2: bus_max = source_id >> 8, bus_min = source_id & 0xff.
+                let (max, min, bus) = (source_id >> 8, source_id & 0xff, sid >> 8);
+                !(bus > max || bus < min)
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(0x26);
+        }
+        Ok(((lo >> 16) as u8, (lo >> 40) as u8))
     }
 
     fn update_ppf(&mut self) {

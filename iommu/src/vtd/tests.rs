@@ -4,6 +4,7 @@ mod attach;
 mod dmar;
 mod fault;
 mod inval;
+mod irq_remap;
 mod pagetable;
 mod unit;
 

@@ -251,6 +251,16 @@ impl<R: RegisterFile> Unit<R> {
         self.poll_until("GSTS", bit, |r| GlobalStatus::from_bits_retain(regs::GSTS.read(r)).contains(status) == expect)
     }
 
+    /// Issue a one-shot command (SRTP, SIRTP, ...) and wait for its status.
+    pub(super) fn one_shot(
+        &mut self,
+        cmd: GlobalCommand,
+        status: GlobalStatus,
+        bit: &'static str,
+    ) -> Result<(), UnitError> {
+        self.global_command(cmd, GlobalCommand::empty(), status, true, bit)
+    }
+
     /// Set or clear a persistent enable (TE, QIE, IRE, ...) and wait for its
     /// status bit.
     pub(super) fn set_enable(

@@ -1,6 +1,7 @@
 //! GDT with a TSS (IST stacks for faults that must not use the current
-//! stack) and the IDT for the 32 CPU exceptions, on stable Rust: the entry
-//! stubs are in `traps.s`, the gates are written here.
+//! stack) and the 256-gate IDT, on stable Rust: the entry stubs of the 32
+//! CPU exceptions are in `traps.s`, those of vectors 32-255 (device
+//! interrupts, `interrupts.rs`) in `irq.s`; the gates are written here.
 
 use core::mem::size_of;
 use spin::Lazy;
@@ -84,16 +85,27 @@ impl Gate {
     }
 }
 
+/// Every vector has a gate: a device or a forged message can name any
+/// vector, and a missing gate would turn it into a #GP.
 #[repr(C, align(16))]
-struct Idt([Gate; 32]);
+struct Idt([Gate; 256]);
+
+/// Size of one stub in `irq.s`.
+const IRQ_STUB_SIZE: u64 = 16;
 
 static IDT: Lazy<Idt> = Lazy::new(|| {
     unsafe extern "C" {
         /// Entry stub addresses, `traps.s`.
         static isr_table: [u64; 32];
+        /// The first of 224 16-byte stubs for vectors 32-255, `irq.s`.
+        static irq_stubs: u8;
     }
-    let mut idt = Idt([Gate::MISSING; 32]);
-    for (vector, gate) in idt.0.iter_mut().enumerate() {
+    let mut idt = Idt([Gate::MISSING; 256]);
+    let stubs = &raw const irq_stubs as u64;
+    for (vector, gate) in idt.0.iter_mut().enumerate().skip(32) {
+        *gate = Gate::interrupt(stubs + (vector as u64 - 32) * IRQ_STUB_SIZE, GDT.code, 0);
+    }
+    for (vector, gate) in idt.0.iter_mut().enumerate().take(32) {
         let ist = match vector {
             8 => IST_DOUBLE_FAULT,
             14 => IST_PAGE_FAULT,

@@ -1,11 +1,14 @@
 //! The x86-64 machine: PVH entry, CPU tables, the CPU's page tables, port
 //! I/O and the time-stamp counter. Most of the kernel's `unsafe` lives here.
 
+pub mod apic;
 pub mod cpu;
+pub mod interrupts;
 pub mod paging;
 
 core::arch::global_asm!(include_str!("boot.s"), options(att_syntax));
 core::arch::global_asm!(include_str!("traps.s"), options(att_syntax));
+core::arch::global_asm!(include_str!("irq.s"), options(att_syntax));
 
 /// Read the time-stamp counter.
 pub fn rdtsc() -> u64 {

@@ -105,7 +105,7 @@ pub struct Runner<'a> {
 impl Runner<'_> {
     fn dma(&mut self, dev: &Dev, dir: Direction, iova: u64) -> Result<usize, String> {
         let deadline = Deadline::after_ms(self.tsc_hz, 2000);
-        dev.edu.dma(dir, iova, 0, LEN as u64, || !deadline.passed()).map_err(|e: EduError| format!("{e}"))?;
+        dev.edu.dma(dir, iova, 0, LEN as u64, deadline).map_err(|e: EduError| format!("{e}"))?;
         Ok(self.vtd.collect_faults())
     }
 

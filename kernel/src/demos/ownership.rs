@@ -38,8 +38,8 @@ use pci::caps::PcieType;
 use pci::{Bdf, ConfigSpace};
 
 /// The passthrough owner's token (Linux: the `struct vfio_group *`).
-const PASSTHROUGH: OwnerToken = OwnerToken(1);
-const OWNER_NAME: &str = "passthrough";
+pub(super) const PASSTHROUGH: OwnerToken = OwnerToken(1);
+pub(super) const OWNER_NAME: &str = "passthrough";
 
 const PCI_COMMAND: u16 = 0x04;
 const PCI_COMMAND_MASTER: u16 = 1 << 2;
@@ -49,12 +49,14 @@ const OWNER_IOVA_DST: u64 = 0x40_1000;
 const LEN: u64 = 2048;
 
 /// The demonstrations' titles, in order.
-const TITLES: [&str; 5] = [
+const TITLES: [&str; 7] = [
     "a group with a portdrv-bound switch port and an edu is claimed while portdrv stays bound",
     "claiming a group with a kernel DMA driver bound fails, and a kernel DMA driver cannot bind into an owned group",
     "a bridge bound to the shpchp-like driver (no driver_managed_dma) stops the claim",
     "inside an owned group the edu reaches only the owner's mappings; DMA at kernel memory faults",
     "release puts the group back on the default domain in the hardware (DMA to the owner's old IOVA faults); the kernel driver binds again and its DMA works",
+    "an AER error injected at a switch downstream port in an owned group reaches the root port, whose AER service reports it (source, error, owner) while ownership is unchanged",
+    "in the owned group a device is hot-removed by pciehp on the pcieport-bound port, then one hot-added to the same slot joins the group with no domain: its DMA faults, a kernel DMA driver gets EBUSY, the owner takes it",
 ];
 
 /// One step of the story.
@@ -114,27 +116,28 @@ fn errno(e: OwnershipError) -> String {
     String::from(e.errno())
 }
 
-struct Stage<'a, 'b> {
-    ctx: &'a mut Ctx<'b>,
-    drivers: &'a mut Drivers,
-    events: Vec<Event>,
-    tsc_hz: Option<u64>,
+pub(super) struct Stage<'a, 'b> {
+    pub(super) ctx: &'a mut Ctx<'b>,
+    pub(super) drivers: &'a mut Drivers,
+    pub(super) events: Vec<Event>,
+    pub(super) tsc_hz: Option<u64>,
 }
 
 impl Stage<'_, '_> {
-    fn group_pos(&self, index: usize) -> Option<usize> {
+    pub(super) fn group_pos(&self, index: usize) -> Option<usize> {
         self.drivers.model.group_of(index)
     }
 
-    fn group_id(&self, pos: usize) -> u32 {
+    pub(super) fn group_id(&self, pos: usize) -> u32 {
         self.ctx.groups.groups[pos].id
     }
 
-    fn members(&self, pos: usize) -> Vec<usize> {
-        self.ctx.groups.groups[pos].members.iter().map(|m| m.function).collect()
+    /// The group's members, less those hot-removed.
+    pub(super) fn members(&self, pos: usize) -> Vec<usize> {
+        self.ctx.groups.groups[pos].members.iter().map(|m| m.function).filter(|&i| !self.drivers.removed[i]).collect()
     }
 
-    fn describe(&self, pos: usize) -> Vec<String> {
+    pub(super) fn describe(&self, pos: usize) -> Vec<String> {
         self.members(pos)
             .into_iter()
             .map(|i| {
@@ -147,7 +150,7 @@ impl Stage<'_, '_> {
             .collect()
     }
 
-    fn owner_state(&self, pos: usize) -> String {
+    pub(super) fn owner_state(&self, pos: usize) -> String {
         let o = self.drivers.model.ownership(pos);
         match o.owner() {
             Some(t) if t == PASSTHROUGH => String::from(OWNER_NAME),
@@ -159,7 +162,7 @@ impl Stage<'_, '_> {
         }
     }
 
-    fn event(
+    pub(super) fn event(
         &mut self,
         demo: u8,
         action: String,
@@ -193,7 +196,7 @@ impl Stage<'_, '_> {
         self.events.push(e);
     }
 
-    fn bind(&mut self, demo: u8, index: usize, driver: &'static str, expected: &'static str) {
+    pub(super) fn bind(&mut self, demo: u8, index: usize, driver: &'static str, expected: &'static str) {
         let bdf = self.ctx.topo.functions[index].bdf;
         let pos = self.group_pos(index);
         let (outcome, reason) = match self.drivers.bind(self.ctx, index, driver) {
@@ -203,7 +206,7 @@ impl Stage<'_, '_> {
         self.event(demo, format!("bind {driver} to {bdf}"), pos, expected, outcome, reason);
     }
 
-    fn claim_reason(&self, pos: usize) -> String {
+    pub(super) fn claim_reason(&self, pos: usize) -> String {
         let users: Vec<String> = self
             .drivers
             .model
@@ -229,11 +232,24 @@ impl Stage<'_, '_> {
     /// on the hardware (no member keeps a context entry), then the owner.
     /// If blocking a member fails the claim fails and the members go back
     /// to the default domain as they had it: nothing changes.
-    fn claim(&mut self, demo: u8, pos: usize, expected: &'static str) -> bool {
+    pub(super) fn claim(&mut self, demo: u8, pos: usize, expected: &'static str) -> bool {
         let mut reason = self.claim_reason(pos);
         let members = self.members(pos);
         let (ctx, drivers) = (&mut *self.ctx, &mut *self.drivers);
         let r = drivers.model.claim(pos, PASSTHROUGH, || {
+            // VFIO type1 refuses a group whose devices' interrupts are not
+            // remapped (vfio_iommu_type1_attach_group: -EPERM "No interrupt
+            // remapping support" unless allow_unsafe_interrupts, which this
+            // kernel does not have): a device handed out could otherwise
+            // send any vector, or NMI/INIT, with a write to 0xFEEx_xxxx.
+            // Linux detaches and releases the ownership again; refusing
+            // before any change leaves the same state.
+            if let Some(&i) = members.iter().find(|&&i| !ctx.vtd.interrupt_remapping_for(i)) {
+                return Err(("EPERM", format!(
+                    "No interrupt remapping support for {} (vfio_iommu_type1_attach_group; allow_unsafe_interrupts not set)",
+                    ctx.topo.functions[i].bdf
+                )));
+            }
             // intel_iommu_attach_device refuses an RMRR-locked device the
             // (unmanaged) blocking domain: EPERM, before any change.
             if let Some(&i) = members.iter().find(|&&i| ctx.vtd.rmrr_locked(ctx.topo, i)) {
@@ -276,7 +292,7 @@ impl Stage<'_, '_> {
     /// to the default domain), whatever the owner left attached. Linux
     /// WARNs and keeps the release if the hardware step fails; so does
     /// this, with the error in the event.
-    fn release(&mut self, g: usize) {
+    pub(super) fn release(&mut self, demo: u8, g: usize) {
         let gid = self.group_id(g);
         // The owner's device fds close before its group fd: vfio-pci stops
         // every device it held (vfio_pci_core_disable).
@@ -294,13 +310,13 @@ impl Stage<'_, '_> {
                 Err(e) => (String::from("ok"), format!("released, but restoring the default domain failed: {e}")),
             },
         };
-        self.event(5, format!("release group {gid}"), Some(g), "ok", outcome, reason);
+        self.event(demo, format!("release group {gid}"), Some(g), "ok", outcome, reason);
     }
 
     /// The endpoints of group `pos` (what the owner held: bridges above a
     /// device master on its behalf, as `pci_enable_bridge` leaves them in
     /// Linux) that have Bus Master Enable set, read from config space.
-    fn mastering(&mut self, pos: usize) -> Vec<String> {
+    pub(super) fn mastering(&mut self, pos: usize) -> Vec<String> {
         self.members(pos)
             .into_iter()
             .filter(|&i| self.ctx.topo.functions[i].header_type == 0)
@@ -316,7 +332,7 @@ impl Stage<'_, '_> {
     /// Ownership state, drivers and the context entries the hardware holds
     /// for every requester id of a group's members, to show that a refused
     /// operation changed nothing.
-    fn snapshot(&self, pos: usize) -> Snapshot {
+    pub(super) fn snapshot(&self, pos: usize) -> Snapshot {
         let members = self.members(pos);
         let drivers = members.iter().map(|&i| self.drivers.driver_name(i)).collect();
         let entries = members.iter().flat_map(|&i| self.ctx.vtd.hardware_context(self.ctx.topo, i)).collect();
@@ -325,7 +341,7 @@ impl Stage<'_, '_> {
 
     /// Demonstration 2's check: run a step that must be refused and record
     /// whether group `g` (ownership, drivers, context entries) is unchanged.
-    fn refused(&mut self, g: usize, what: &str, reason: &str, step: impl FnOnce(&mut Self)) {
+    pub(super) fn refused(&mut self, g: usize, what: &str, reason: &str, step: impl FnOnce(&mut Self)) {
         let before = self.snapshot(g);
         step(self);
         let unchanged = self.snapshot(g) == before;
@@ -334,22 +350,22 @@ impl Stage<'_, '_> {
         self.event(2, action, Some(g), "unchanged", outcome, String::from(reason));
     }
 
-    fn dma(&mut self, edu: &Edu, dir: Direction, iova: u64) -> Result<usize, String> {
+    pub(super) fn dma(&mut self, edu: &Edu, dir: Direction, iova: u64) -> Result<usize, String> {
         let hz = self.tsc_hz.ok_or("no TSC calibration")?;
         let deadline = Deadline::after_ms(hz, 2000);
-        edu.dma(dir, iova, 0, LEN, || !deadline.passed()).map_err(|e| format!("{e}"))?;
+        edu.dma(dir, iova, 0, LEN, deadline).map_err(|e| format!("{e}"))?;
         Ok(self.ctx.vtd.collect_faults())
     }
 }
 
 /// What demonstration 2 compares before and after a refused step.
-type Snapshot = (iommu::ownership::GroupOwnership, Vec<Option<&'static str>>, Vec<(SourceId, ContextEntry)>);
+pub(super) type Snapshot = (iommu::ownership::GroupOwnership, Vec<Option<&'static str>>, Vec<(SourceId, ContextEntry)>);
 
-fn frame(fill: u8) -> Result<u64, String> {
+pub(super) fn frame(fill: u8) -> Result<u64, String> {
     memory::filled_frame(fill).map_err(|e| format!("{e}"))
 }
 
-fn page(frame: u64) -> &'static mut [u8] {
+pub(super) fn page(frame: u64) -> &'static mut [u8] {
     memory::frame_bytes(frame)
 }
 
@@ -450,8 +466,18 @@ pub fn bind(
     Setup { owned, shpc, events: stage.events }
 }
 
-/// Play the five demonstrations (translation is on).
-pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool, tsc_hz: Option<u64>) -> Story {
+/// Play the demonstrations (translation is on): the five of DMA
+/// ownership, then the two of the port services (`port_events`) when
+/// `events` is on.
+pub fn demonstrate(
+    ctx: &mut Ctx,
+    drivers: &mut Drivers,
+    setup: Setup,
+    dma: bool,
+    tsc_hz: Option<u64>,
+    ports: Option<&mut crate::drivers::portdrv::PortDrv>,
+    port_events: bool,
+) -> Story {
     let Setup { owned, shpc, events } = setup;
     let mut stage = Stage { ctx, drivers, events, tsc_hz };
     let topo = stage.ctx.topo;
@@ -463,11 +489,17 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     // 1. Claim each owner group while portdrv stays bound.
     let mut claimed = Vec::new();
     let mut ports_kept = 0;
+    let mut no_ir = false;
     for &g in &owned {
         let shpc_here = shpc.iter().any(|&i| stage.group_pos(i) == Some(g));
         // A member that must keep its RMRR identity map: the claim fails.
         let rmrr_locked = stage.members(g).into_iter().any(|i| stage.ctx.vtd.rmrr_locked(topo, i));
-        let expected = if shpc_here || rmrr_locked { "EPERM" } else { "ok" };
+        // VFIO: no interrupt remapping, no claim.
+        let unremapped = stage.members(g).into_iter().any(|i| !stage.ctx.vtd.interrupt_remapping_for(i));
+        if unremapped {
+            no_ir = true;
+        }
+        let expected = if shpc_here || rmrr_locked || unremapped { "EPERM" } else { "ok" };
         let ports: Vec<usize> = stage
             .members(g)
             .into_iter()
@@ -495,7 +527,11 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     // a claimed group; a claimed group without one does not show it.
     skip(
         1,
-        if claimed.is_empty() {
+        if claimed.is_empty() && no_ir {
+            Some(
+                "interrupt remapping is off for a member's unit: VFIO refuses to hand out its group (EPERM; see the claims)",
+            )
+        } else if claimed.is_empty() {
             Some("no group to hand out (no edu below a switch and no assign=)")
         } else if ports_kept == 0 {
             Some("no claimed group holds a port bound to pcieport (the claims are reported under this demonstration)")
@@ -552,8 +588,13 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
             Err(e) => stage.event(4, String::from("owner DMA"), Some(g), "ok", String::from("error"), e),
         }
     }
+    let no_owned = if no_ir {
+        "no edu a remapping unit translates in an owned group (interrupt remapping is off for a member's unit: VFIO refuses the claims)"
+    } else {
+        "no edu a remapping unit translates in an owned group"
+    };
     let why45 = if owned_edu.is_none() {
-        Some("no edu a remapping unit translates in an owned group")
+        Some(no_owned)
     } else if dma_edu.is_none() {
         Some("DMA demonstrations off (dma=off)")
     } else {
@@ -562,7 +603,7 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     skip(4, why45);
     // Release every owned group, then give the edu back to its kernel driver.
     for &g in &claimed {
-        stage.release(g);
+        stage.release(5, g);
         let on = stage.mastering(g);
         let gid = stage.group_id(g);
         stage.event(
@@ -602,6 +643,10 @@ pub fn demonstrate(ctx: &mut Ctx, drivers: &mut Drivers, setup: Setup, dma: bool
     // the kernel driver's DMA working again - is not checked.
     skip(5, why45);
 
+    let why = super::port_events::play(&mut stage, ports, port_events, &claimed);
+    for (n, why) in (6..).zip(why) {
+        demos.push(Demo { number: n, title: TITLES[usize::from(n) - 1], skipped: why });
+    }
     Story { demos, events: stage.events }
 }
 

@@ -199,7 +199,7 @@ pub fn firmware_left_on(
     let cmd = ecam.read16(bdf, 0x04);
     ecam.write16(bdf, 0x04, cmd | 0x04);
     let deadline = Deadline::after_ms(hz, 2000);
-    edu.dma(Direction::FromDevice, PRE_BOOT_DMA_ADDRESS, 0, 16, || !deadline.passed()).map_err(|e| format!("{e}"))?;
+    edu.dma(Direction::FromDevice, PRE_BOOT_DMA_ADDRESS, 0, 16, deadline).map_err(|e| format!("{e}"))?;
     Ok(format!(
         "units {} left translating through an empty root table with interrupt remapping on; {bdf} DMA at {PRE_BOOT_DMA_ADDRESS:#x} faulted",
         done.join(", ")

@@ -10,9 +10,19 @@
 //! clamped by the device, so they are refused too. A DMA takes 100 ms of
 //! virtual time; the device ignores DMA errors (a blocked DMA shows only as
 //! a VT-d fault record).
+//!
+//! Interrupts: 0x24 reads the interrupt status, 0x60 raises (status |= v,
+//! one MSI per write), 0x64 acknowledges (status &= !v). Command bit 0x4
+//! asks for an interrupt when the DMA completes (status bit 0x100). With a
+//! vector attached ([`Edu::attach_irq`]) and interrupts available, a DMA
+//! waits for that interrupt with its TSC deadline; otherwise it polls the
+//! run bit and says so ([`Completion::Polled`]).
 
+use crate::arch::interrupts;
+use crate::hw::clock::Deadline;
 use crate::hw::mmio;
 use core::fmt;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use pci::{Bdf, ConfigSpace};
 
 pub const EDU_VENDOR: u16 = 0x1234;
@@ -26,6 +36,72 @@ const REG_DMA_COUNT: u64 = 0x90;
 const REG_DMA_CMD: u64 = 0x98;
 const DMA_CMD_RUN: u64 = 1 << 0;
 const DMA_CMD_TO_BUS: u64 = 1 << 1;
+const DMA_CMD_IRQ: u64 = 1 << 2;
+const REG_IRQ_STATUS: u64 = 0x24;
+const REG_IRQ_RAISE: u64 = 0x60;
+const REG_IRQ_ACK: u64 = 0x64;
+
+/// BAR0 of the edu each vector serves (0 = none): the handler's only state.
+static VECTOR_BAR: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+/// The interrupt status the handler last acknowledged, per vector.
+static LAST_STATUS: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+/// DMA completions seen by interrupt and by polling, for the report.
+static DONE_BY_IRQ: AtomicU64 = AtomicU64::new(0);
+static DONE_BY_POLL: AtomicU64 = AtomicU64::new(0);
+/// Completions whose interrupt never came although the device finished
+/// (and asked for it), per vector: the remapping hardware blocked it.
+static MISSING: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+/// How long a finished DMA may wait for its interrupt before it is taken
+/// as blocked: QEMU raises it in the same step that clears the run bit.
+const GRACE_MS: u64 = 5;
+
+/// The edu interrupt handler: acknowledge whatever is pending (read 0x24,
+/// write it to 0x64) and remember it. Short, no allocation, no lock.
+pub fn irq_handler(vector: u8) {
+    let bar = VECTOR_BAR[usize::from(vector)].load(Ordering::Acquire);
+    if bar == 0 {
+        return;
+    }
+    // SAFETY: `bar` was stored by `attach_irq` from a probed edu's BAR0,
+    // checked to lie in the uncached 2-4 GiB window.
+    let status: u32 = unsafe { mmio::read(bar + REG_IRQ_STATUS) };
+    // SAFETY: as above; writing the status to 0x64 only clears those bits.
+    unsafe { mmio::write(bar + REG_IRQ_ACK, status) };
+    LAST_STATUS[usize::from(vector)].fetch_or(status, Ordering::AcqRel);
+}
+
+/// Stop serving `vector` (the driver that set it up lets the device go).
+pub fn release_vector(vector: u8) {
+    VECTOR_BAR[usize::from(vector)].store(0, Ordering::Release);
+}
+
+/// The status bits acknowledged on `vector` since the last call.
+pub fn take_status(vector: u8) -> u32 {
+    LAST_STATUS[usize::from(vector)].swap(0, Ordering::AcqRel)
+}
+
+/// (by interrupt, by polling) DMA completions since boot.
+pub fn completions() -> (u64, u64) {
+    (DONE_BY_IRQ.load(Ordering::Relaxed), DONE_BY_POLL.load(Ordering::Relaxed))
+}
+
+/// Completions on `vector` whose interrupt never arrived.
+pub fn missing(vector: u8) -> u64 {
+    MISSING[usize::from(vector)].load(Ordering::Relaxed)
+}
+
+/// How a DMA's completion was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The completion interrupt arrived.
+    Interrupt,
+    /// The run bit was polled, for the reason given.
+    Polled(&'static str),
+    /// The device finished, but the completion interrupt it sent never
+    /// arrived within the grace period: blocked on its way (counted per
+    /// vector, see [`missing`]; the report explains).
+    InterruptMissing,
+}
 
 /// The device's DMA buffer, in device addresses.
 pub const BUFFER_START: u64 = 0x40000;
@@ -75,6 +151,7 @@ pub enum Direction {
 
 pub struct Edu {
     bar0: u64,
+    irq: Option<u8>,
 }
 
 impl Edu {
@@ -90,7 +167,10 @@ impl Edu {
         }
         let cmd = cfg.read16(bdf, PCI_COMMAND);
         cfg.write16(bdf, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY);
-        let edu = Self { bar0: base };
+        // A vector the driver attached to this device earlier serves every
+        // handle on it (the proofs and the owner probe the device again).
+        let irq = (0..=255u8).find(|&v| VECTOR_BAR[usize::from(v)].load(Ordering::Acquire) == base);
+        let edu = Self { bar0: base, irq };
         let ident = edu.read32(REG_IDENT);
         if ident != EDU_IDENT {
             return Err(EduError::Ident(ident));
@@ -103,6 +183,41 @@ impl Edu {
         // 2-4 GiB window; edu's registers have no read side effects that
         // matter here.
         unsafe { mmio::read(self.bar0 + reg) }
+    }
+
+    fn write32(&self, reg: u64, value: u32) {
+        // SAFETY: as `read32`; the interrupt registers only raise or
+        // acknowledge the device's own interrupt.
+        unsafe { mmio::write(self.bar0 + reg, value) }
+    }
+
+    /// Route `vector`'s interrupts to this device's handler state.
+    pub fn attach_irq(&mut self, vector: u8) {
+        VECTOR_BAR[usize::from(vector)].store(self.bar0, Ordering::Release);
+        self.irq = Some(vector);
+    }
+
+    /// Stop serving `vector` (the driver's remove).
+    pub fn detach_irq(&mut self) {
+        if let Some(v) = self.irq.take() {
+            VECTOR_BAR[usize::from(v)].store(0, Ordering::Release);
+        }
+    }
+
+    /// Raise `bits` in the interrupt status: the device sends one MSI.
+    pub fn raise(&self, bits: u32) {
+        self.write32(REG_IRQ_RAISE, bits);
+    }
+
+    /// The interrupt status register.
+    pub fn irq_status(&self) -> u32 {
+        self.read32(REG_IRQ_STATUS)
+    }
+
+    /// Acknowledge `bits` (what the handler does; for a blocked interrupt
+    /// the caller clears the status itself).
+    pub fn ack(&self, bits: u32) {
+        self.write32(REG_IRQ_ACK, bits);
     }
 
     fn read64(&self, reg: u64) -> u64 {
@@ -128,18 +243,18 @@ impl Edu {
     }
 
     /// Run one DMA of `len` bytes between bus address `bus` (an IOVA when
-    /// translation is on) and the device buffer at `offset`, and wait for
-    /// the run bit to clear; `poll` is asked before every re-read and ends
-    /// the wait with [`EduError::Timeout`] when it returns false (callers
-    /// pass a TSC deadline).
+    /// translation is on) and the device buffer at `offset`, and wait until
+    /// `deadline` for it: for the completion interrupt when a vector is
+    /// attached and interrupts are available (then the run bit must be
+    /// clear), else by polling the run bit.
     pub fn dma(
         &self,
         dir: Direction,
         bus: u64,
         offset: u64,
         len: u64,
-        mut poll: impl FnMut() -> bool,
-    ) -> Result<(), EduError> {
+        deadline: Deadline,
+    ) -> Result<Completion, EduError> {
         Self::check(bus, offset, len)?;
         let dev = BUFFER_START + offset;
         let (src, dst, cmd) = match dir {
@@ -149,13 +264,47 @@ impl Edu {
         self.write64(REG_DMA_SRC, src);
         self.write64(REG_DMA_DST, dst);
         self.write64(REG_DMA_COUNT, len);
+        if let (Some(v), true) = (self.irq, interrupts::available()) {
+            // Arm (snapshot the counter) before the command: the interrupt
+            // can arrive before the next instruction.
+            let seen = interrupts::count(v);
+            self.write64(REG_DMA_CMD, cmd | DMA_CMD_IRQ);
+            // Wait for the interrupt; once a millisecond, look whether the
+            // device has finished without it (a blocked message), and give
+            // it a grace period from then.
+            let hz = deadline.hz();
+            let mut grace: Option<Deadline> = None;
+            loop {
+                let tick = Deadline::after_ms(hz, 1).min(deadline);
+                if interrupts::wait_for(v, seen, tick) {
+                    if self.read64(REG_DMA_CMD) & DMA_CMD_RUN != 0 {
+                        return Err(EduError::Timeout);
+                    }
+                    DONE_BY_IRQ.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Completion::Interrupt);
+                }
+                if grace.is_none() && self.read64(REG_DMA_CMD) & DMA_CMD_RUN == 0 {
+                    grace = Some(Deadline::after_ms(hz, GRACE_MS));
+                }
+                if grace.is_some_and(|g| g.passed()) {
+                    MISSING[usize::from(v)].fetch_add(1, Ordering::Relaxed);
+                    self.ack(self.irq_status());
+                    return Ok(Completion::InterruptMissing);
+                }
+                if deadline.passed() {
+                    return Err(EduError::Timeout);
+                }
+            }
+        }
+        let why = if self.irq.is_none() { "no interrupt set up for the device" } else { "interrupts unavailable" };
         self.write64(REG_DMA_CMD, cmd);
         while self.read64(REG_DMA_CMD) & DMA_CMD_RUN != 0 {
-            if !poll() {
+            if deadline.passed() {
                 return Err(EduError::Timeout);
             }
             core::hint::spin_loop();
         }
-        Ok(())
+        DONE_BY_POLL.fetch_add(1, Ordering::Relaxed);
+        Ok(Completion::Polled(why))
     }
 }

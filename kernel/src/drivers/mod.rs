@@ -27,6 +27,8 @@
 //!   its group cannot be claimed. Bound only on request (`bind-shpc=BDF`).
 
 pub mod edu;
+pub mod irq;
+pub mod portdrv;
 
 use crate::hw::ecam::Ecam;
 use crate::pipeline::vtd::Vtd;
@@ -96,6 +98,12 @@ pub struct Drivers {
     pub edus: Vec<Option<Edu>>,
     /// Per function: the services portdrv found, when bound.
     pub services: Vec<Option<PortServices>>,
+    /// Per function: taken away by hot-remove (out of its group, no driver).
+    pub removed: Vec<bool>,
+    /// Per function: the MSI/MSI-X a bound driver set up.
+    pub irqs: Vec<Option<irq::IrqSetup>>,
+    /// Per function: why its driver polls instead (interrupt setup failed).
+    pub irq_errors: Vec<Option<String>>,
 }
 
 const PCI_COMMAND: u16 = 0x04;
@@ -117,7 +125,14 @@ impl Drivers {
         for i in (0..n).filter(|&i| rmrr.get(i).copied().unwrap_or(false)) {
             model.mark_rmrr(i);
         }
-        Self { model, edus: (0..n).map(|_| None).collect(), services: vec![None; n] }
+        Self {
+            model,
+            edus: (0..n).map(|_| None).collect(),
+            services: vec![None; n],
+            removed: vec![false; n],
+            irqs: vec![None; n],
+            irq_errors: vec![None; n],
+        }
     }
 
     pub fn driver_name(&self, index: usize) -> Option<&'static str> {
@@ -147,6 +162,15 @@ impl Drivers {
     /// driver's remove and vfio-pci's (`vfio_pci_core_disable`) stop the
     /// device's DMA before its domain goes.
     pub fn unbind(&mut self, ctx: &mut Ctx, index: usize) -> Result<(), String> {
+        if let Some(edu) = self.edus[index].as_mut() {
+            edu.detach_irq();
+        }
+        if let Some(setup) = self.irqs[index].take() {
+            for &v in &setup.vectors {
+                edu::release_vector(v);
+            }
+            irq::disable(ctx, setup);
+        }
         if self.edus[index].take().is_some() || self.driver_name(index) == Some(VFIO_PCI) {
             clear_bus_master(ctx.ecam, ctx.topo.functions[index].bdf);
         }
@@ -176,6 +200,21 @@ impl Drivers {
             VFIO_PCI if f.header_type != 0 => {
                 return Err(format!("header type {:#x} is not a normal function (EINVAL)", f.header_type));
             }
+            // The owner's interrupts (VFIO_DEVICE_SET_IRQS with MSI): the
+            // kernel allocates the vector and the IRTE, as Linux's vfio-pci
+            // does through the host's remapping domain; the owner is told
+            // through the handler. Only the edu is driven by the owner here,
+            // so its handler acknowledges the device.
+            VFIO_PCI if (f.vendor, f.device) == (EDU_VENDOR, EDU_DEVICE) => {
+                let mut edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
+                match irq::enable_msi(ctx, index, 1, VFIO_PCI, edu::irq_handler) {
+                    Ok(setup) => {
+                        edu.attach_irq(setup.vectors[0]);
+                        self.irqs[index] = Some(setup);
+                    }
+                    Err(e) => self.irq_errors[index] = Some(e),
+                }
+            }
             PCIEPORT => {
                 // Linux pcie_portdrv_probe accepts only these port types.
                 if !matches!(
@@ -192,7 +231,16 @@ impl Drivers {
                 // every Bus Master Enable change costs QEMU a rebuild of
                 // every device's address space, so a boot that does no DMA
                 // does none.
-                let edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
+                let mut edu = Edu::probe(ctx.ecam, f.bdf).map_err(|e| format!("{e}"))?;
+                // The completion interrupt: one MSI vector. Without it the
+                // driver polls, and the report says why.
+                match irq::enable_msi(ctx, index, 1, EDU, edu::irq_handler) {
+                    Ok(setup) => {
+                        edu.attach_irq(setup.vectors[0]);
+                        self.irqs[index] = Some(setup);
+                    }
+                    Err(e) => self.irq_errors[index] = Some(e),
+                }
                 self.edus[index] = Some(edu);
             }
             _ => {}

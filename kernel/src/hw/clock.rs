@@ -133,15 +133,25 @@ pub fn cycles_to_us(cycles: u64, hz: u64) -> u64 {
 
 /// A point in time after which a bounded wait gives up.
 #[derive(Clone, Copy, Debug)]
-pub struct Deadline(u64);
+pub struct Deadline(u64, u64);
 
 impl Deadline {
     /// `ms` milliseconds from now at `hz` TSC cycles per second.
     pub fn after_ms(hz: u64, ms: u64) -> Self {
-        Self(rdtsc().saturating_add(hz / 1000 * ms))
+        Self(rdtsc().saturating_add(hz / 1000 * ms), hz)
     }
 
     pub fn passed(&self) -> bool {
         rdtsc() > self.0
+    }
+
+    /// The TSC frequency the deadline was made with.
+    pub fn hz(&self) -> u64 {
+        self.1
+    }
+
+    /// The earlier of two deadlines.
+    pub fn min(self, other: Self) -> Self {
+        if other.0 < self.0 { other } else { self }
     }
 }

@@ -2,5 +2,6 @@
 //! (enumeration, ACS, IOMMU groups) and `vtd` (DMAR, unit bring-up,
 //! domains, translation). Each takes the previous stage's values.
 
+pub mod fault_irq;
 pub mod topology;
 pub mod vtd;

@@ -18,6 +18,7 @@
 
 use crate::hw::memory;
 use crate::hw::mmio;
+use crate::pipeline::fault_irq;
 use crate::pipeline::topology::Segment;
 use alloc::format;
 use alloc::string::String;
@@ -29,6 +30,7 @@ use iommu::vtd::dmar_scope::{DeviceScope, match_drhd_units, scope_function};
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
+use iommu::vtd::irq_remap::{IecScope, IrTable, Irte, SourceValidation, msi_source_validation};
 use iommu::vtd::mem::{CACHE_LINE, FRAME_SIZE};
 use iommu::vtd::pagetable::Perms;
 use iommu::vtd::rmrr_devices;
@@ -175,6 +177,15 @@ pub struct UnitState {
     pub translation: bool,
     /// What firmware had left running, undone at bring-up.
     pub handoff: Handoff,
+    /// The interrupt remapping table, when IR is on (GSTS.IRES).
+    pub ir: Option<IrTable>,
+    /// Why IR is off on this unit (empty when on).
+    pub ir_note: String,
+    /// Index-selective IEC invalidations issued after IRTE changes.
+    pub iec_selective: u32,
+    /// TSC cycles enabling interrupt remapping took (table, IRTA, SIRTP,
+    /// global IEC, IRE).
+    pub ir_cycles: u64,
 }
 
 /// A mapping as the report shows it.
@@ -242,6 +253,29 @@ pub struct Vtd {
     /// Functions left mastering at take-over because an RMRR names them
     /// or a device below them.
     pub bus_master_kept: usize,
+    /// Fault records taken by the fault-event interrupt handler, and by a
+    /// polling sweep (what the handler had not taken yet, or everything
+    /// when the interrupt is unavailable).
+    pub faults_by_interrupt: usize,
+    pub faults_polled: usize,
+    /// Why faults are polled (the fault-event interrupt is not in use).
+    pub fault_irq_note: Option<String>,
+    /// TSC cycles setting up the fault event interrupt took.
+    pub fault_irq_cycles: u64,
+}
+
+/// Where a function's interrupt goes: the message it is programmed with
+/// and, when its unit remaps interrupts, the IRTE block behind it.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqRoute {
+    pub message: pci::msi::MsiMessage,
+    /// (unit, first IRTE index, entries) when remapped.
+    pub irte: Option<(usize, u16, u16)>,
+    /// First vector and count.
+    pub vector: u8,
+    pub count: u32,
+    /// The IRTEs' source-id check (Linux `set_msi_sid`), when remapped.
+    pub source: Option<SourceValidation>,
 }
 
 /// Parse the DMAR table and report what is wrong with it. A table with no
@@ -414,6 +448,10 @@ impl Vtd {
             bus_master_cleared: mastering.len(),
             rmrr,
             bus_master_kept: kept,
+            faults_by_interrupt: 0,
+            faults_polled: 0,
+            fault_irq_note: None,
+            fault_irq_cycles: 0,
         };
         // No unit came up: the caller runs as without an IOMMU, so bus
         // mastering goes back to what firmware left, and there are no
@@ -446,7 +484,43 @@ impl Vtd {
             vtd.create_domains(groups);
         }
         vtd.map_rmrrs(dmar, seg, ram);
+        let t = crate::arch::rdtsc();
+        vtd.enable_fault_interrupts();
+        vtd.fault_irq_cycles = crate::arch::rdtsc() - t;
         vtd
+    }
+
+    /// Deliver DMA faults by the fault event interrupt (FEDATA = vector,
+    /// FEADDR = this CPU, FECTL.IM cleared after stale records are drained).
+    /// Without interrupts, faults are polled and the report says so.
+    fn enable_fault_interrupts(&mut self) {
+        if !crate::arch::interrupts::available() {
+            self.fault_irq_note = Some("interrupts unavailable: fault records are polled".into());
+            return;
+        }
+        for state in &self.units {
+            let cap = state.unit.cap();
+            if fault_irq::add_unit(state.drhd.register_base, cap.fro(), cap.nfr()).is_none() {
+                self.fault_irq_note = Some("more units than the fault handler serves: fault records are polled".into());
+                return;
+            }
+        }
+        let vector = match fault_irq::enable() {
+            Ok(v) => v,
+            Err(e) => {
+                self.fault_irq_note = Some(format!("no vector for the fault event ({e}): fault records are polled"));
+                return;
+            }
+        };
+        let msg = crate::arch::interrupts::compat_message(vector);
+        for state in &mut self.units {
+            state.unit.program_fault_event(msg.data, msg.address);
+            let log = state.unit.drain_faults();
+            for record in log.records {
+                self.faults.push(Fault { unit: 0, record });
+            }
+            state.unit.set_fault_event_masked(false);
+        }
     }
 
     /// One domain per (group, unit).
@@ -742,17 +816,115 @@ impl Vtd {
         !self.units.is_empty() && self.units.iter().all(|u| u.translation)
     }
 
+    /// The message function `index` must send for `count` vectors from
+    /// `vector` (an aligned block): compatibility format when its unit
+    /// does not remap interrupts.
+    ///
+    /// With IR on the device's unit: `count` IRTEs (an aligned block, Linux
+    /// `alloc_irte`), each delivering `vector + n` to this CPU with the
+    /// source-id check of Linux `set_msi_sid`, written, then invalidated
+    /// index-selectively in the IEC; the message is remappable (handle =
+    /// first entry, SHV=1, subhandle 0).
+    pub fn interrupt_route(
+        &mut self,
+        topo: &Topology,
+        index: usize,
+        vector: u8,
+        count: u32,
+    ) -> Result<IrqRoute, String> {
+        let compat = IrqRoute {
+            message: crate::arch::interrupts::compat_message(vector),
+            irte: None,
+            vector,
+            count,
+            source: None,
+        };
+        let Some(u) = self.unit_of.get(index).copied().flatten() else {
+            return Ok(compat);
+        };
+        let state = &mut self.units[u];
+        let Some(table) = state.ir.as_mut() else {
+            return Ok(compat);
+        };
+        let mut mm = KernelMemory;
+        let n = u16::try_from(count).map_err(|_| format!("{count} vectors"))?;
+        let base = table.alloc(n).map_err(|e| format!("{e}"))?;
+        let sv = msi_source_validation(topo, index);
+        let dest = crate::arch::interrupts::apic_id();
+        for i in 0..n {
+            table.set(&mut mm, base + i, Irte::remapped(vector + i as u8, dest, sv)).map_err(|e| format!("{e}"))?;
+        }
+        let scope = IecScope::Index { index: base, mask: n.trailing_zeros() as u8 };
+        state.unit.invalidate_iec(&mut mm, scope).map_err(|e| format!("IEC invalidation: {e}"))?;
+        state.iec_selective += 1;
+        Ok(IrqRoute {
+            message: pci::msi::MsiMessage::remappable(base, 0),
+            irte: Some((u, base, n)),
+            vector,
+            count,
+            source: Some(sv),
+        })
+    }
+
+    /// Give back the IRTEs of a route: cleared, then invalidated (nothing
+    /// without remapping).
+    pub fn free_interrupt_route(&mut self, route: &IrqRoute) {
+        let Some((u, base, n)) = route.irte else { return };
+        let mut mm = KernelMemory;
+        let state = &mut self.units[u];
+        let Some(table) = state.ir.as_mut() else { return };
+        if let Err(e) = table.free(&mut mm, base, n) {
+            self.problems.push(format!("VT-d: freeing IRTE {base}: {e}"));
+            return;
+        }
+        let scope = IecScope::Index { index: base, mask: n.trailing_zeros() as u8 };
+        match state.unit.invalidate_iec(&mut mm, scope) {
+            Ok(()) => state.iec_selective += 1,
+            Err(e) => self.problems.push(format!("VT-d: IEC invalidation of IRTE {base}: {e}")),
+        }
+    }
+
+    /// IRTE `index` of unit `u` as the table holds it.
+    pub fn irte(&self, u: usize, index: u16) -> Option<Irte> {
+        self.units.get(u)?.ir.as_ref()?.get(&KernelMemory, index)
+    }
+
+    /// Whether interrupt remapping is on for function `index`'s unit:
+    /// VFIO's condition for handing its group to user space.
+    pub fn interrupt_remapping_for(&self, index: usize) -> bool {
+        self.unit_of.get(index).copied().flatten().is_some_and(|u| self.units[u].ir.is_some())
+    }
+
     /// Read and clear every unit's fault records; returns how many were new.
+    /// With the fault event interrupt on, the records come from its
+    /// handler; a polling sweep follows (with interrupts off) and counts
+    /// anything the handler had not taken.
     pub fn collect_faults(&mut self) -> usize {
         let before = self.faults.len();
-        for (u, state) in self.units.iter_mut().enumerate() {
-            let log = state.unit.drain_faults();
+        if fault_irq::enabled() {
+            let mut got = Vec::new();
+            let overflow = fault_irq::drain(|u, index, lo, hi| got.push((u, index, lo, hi)));
+            self.lost_faults |= overflow;
+            for (u, index, lo, hi) in got {
+                if let Some(record) = FaultRecord::decode(index, lo, hi) {
+                    log::debug!("DMAR (interrupt): {record}");
+                    self.faults.push(Fault { unit: u, record });
+                    self.faults_by_interrupt += 1;
+                }
+            }
+        }
+        let polled_before = self.faults.len();
+        let units = &mut self.units;
+        let logs: Vec<_> =
+            crate::arch::interrupts::without_interrupts(|| units.iter_mut().map(|s| s.unit.drain_faults()).collect());
+        for (u, log) in logs.into_iter().enumerate() {
             self.lost_faults |= log.overflow;
             for record in log.records {
                 log::debug!("DMAR: {record}");
                 self.faults.push(Fault { unit: u, record });
             }
         }
+        self.faults_polled += self.faults.len() - polled_before;
         self.faults.len() - before
     }
 }
@@ -768,13 +940,42 @@ fn bring_up(drhd: &Drhd, haw: u8, mm: &mut KernelMemory) -> Result<UnitState, St
         log::warn!("DRHD {:#x}: {handoff}", drhd.register_base);
     }
     let inval = unit.setup_invalidation(mm).map_err(|e| format!("invalidation: {e}"))?;
+    // Interrupt remapping after QI (Linux's order). A unit that cannot
+    // remap still translates DMA; its devices get compatibility-format
+    // messages, and VFIO-style claims of their groups are refused.
+    let t_ir = crate::arch::rdtsc();
+    let (ir, ir_note) = if !unit.ecap().ir() {
+        (None, String::from("ECAP.IR clear: the unit cannot remap interrupts"))
+    } else {
+        match IrTable::new(mm).and_then(|t| unit.enable_interrupt_remapping(mm, &t).map(|_| t)) {
+            Ok(t) => (Some(t), String::new()),
+            Err(e) => {
+                log::error!("DRHD {:#x}: interrupt remapping: {e}", drhd.register_base);
+                (None, format!("enabling failed: {e}"))
+            }
+        }
+    };
     let root = RootTable::new(mm).map_err(|e| format!("root table: {e}"))?;
     unit.set_root_table(mm, &root).map_err(|e| format!("root table: {e}"))?;
+    let ir_cycles = crate::arch::rdtsc() - t_ir;
     let geometry = Geometry::for_unit(unit.cap(), unit.ecap(), Geometry::DEFAULT_NEED_BITS)
         .map_err(|e| format!("{e}"))?
         .with_host_address_width(haw);
     let ids = DomainIdAllocator::new(unit.cap());
-    Ok(UnitState { drhd: drhd.clone(), unit, root, ids, inval, geometry, translation: false, handoff })
+    Ok(UnitState {
+        drhd: drhd.clone(),
+        unit,
+        root,
+        ids,
+        inval,
+        geometry,
+        translation: false,
+        handoff,
+        ir,
+        ir_note,
+        iec_selective: 0,
+        ir_cycles,
+    })
 }
 
 /// Whether a bridge on `index`'s path carries Linux's PCIE_BRIDGE_ALIAS
