@@ -299,18 +299,36 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     pd.arm();
     println!("QMP-REQUEST device_add edu {pbdf}");
     let (events, _) = wait_slot(stage, pd, port, hz, |s| s == Step::Enable)?;
-    commands(stage, pd, port, hz, pciehp::power_on_sequence)?;
-    let there_by = Deadline::after_ms(hz, 1000);
-    while vendor(stage, ebdf) == 0xffff && !there_by.passed() {
-        wait_10ms(hz);
-    }
-    if vendor(stage, ebdf) == 0xffff {
+    if let Err(why) = commands(stage, pd, port, hz, pciehp::power_on_sequence) {
         set_state(pd, port, |s| s.enabled(false));
-        return Err(format!("no device answered at {ebdf} within 1 s of power on"));
+        return Err(why);
     }
-    // pciehp_configure_device: scan, then the same grouping rules as boot.
-    let joined = rescan_and_group(stage, e)?;
-    let bar = assign_bar(stage, port, ebdf)?;
+    let configured = (|| {
+        let there_by = Deadline::after_ms(hz, 1000);
+        while vendor(stage, ebdf) == 0xffff && !there_by.passed() {
+            wait_10ms(hz);
+        }
+        if vendor(stage, ebdf) == 0xffff {
+            return Err(format!("no device answered at {ebdf} within 1 s of power on"));
+        }
+        // pciehp_configure_device: scan, then the same grouping rules as boot.
+        let joined = rescan_and_group(stage, e)?;
+        let bar = assign_bar(stage, port, ebdf)?;
+        Ok((joined, bar))
+    })();
+    let (joined, bar) = match configured {
+        Ok(v) => v,
+        Err(why) => {
+            // board_added's err_exit: set_slot_off (power off, power
+            // indicator off, attention on); the slot is off again.
+            let off = commands(stage, pd, port, hz, pciehp::set_slot_off_sequence);
+            set_state(pd, port, |s| s.enabled(false));
+            return Err(match off {
+                Ok(()) => format!("{why}; slot turned off (power off, attention indicator on)"),
+                Err(e) => format!("{why}; turning the slot off failed: {e}"),
+            });
+        }
+    };
     stage.drivers.removed[e] = false;
     commands(stage, pd, port, hz, pciehp::configured_sequence)?;
     set_state(pd, port, |s| s.enabled(true));
