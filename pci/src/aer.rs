@@ -128,6 +128,16 @@ pub fn enable_error_reporting(cfg: &mut dyn ConfigSpace, dev: Bdf, pcie: u16) {
     }
 }
 
+/// Whether `aer_enable_rootport` turns error reporting on for a function
+/// below the root port: `set_device_error_reporting` takes root,
+/// upstream and downstream ports and RCECs, and
+/// `pci_enable_pcie_error_reporting` does nothing without an AER
+/// capability (`pcie_aer_is_native`: `!dev->aer_cap`).
+pub fn reports_errors(pcie_type: Option<crate::caps::PcieType>, aer_cap: Option<u16>) -> bool {
+    use crate::caps::PcieType::*;
+    matches!(pcie_type, Some(RootPort | Upstream | Downstream | RcEc)) && aer_cap.is_some()
+}
+
 /// What `aer_irq` takes from the root port: Root Error Status and the
 /// Error Source Identification register, both cleared (W1C with the
 /// status read) so the port can signal the next error.
@@ -322,6 +332,22 @@ mod tests {
         assert_eq!(RootError::message_number(0x0800_0024), 1, "ioh3420 with two MSI vectors");
         let cor = RootError { status: ROOT_COR_RCV, source: 0x0308 };
         assert_eq!(cor.correctable_source(0), Some(Bdf::new(0, 3, 1, 0)));
+    }
+
+    #[test]
+    fn reporting_is_enabled_on_ports_with_an_aer_capability_only() {
+        use crate::caps::PcieType::*;
+        // set_device_error_reporting: root, upstream, downstream ports and
+        // RCECs; pci_enable_pcie_error_reporting: only with dev->aer_cap
+        // (pcie_aer_is_native).
+        for t in [RootPort, Upstream, Downstream, RcEc] {
+            assert!(reports_errors(Some(t), Some(0x100)), "{t:?}");
+            assert!(!reports_errors(Some(t), None), "{t:?} without AER");
+        }
+        for t in [Endpoint, PciBridge, RcEnd] {
+            assert!(!reports_errors(Some(t), Some(0x100)), "{t:?}");
+        }
+        assert!(!reports_errors(None, Some(0x100)));
     }
 
     #[test]
