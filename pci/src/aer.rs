@@ -22,6 +22,8 @@ pub const ROOT_NONFATAL_RCV: u32 = 0x20;
 pub const ROOT_FATAL_RCV: u32 = 0x40;
 /// Advanced Error Interrupt Message Number (bits 31:27).
 pub const ROOT_AER_IRQ: u32 = 0xf800_0000;
+/// `AER_ERR_STATUS_MASK`: the bits that make an interrupt `aer_irq`'s own.
+pub const AER_ERR_STATUS_MASK: u32 = ROOT_UNCOR_RCV | ROOT_COR_RCV | ROOT_MULTI_COR_RCV | ROOT_MULTI_UNCOR_RCV;
 /// Root Error Command: interrupt on correctable, non-fatal, fatal messages
 /// (`ROOT_PORT_INTR_ON_MESG_MASK`).
 pub const ROOT_PORT_INTR_ON_MESG_MASK: u32 = 0x7;
@@ -126,6 +128,16 @@ pub fn enable_error_reporting(cfg: &mut dyn ConfigSpace, dev: Bdf, pcie: u16) {
     }
 }
 
+/// Whether `aer_enable_rootport` turns error reporting on for a function
+/// below the root port: `set_device_error_reporting` takes root,
+/// upstream and downstream ports and RCECs, and
+/// `pci_enable_pcie_error_reporting` does nothing without an AER
+/// capability (`pcie_aer_is_native`: `!dev->aer_cap`).
+pub fn reports_errors(pcie_type: Option<crate::caps::PcieType>, aer_cap: Option<u16>) -> bool {
+    use crate::caps::PcieType::*;
+    matches!(pcie_type, Some(RootPort | Upstream | Downstream | RcEc)) && aer_cap.is_some()
+}
+
 /// What `aer_irq` takes from the root port: Root Error Status and the
 /// Error Source Identification register, both cleared (W1C with the
 /// status read) so the port can signal the next error.
@@ -140,7 +152,7 @@ impl RootError {
     /// interrupt was not ours) or the port reads all ones.
     pub fn take(cfg: &mut dyn ConfigSpace, port: Bdf, aer: u16) -> Option<Self> {
         let status = cfg.read32(port, aer + PCI_ERR_ROOT_STATUS);
-        if status == u32::MAX || status & (ROOT_COR_RCV | ROOT_UNCOR_RCV) == 0 {
+        if status == u32::MAX || status & AER_ERR_STATUS_MASK == 0 {
             return None;
         }
         let source = cfg.read32(port, aer + PCI_ERR_ROOT_ERR_SRC);
@@ -156,9 +168,10 @@ impl RootError {
     pub fn correctable_source(&self, segment: u16) -> Option<Bdf> {
         (self.status & ROOT_COR_RCV != 0).then(|| rid(segment, self.source as u16))
     }
-    /// `aer_isr_one_error`: fatal when First Uncorrectable Fatal is set.
+    /// `aer_isr_one_error`: fatal when Fatal Error Messages Received is
+    /// set (`PCI_ERR_ROOT_FATAL_RCV`), whichever error came first.
     pub fn uncorrectable_severity(&self) -> Severity {
-        if self.status & ROOT_FIRST_FATAL != 0 { Severity::Fatal } else { Severity::NonFatal }
+        if self.status & ROOT_FATAL_RCV != 0 { Severity::Fatal } else { Severity::NonFatal }
     }
     /// Whether more than one error of a kind arrived before this read.
     pub fn multiple(&self) -> bool {
@@ -304,9 +317,37 @@ mod tests {
         assert_eq!(cfg.peek32(RP, AER + PCI_ERR_ROOT_STATUS), 0, "W1C with the status read re-arms the port");
         let fatal = RootError { status: ROOT_UNCOR_RCV | ROOT_FIRST_FATAL | ROOT_FATAL_RCV, source: 0 };
         assert_eq!(fatal.uncorrectable_severity(), Severity::Fatal);
+        // A non-fatal error first, then a fatal one before the handler ran:
+        // First Uncorrectable Fatal stays clear, Fatal Received is set, and
+        // aer_isr_one_error reports AER_FATAL (it tests PCI_ERR_ROOT_FATAL_RCV).
+        let later_fatal =
+            RootError { status: ROOT_UNCOR_RCV | ROOT_MULTI_UNCOR_RCV | ROOT_NONFATAL_RCV | ROOT_FATAL_RCV, source: 0 };
+        assert_eq!(later_fatal.uncorrectable_severity(), Severity::Fatal);
+        // aer_irq takes the interrupt as its own for any bit of
+        // AER_ERR_STATUS_MASK, the two "multiple" bits included.
+        cfg.raise(RP, AER + PCI_ERR_ROOT_STATUS, 4, ROOT_MULTI_COR_RCV);
+        let e = RootError::take(&mut cfg, RP, AER).expect("a multiple-correctable bit is an error message");
+        assert_eq!(e.status, ROOT_MULTI_COR_RCV);
+        assert_eq!(cfg.peek32(RP, AER + PCI_ERR_ROOT_STATUS), 0, "cleared with the value read");
         assert_eq!(RootError::message_number(0x0800_0024), 1, "ioh3420 with two MSI vectors");
         let cor = RootError { status: ROOT_COR_RCV, source: 0x0308 };
         assert_eq!(cor.correctable_source(0), Some(Bdf::new(0, 3, 1, 0)));
+    }
+
+    #[test]
+    fn reporting_is_enabled_on_ports_with_an_aer_capability_only() {
+        use crate::caps::PcieType::*;
+        // set_device_error_reporting: root, upstream, downstream ports and
+        // RCECs; pci_enable_pcie_error_reporting: only with dev->aer_cap
+        // (pcie_aer_is_native).
+        for t in [RootPort, Upstream, Downstream, RcEc] {
+            assert!(reports_errors(Some(t), Some(0x100)), "{t:?}");
+            assert!(!reports_errors(Some(t), None), "{t:?} without AER");
+        }
+        for t in [Endpoint, PciBridge, RcEnd] {
+            assert!(!reports_errors(Some(t), Some(0x100)), "{t:?}");
+        }
+        assert!(!reports_errors(None, Some(0x100)));
     }
 
     #[test]

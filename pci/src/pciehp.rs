@@ -413,6 +413,15 @@ pub fn configured_sequence(cap: SlotCap) -> alloc::vec::Vec<(u16, u16)> {
     nonempty([indicators(cap, Some(PCI_EXP_SLTCTL_PWR_IND_ON), Some(PCI_EXP_SLTCTL_ATTN_IND_OFF))])
 }
 
+/// `set_slot_off`, `board_added`'s error exit (the device never answered,
+/// or could not be configured): power off (when there is a power
+/// controller; Linux then waits 1 s), then power indicator off and
+/// attention indicator on.
+pub fn set_slot_off_sequence(cap: SlotCap) -> alloc::vec::Vec<(u16, u16)> {
+    let off = if cap.power_controller() { POWER_OFF } else { (0, 0) };
+    nonempty([off, indicators(cap, Some(PCI_EXP_SLTCTL_PWR_IND_OFF), Some(PCI_EXP_SLTCTL_ATTN_IND_ON))])
+}
+
 /// Commands with an empty mask write nothing and are left out.
 fn nonempty<const N: usize>(cmds: [(u16, u16); N]) -> alloc::vec::Vec<(u16, u16)> {
     cmds.into_iter().filter(|&(_, mask)| mask != 0).collect()
@@ -563,6 +572,26 @@ mod tests {
         // A slot without a power controller or indicators: nothing to write.
         let bare = SlotCap(PCI_EXP_SLTCAP_HPC | PCI_EXP_SLTCAP_ABP);
         assert!(power_off_sequence(bare).is_empty() && power_on_sequence(bare).is_empty());
+    }
+
+    #[test]
+    fn a_failed_hot_add_turns_the_slot_off_with_attention_on() {
+        // board_added's err_exit (set_slot_off): after power on and the
+        // blink, a device that never answers (or cannot be configured)
+        // leaves the slot powered off, power indicator off, attention on.
+        let (mut cfg, regs) = slot();
+        let cap = regs.cap(&mut cfg);
+        for (cmd, mask) in power_on_sequence(cap).into_iter().chain(set_slot_off_sequence(cap)) {
+            regs.command(&mut cfg, cmd, mask, 2, || {}).expect("completes");
+        }
+        assert!(!regs.powered(&mut cfg), "power off");
+        let ctl = regs.control(&mut cfg);
+        assert_eq!(ctl & PCI_EXP_SLTCTL_PIC, PCI_EXP_SLTCTL_PWR_IND_OFF, "power indicator off");
+        assert_eq!(ctl & PCI_EXP_SLTCTL_AIC, PCI_EXP_SLTCTL_ATTN_IND_ON, "attention indicator on");
+        // Power off comes first (then Linux waits 1 s), indicators after.
+        assert_eq!(set_slot_off_sequence(cap)[0], POWER_OFF);
+        let bare = SlotCap(PCI_EXP_SLTCAP_HPC | PCI_EXP_SLTCAP_ABP);
+        assert!(set_slot_off_sequence(bare).is_empty());
     }
 
     #[test]

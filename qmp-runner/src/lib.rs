@@ -106,6 +106,20 @@ pub fn command(req: &Request, new_id: &str) -> Result<String, String> {
     })
 }
 
+/// `cmd` (a JSON object) with QMP's "id" member, which QEMU echoes in
+/// the reply.
+pub fn with_id(cmd: &str, id: u64) -> String {
+    match cmd.strip_prefix('{') {
+        Some(rest) => format!("{{\"id\":{id},{rest}"),
+        None => cmd.to_string(),
+    }
+}
+
+/// The numeric "id" a QMP reply carries, if any.
+pub fn reply_id(line: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(line).ok()?.get("id")?.as_u64()
+}
+
 /// One line QMP sent, for stderr: `event NAME {...}`, `reply {...}` or
 /// `error {...}`.
 pub fn describe(line: &str) -> String {
@@ -165,6 +179,16 @@ mod tests {
         assert_eq!(qdev_id(&q, 2, 0, 0).as_deref(), Some("dp1"));
         assert_eq!(qdev_id(&q, 0, 5, 0), None, "a device without an id cannot be named");
         assert_eq!(qdev_id(&q, 9, 0, 0), None);
+    }
+
+    #[test]
+    fn commands_carry_an_id_that_replies_echo() {
+        let cmd = with_id(r#"{"execute":"query-pci"}"#, 7);
+        assert_eq!(cmd, r#"{"id":7,"execute":"query-pci"}"#);
+        assert!(serde_json::from_str::<serde_json::Value>(&cmd).is_ok());
+        assert_eq!(reply_id(r#"{"return": {}, "id": 7}"#), Some(7));
+        assert_eq!(reply_id(r#"{"return": {}}"#), None);
+        assert_eq!(reply_id("not json"), None);
     }
 
     #[test]

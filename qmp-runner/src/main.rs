@@ -28,6 +28,8 @@ const REPLY_WAIT: Duration = Duration::from_secs(10);
 struct Qmp {
     stream: UnixStream,
     replies: Receiver<String>,
+    /// The "id" of the last command sent (QEMU echoes it in the reply).
+    last_id: u64,
 }
 
 fn connect(path: &str) -> Result<UnixStream, String> {
@@ -64,15 +66,29 @@ fn start(path: &str) -> Result<Qmp, String> {
             }
         }
     });
-    let mut q = Qmp { stream, replies };
+    let mut q = Qmp { stream, replies, last_id: 0 };
     q.execute(r#"{"execute":"qmp_capabilities"}"#)?;
     Ok(q)
 }
 
 impl Qmp {
+    /// Send `cmd` with a fresh id and wait for the reply carrying it; a
+    /// reply with another id (one that came after its own wait ran out)
+    /// is reported and dropped, so replies never shift onto later commands.
     fn execute(&mut self, cmd: &str) -> Result<String, String> {
+        self.last_id += 1;
+        let id = self.last_id;
+        let cmd = qmp_runner::with_id(cmd, id);
         self.stream.write_all(format!("{cmd}\n").as_bytes()).map_err(|e| format!("send: {e}"))?;
-        self.replies.recv_timeout(REPLY_WAIT).map_err(|_| String::from("no reply from QMP"))
+        let deadline = Instant::now() + REPLY_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = self.replies.recv_timeout(left).map_err(|_| String::from("no reply from QMP"))?;
+            if qmp_runner::reply_id(&reply) == Some(id) {
+                return Ok(reply);
+            }
+            eprintln!("qmp: dropped a reply that is not to the current command: {reply}");
+        }
     }
 
     fn resolve(&mut self, t: &mut Target) -> Result<(), String> {
@@ -110,12 +126,24 @@ fn main() {
     });
     let mut qmp: Option<Result<Qmp, String>> = None;
     let mut added = 0;
-    let stdin = std::io::stdin();
+    let mut stdin = std::io::stdin().lock();
     let mut out = std::io::stdout();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        let _ = writeln!(out, "{line}");
+    // Bytes, not `lines()`: a byte that is not UTF-8 would end `lines()`
+    // and with it the serial pass-through. Lines go out as they came.
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        match stdin.read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let _ = out.write_all(&raw);
+        if raw.last() != Some(&b'\n') {
+            let _ = out.write_all(b"\n");
+        }
         let _ = out.flush();
+        let line = String::from_utf8_lossy(&raw);
+        let line = line.trim_end_matches(['\n', '\r']);
         let Some(text) = line.strip_prefix(qmp_runner::PREFIX) else { continue };
         let req = match qmp_runner::parse(text) {
             Ok(r) => r,

@@ -249,11 +249,34 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     let (pbdf, ebdf) = (topo.functions[port].bdf, topo.functions[e].bdf);
     let gid = stage.group_id(site.group);
 
+    // The owner uses the group as VFIO's container does: its own domain
+    // attached to every member, so the edu has a present context entry
+    // that the removal must take out (a blocked group has none to check).
+    let d = stage.ctx.vtd.create_owner_domain(gid, e)?;
+    let tag = u32::from(stage.ctx.vtd.domains[d].domain.id().0);
+    if let Err(x) = stage.drivers.model.attach_domain(site.group, tag) {
+        let _ = stage.ctx.vtd.destroy_owner_domain(d);
+        return Err(format!("attach of the owner's domain refused: {}", x.errno()));
+    }
+    for i in stage.members(site.group) {
+        if let Err(x) = stage.ctx.vtd.attach_to(topo, i, d) {
+            owner_detach(stage, site.group, d);
+            return Err(x);
+        }
+    }
+    let present = |stage: &Stage| stage.ctx.vtd.hardware_context(topo, e).iter().filter(|(_, c)| c.present()).count();
+    let before = present(stage);
+
     // Hot-remove: the button (device_del), pciehp_disable_slot.
     pd.arm();
     println!("QMP-REQUEST device_del {ebdf}");
-    let (events, step) = wait_slot(stage, pd, port, hz, |s| matches!(s, Step::BlinkOff | Step::Disable))
-        .map_err(|_| String::from(NO_ANSWER))?;
+    let (events, step) = match wait_slot(stage, pd, port, hz, |s| matches!(s, Step::BlinkOff | Step::Disable)) {
+        Ok(v) => v,
+        Err(_) => {
+            owner_detach(stage, site.group, d);
+            return Err(String::from(NO_ANSWER));
+        }
+    };
     if step == Step::BlinkOff {
         commands(stage, pd, port, hz, pciehp::button_blink)?;
         let mut next = Step::Nothing;
@@ -268,7 +291,9 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     stage.drivers.unbind(stage.ctx, e)?;
     stage.ctx.vtd.detach(topo, e, &[])?;
     stage.drivers.removed[e] = true;
-    let context = stage.ctx.vtd.hardware_context(topo, e).iter().filter(|(_, c)| c.present()).count();
+    let context = present(stage);
+    let sids: Vec<_> = stage.ctx.vtd.hardware_context(topo, e).into_iter().map(|(sid, _)| sid).collect();
+    let in_domain = stage.ctx.vtd.domains[d].attached.iter().any(|s| sids.contains(s));
     commands(stage, pd, port, hz, pciehp::power_off_sequence)?;
     set_state(pd, port, |s| s.disabled());
     // QEMU removes the device once the slot is off with its power indicator off.
@@ -278,7 +303,7 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     }
     let gone = vendor(stage, ebdf) == 0xffff;
     let in_group = stage.members(site.group).contains(&e);
-    let ok = gone && !in_group && context == 0;
+    let ok = gone && !in_group && before > 0 && context == 0 && !in_domain;
     stage.event(
         7,
         format!("hot-remove of {ebdf} by pciehp on {pbdf}"),
@@ -286,31 +311,57 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
         "removed",
         String::from(if ok { "removed" } else { "not removed" }),
         format!(
-            "slot events {}; {driver} unbound; left group {gid}: {}; {context} context entr{} left; slot powered off, power indicator off; device {}",
+            "slot events {}; {driver} unbound; left group {gid}: {}; {before} context entr{} to the owner's domain before, {context} context entr{} left{}; slot powered off, power indicator off; device {}",
             pciehp::event_names(events),
             if in_group { "NO" } else { "yes" },
+            if before == 1 { "y" } else { "ies" },
             if context == 1 { "y" } else { "ies" },
+            if in_domain { ", STILL in the owner's domain" } else { "" },
             if gone { "gone (vendor id reads 0xffff)" } else { "STILL THERE" }
         ),
     );
+
+    // The owner detaches its domain: the group is blocked again, so the
+    // device added next joins it with no domain (Linux 6.1
+    // iommu_group_add_device attaches a new member to group->domain, here
+    // the blocking domain; iommu_probe_device gives it no default domain).
+    owner_detach(stage, site.group, d);
 
     // Hot-add: presence and the button (device_add), pciehp_enable_slot.
     let t0 = crate::arch::rdtsc();
     pd.arm();
     println!("QMP-REQUEST device_add edu {pbdf}");
     let (events, _) = wait_slot(stage, pd, port, hz, |s| s == Step::Enable)?;
-    commands(stage, pd, port, hz, pciehp::power_on_sequence)?;
-    let there_by = Deadline::after_ms(hz, 1000);
-    while vendor(stage, ebdf) == 0xffff && !there_by.passed() {
-        wait_10ms(hz);
-    }
-    if vendor(stage, ebdf) == 0xffff {
+    if let Err(why) = commands(stage, pd, port, hz, pciehp::power_on_sequence) {
         set_state(pd, port, |s| s.enabled(false));
-        return Err(format!("no device answered at {ebdf} within 1 s of power on"));
+        return Err(why);
     }
-    // pciehp_configure_device: scan, then the same grouping rules as boot.
-    let joined = rescan_and_group(stage, e)?;
-    let bar = assign_bar(stage, port, ebdf)?;
+    let configured = (|| {
+        let there_by = Deadline::after_ms(hz, 1000);
+        while vendor(stage, ebdf) == 0xffff && !there_by.passed() {
+            wait_10ms(hz);
+        }
+        if vendor(stage, ebdf) == 0xffff {
+            return Err(format!("no device answered at {ebdf} within 1 s of power on"));
+        }
+        // pciehp_configure_device: scan, then the same grouping rules as boot.
+        let joined = rescan_and_group(stage, e)?;
+        let bar = assign_bar(stage, port, ebdf)?;
+        Ok((joined, bar))
+    })();
+    let (joined, bar) = match configured {
+        Ok(v) => v,
+        Err(why) => {
+            // board_added's err_exit: set_slot_off (power off, power
+            // indicator off, attention on); the slot is off again.
+            let off = commands(stage, pd, port, hz, pciehp::set_slot_off_sequence);
+            set_state(pd, port, |s| s.enabled(false));
+            return Err(match off {
+                Ok(()) => format!("{why}; slot turned off (power off, attention indicator on)"),
+                Err(e) => format!("{why}; turning the slot off failed: {e}"),
+            });
+        }
+    };
     stage.drivers.removed[e] = false;
     commands(stage, pd, port, hz, pciehp::configured_sequence)?;
     set_state(pd, port, |s| s.enabled(true));
@@ -355,6 +406,18 @@ fn hotplug_demo(stage: &mut Stage, pd: &mut PortDrv, site: &Site, hz: u64) -> Re
     );
     pd.hotplug_to_bound_us = Some(bound_us);
     Ok(())
+}
+
+/// The owner detaches its domain `d` from group `g` (`iommu_detach_group`:
+/// back to the blocking domain while owned) and frees it.
+fn owner_detach(stage: &mut Stage, g: usize, d: usize) {
+    stage.drivers.model.detach_domain(g);
+    if let Err(e) = stage.drivers.set_core_domain(stage.ctx, g) {
+        log::warn!("demonstration 7: blocking group {} again: {e}", stage.group_id(g));
+    }
+    if let Err(e) = stage.ctx.vtd.destroy_owner_domain(d) {
+        log::warn!("demonstration 7: freeing the owner's domain: {e}");
+    }
 }
 
 /// `pci_scan_slot` + `pci_device_add` + `iommu_probe_device`: enumerate the

@@ -337,6 +337,7 @@ impl PortDrv {
             set_bits16(ctx.ecam, f.bdf, PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_SERR);
             set_bits16(ctx.ecam, f.bdf, PCI_COMMAND, PCI_COMMAND_SERR);
             if i != root
+                && aer::reports_errors(f.pcie_type, f.caps.aer)
                 && let Some(p) = f.caps.pcie
             {
                 aer::enable_error_reporting(ctx.ecam, f.bdf, p.offset);
