@@ -316,6 +316,14 @@ impl IrTable {
     /// Linux `free_irte`: clear the block (P first) and give it back; the
     /// caller invalidates the IEC for it.
     pub fn free<M: PhysMem>(&mut self, mm: &mut M, index: u16, count: u16) -> Result<(), IrteError> {
+        self.clear(mm, index, count)?;
+        let range = usize::from(index)..usize::from(index) + usize::from(count);
+        self.used[range].iter_mut().for_each(|u| *u = false);
+        Ok(())
+    }
+
+    /// Clear an allocated block (P first) without giving it back.
+    fn clear<M: PhysMem>(&self, mm: &mut M, index: u16, count: u16) -> Result<(), IrteError> {
         let range = usize::from(index)..usize::from(index) + usize::from(count);
         if range.end > self.used.len() || !self.used[range.clone()].iter().all(|u| *u) {
             return Err(IrteError::BadIndex(index));
@@ -325,9 +333,25 @@ impl IrTable {
             mm.write_u64(at, 0);
             mm.write_u64(at + 8, 0);
             mm.flush_for_device(at);
-            self.used[i] = false;
         }
         Ok(())
+    }
+}
+
+/// Why a block of IRTEs could not be installed or removed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IrteRouteError {
+    Table(IrteError),
+    /// The IEC invalidation failed (queue error or timeout).
+    Invalidation(UnitError),
+}
+
+impl fmt::Display for IrteRouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Table(e) => write!(f, "{e}"),
+            Self::Invalidation(e) => write!(f, "IEC invalidation: {e}"),
+        }
     }
 }
 
@@ -402,6 +426,53 @@ impl<R: RegisterFile> Unit<R> {
             return Err(UnitError::CompatibilityFormatOn);
         }
         Ok(())
+    }
+
+    /// Linux `intel_irq_remapping_alloc` for one MSI block: `count`
+    /// entries (`alloc_irte`: aligned), entry `base + i` written with
+    /// `irte(i)`, then the block invalidated in the IEC. Returns the first
+    /// index (the handle). On any failure the block is cleared and given
+    /// back: no entry stays present that no caller holds a handle for
+    /// (its vector would go to whoever is given that vector next).
+    pub fn install_irtes<M: PhysMem>(
+        &mut self,
+        mm: &mut M,
+        table: &mut IrTable,
+        count: u16,
+        irte: impl Fn(u16) -> Irte,
+    ) -> Result<u16, IrteRouteError> {
+        let base = table.alloc(count).map_err(IrteRouteError::Table)?;
+        let r = (0..count).try_for_each(|i| table.set(mm, base + i, irte(i)).map_err(IrteRouteError::Table)).and_then(
+            |_| {
+                let scope = IecScope::Index { index: base, mask: count.trailing_zeros() as u8 };
+                self.invalidate_iec(mm, scope).map_err(IrteRouteError::Invalidation)
+            },
+        );
+        match r {
+            Ok(()) => Ok(base),
+            Err(e) => {
+                let _ = table.free(mm, base, count);
+                Err(e)
+            }
+        }
+    }
+
+    /// Linux `free_irte`: clear the block, invalidate it in the IEC, give
+    /// it back. If the invalidation fails the unit may still hold the old
+    /// entries in its cache, so the block stays allocated (never handed
+    /// to another device) and the error says so; the caller should not
+    /// reuse the vectors either.
+    pub fn remove_irtes<M: PhysMem>(
+        &mut self,
+        mm: &mut M,
+        table: &mut IrTable,
+        base: u16,
+        count: u16,
+    ) -> Result<(), IrteRouteError> {
+        table.clear(mm, base, count).map_err(IrteRouteError::Table)?;
+        let scope = IecScope::Index { index: base, mask: count.trailing_zeros() as u8 };
+        self.invalidate_iec(mm, scope).map_err(IrteRouteError::Invalidation)?;
+        table.free(mm, base, count).map_err(IrteRouteError::Table)
     }
 
     /// Whether GSTS.IRES is set.

@@ -218,3 +218,42 @@ fn set_msi_sid_same_bus_aliases() {
     t.functions[i].dma_alias_mask.insert(0x30);
     assert_eq!(msi_source_validation(&t, i), SourceValidation::BusRange { start: 0, end: 0 });
 }
+
+#[test]
+fn install_rolls_back_when_the_iec_invalidation_fails() {
+    let (mut unit, mut sim) = qi_unit();
+    let mut table = IrTable::new(&mut sim).unwrap();
+    unit.enable_interrupt_remapping(&mut sim, &table).unwrap();
+    let sv = SourceValidation::RequesterId(0x0028);
+    sim.inner().fail_next_desc = true;
+    let r = unit.install_irtes(&mut sim, &mut table, 2, |i| Irte::remapped(0x40 + i as u8, 0, sv));
+    assert!(matches!(r, Err(IrteRouteError::Invalidation(_))), "{r:?}");
+    assert_eq!(table.in_use(), 0, "the block went back to the allocator");
+    for i in 0..2 {
+        assert!(!table.get(&sim, i).unwrap().present(), "IRTE {i} left present without an owner");
+    }
+    let msg = MsiMessage::remappable(0, 0);
+    assert_eq!(sim.inner().remap_msi(msg.address, msg.data, 0x0028), Err(0x22), "nothing delivered through it");
+    // The queue recovered: the next install works and reuses the block.
+    assert_eq!(unit.install_irtes(&mut sim, &mut table, 2, |i| Irte::remapped(0x40 + i as u8, 0, sv)), Ok(0));
+    assert_eq!(sim.inner().remap_msi(msg.address, msg.data, 0x0028), Ok((0x40, 0)));
+}
+
+#[test]
+fn remove_clears_invalidates_and_quarantines_on_failure() {
+    let (mut unit, mut sim) = qi_unit();
+    let mut table = IrTable::new(&mut sim).unwrap();
+    unit.enable_interrupt_remapping(&mut sim, &table).unwrap();
+    let sv = SourceValidation::RequesterId(0x0028);
+    let a = unit.install_irtes(&mut sim, &mut table, 1, |_| Irte::remapped(0x40, 0, sv)).unwrap();
+    sim.clear_events();
+    unit.remove_irtes(&mut sim, &mut table, a, 1).unwrap();
+    assert!(sim.events().contains(&Event::IecInval { global: false, index: a, im: 0 }), "IEC after the free");
+    assert_eq!(table.in_use(), 0);
+    let b = unit.install_irtes(&mut sim, &mut table, 1, |_| Irte::remapped(0x41, 0, sv)).unwrap();
+    sim.inner().fail_next_desc = true;
+    assert!(matches!(unit.remove_irtes(&mut sim, &mut table, b, 1), Err(IrteRouteError::Invalidation(_))));
+    assert!(!table.get(&sim, b).unwrap().present(), "cleared in memory");
+    assert!(table.is_allocated(b), "kept out of the allocator: the unit may still cache it");
+    assert_ne!(table.alloc(1), Ok(b));
+}
