@@ -404,7 +404,8 @@ impl<R: RegisterFile> Unit<R> {
     /// 3. global IEC invalidation;
     /// 4. GCMD.CFI cleared (compatibility-format interrupts blocked) and
     ///    GSTS.CFIS checked clear;
-    /// 5. GCMD.IRE, wait for GSTS.IRES; CFIS checked clear again.
+    /// 5. GCMD.IRE, wait for GSTS.IRES; CFIS checked clear again. If
+    ///    either fails, IRE is cleared again before the error returns.
     pub fn enable_interrupt_remapping<M: PhysMem>(&mut self, mm: &mut M, table: &IrTable) -> Result<(), UnitError> {
         if !self.ecap.ir() {
             return Err(UnitError::Unsupported { feature: "interrupt remapping (ECAP.IR)" });
@@ -421,11 +422,17 @@ impl<R: RegisterFile> Unit<R> {
         if self.status().contains(GlobalStatus::CFIS) {
             return Err(UnitError::CompatibilityFormatOn);
         }
-        self.set_enable(GlobalCommand::IRE, GlobalStatus::IRES, true, "IRES")?;
-        if self.status().contains(GlobalStatus::CFIS) {
-            return Err(UnitError::CompatibilityFormatOn);
+        let on = self.set_enable(GlobalCommand::IRE, GlobalStatus::IRES, true, "IRES").and_then(|_| {
+            if self.status().contains(GlobalStatus::CFIS) { Err(UnitError::CompatibilityFormatOn) } else { Ok(()) }
+        });
+        if on.is_err() {
+            // As Linux's `intel_cleanup_irq_remapping` after a failed
+            // enable: IRE goes back off, so that the caller's fallback
+            // (compatibility-format messages for this unit's devices) is
+            // not blocked by a remapping it believes is off.
+            let _ = self.set_enable(GlobalCommand::IRE, GlobalStatus::IRES, false, "IRES");
         }
-        Ok(())
+        on
     }
 
     /// Linux `intel_irq_remapping_alloc` for one MSI block: `count`

@@ -257,3 +257,39 @@ fn remove_clears_invalidates_and_quarantines_on_failure() {
     assert!(table.is_allocated(b), "kept out of the allocator: the unit may still cache it");
     assert_ne!(table.alloc(1), Ok(b));
 }
+
+/// A unit whose GSTS never shows IRES (the enable handshake never
+/// completes as far as software can see), over the simulated unit.
+struct IresHidden(Sim);
+
+impl RegisterFile for IresHidden {
+    fn read32(&self, offset: usize) -> u32 {
+        let v = self.0.read32(offset);
+        if offset == regs::GSTS.offset() { v & !GlobalStatus::IRES.bits() } else { v }
+    }
+    fn read64(&self, offset: usize) -> u64 {
+        self.0.read64(offset)
+    }
+    fn write32(&mut self, offset: usize, value: u32) {
+        self.0.write32(offset, value)
+    }
+    fn write64(&mut self, offset: usize, value: u64) {
+        self.0.write64(offset, value)
+    }
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+#[test]
+fn failed_enable_turns_ire_back_off() {
+    let mut sim = Sim::qemu();
+    let mut unit = Unit::new(IresHidden(sim.clone()), super::super::unit::PollLimit(64)).unwrap();
+    unit.setup_invalidation(&mut sim).unwrap();
+    let table = IrTable::new(&mut sim).unwrap();
+    let r = unit.enable_interrupt_remapping(&mut sim, &table);
+    assert!(matches!(r, Err(UnitError::Timeout { bit: "IRES", .. })), "{r:?}");
+    let gsts = GlobalStatus::from_bits_retain(sim.read32(regs::GSTS.offset()));
+    assert!(!gsts.contains(GlobalStatus::IRES), "remapping left on behind a reported failure: {gsts:?}");
+    assert_eq!(gcmds(&sim).last().map(|v| v & GlobalCommand::IRE.bits()), Some(0), "the last GCMD clears IRE");
+}
