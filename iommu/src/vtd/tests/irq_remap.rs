@@ -46,6 +46,17 @@ fn irte_remapped_format() {
     assert_eq!(b.source_validation(), SourceValidation::BusRange { start: 7, end: 8 });
     assert!(Irte { lo: 1 | 1 << 12, hi: 0 }.reserved_bits());
     assert!(Irte { lo: 1, hi: 1 << (84 - 64) }.reserved_bits());
+    // xAPIC mode: DST holds the APIC id in 47:40 only; 39:32 and 63:48 are reserved.
+    assert!(Irte { lo: 1 | 1 << 32, hi: 0 }.reserved_bits());
+    assert!(Irte { lo: 1 | 1 << 48, hi: 0 }.reserved_bits());
+    for v in [0x20u8, 0xef] {
+        for d in [0u8, 0xff] {
+            for sv in [SourceValidation::RequesterId(0xffff), SourceValidation::BusRange { start: 0xff, end: 0xff }] {
+                let e = Irte::remapped(v, d, sv);
+                assert!(!e.reserved_bits() && e.lo & 0xfffe == 0, "{e:x?}: FPD, DM, RH, TM, DLM, AVL, IM all 0");
+            }
+        }
+    }
 }
 
 #[test]
