@@ -304,3 +304,22 @@ fn failed_enable_turns_ire_back_off() {
     assert!(!gsts.contains(GlobalStatus::IRES), "remapping left on behind a reported failure: {gsts:?}");
     assert_eq!(gcmds(&sim).last().map(|v| v & GlobalCommand::IRE.bits()), Some(0), "the last GCMD clears IRE");
 }
+
+#[test]
+fn set_msi_sid_topology_alias_and_82801() {
+    let mut s = SimConfig::new();
+    s.at(0, 0, 0, q35_host());
+    // Case 3: a conventional PCI bridge right below a root port substitutes
+    // its own id (on its own bus): verify that requester id.
+    s.at(0, 4, 0, root_port(true, 9, 10));
+    s.at(9, 0, 0, pci_bridge(9, 10, 10));
+    s.at(10, 1, 0, edu());
+    // The 82801 (PCIE_BRIDGE_ALIAS quirk) below a root port: Linux takes
+    // (secondary bus, 00.0), as for a PCIe-to-PCI bridge: buses 12..=12.
+    s.at(0, 6, 0, root_port(true, 11, 12));
+    s.at(11, 0, 0, i82801b11(11, 12, 12));
+    s.at(12, 2, 0, edu());
+    let t = pci::enumerate(&mut s, 0, &[0], 0..=255);
+    assert_eq!(msi_source_validation(&t, index_of(&t, 10, 1)), SourceValidation::RequesterId(0x0900));
+    assert_eq!(msi_source_validation(&t, index_of(&t, 12, 2)), SourceValidation::BusRange { start: 12, end: 12 });
+}
