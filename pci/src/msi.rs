@@ -141,6 +141,27 @@ pub fn set_intx_disabled(cfg: &mut dyn ConfigSpace, bdf: Bdf, disabled: bool) {
     }
 }
 
+/// Linux `pci_msi_init` and `pci_msix_init`, run for every function as it
+/// is scanned, before any driver: MSI and MSI-X that firmware or a
+/// previous kernel left enabled are turned off, so that the function sends
+/// no message someone else programmed (another vector, NMI or INIT in
+/// compatibility format, or a stale remapping handle) before a driver sets
+/// up its own. Only a set Enable bit is written (MSI-X Function Mask is
+/// left as found, as Linux does). Returns (MSI was on, MSI-X was on).
+pub fn disable_left_enabled(cfg: &mut dyn ConfigSpace, bdf: Bdf, msi: Option<u16>, msix: Option<u16>) -> (bool, bool) {
+    let mut off = |cap: Option<u16>, enable: u16| {
+        cap.is_some_and(|c| {
+            let flags = cfg.read16(bdf, c + PCI_MSI_FLAGS);
+            let on = flags != u16::MAX && flags & enable != 0;
+            if on {
+                cfg.write16(bdf, c + PCI_MSI_FLAGS, flags & !enable);
+            }
+            on
+        })
+    };
+    (off(msi, PCI_MSI_FLAGS_ENABLE), off(msix, PCI_MSIX_FLAGS_ENABLE))
+}
+
 /// An MSI capability as the function describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MsiCap {

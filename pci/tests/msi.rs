@@ -143,3 +143,31 @@ fn msix_bar_must_be_assigned_memory() {
     assert_eq!(c2.table_address(&mut s, b2), Err(MsiError::Bar { bir: 0, value: 0 }), "unassigned");
     assert_eq!(MsiCap::read(&mut s, b2, off), Err(MsiError::NoCapability));
 }
+
+#[test]
+fn msi_left_enabled_is_turned_off_at_scan() {
+    let mut s = SimConfig::new();
+    let b = Bdf::new(0, 0, 3, 0);
+    s.add(b, edu());
+    let off = cap(&mut s, b, PCI_CAP_ID_MSI);
+    let c = MsiCap::read(&mut s, b, off).unwrap();
+    // Left by a previous kernel: a compatibility-format NMI (delivery mode 100b).
+    c.enable(&mut s, b, MsiMessage { address: 0xfee0_0000, data: 0x400 }, 1).unwrap();
+    assert_eq!(c.enabled_vectors(&mut s, b), 1);
+    s.writes.clear();
+    assert_eq!(disable_left_enabled(&mut s, b, Some(off), None), (true, false));
+    assert_eq!(c.enabled_vectors(&mut s, b), 0, "the NMI message can no longer be sent");
+    assert_eq!(s.writes.len(), 1, "one write: the Enable bit");
+    s.writes.clear();
+    assert_eq!(disable_left_enabled(&mut s, b, Some(off), None), (false, false));
+    assert!(s.writes.is_empty(), "nothing written when MSI is off");
+
+    let x = Bdf::new(0, 0, 4, 0);
+    s.add(x, SimFn::new(0x1b36, 0x000c).msix_with(4, 0, 0x2000, 0x3000));
+    let xoff = cap(&mut s, x, PCI_CAP_ID_MSIX);
+    let flags = s.read16(x, xoff + PCI_MSIX_FLAGS);
+    s.write16(x, xoff + PCI_MSIX_FLAGS, flags | PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    assert_eq!(disable_left_enabled(&mut s, x, None, Some(xoff)), (false, true));
+    let after = s.read16(x, xoff + PCI_MSIX_FLAGS);
+    assert_eq!(after & (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL), PCI_MSIX_FLAGS_MASKALL);
+}

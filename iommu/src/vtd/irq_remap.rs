@@ -197,9 +197,11 @@ impl Irte {
         }
     }
 
-    /// Reserved bits set (what `vtd_irte_get` refuses with reason 0x24).
+    /// Reserved bits set, by §9.10 for xAPIC destinations (EIME = 0): 14:12,
+    /// 31:24, DST 39:32 and 63:48, and 127:84 (real VT-d: fault reason
+    /// 0x24). QEMU 7.2's `vtd_irte_get` checks all but the two DST ranges.
     pub const fn reserved_bits(&self) -> bool {
-        self.lo & 0xff00_7000 != 0 || self.hi & !0xf_ffff != 0
+        self.lo & 0xffff_00ff_ff00_7000 != 0 || self.hi & !0xf_ffff != 0
     }
 }
 
@@ -316,6 +318,14 @@ impl IrTable {
     /// Linux `free_irte`: clear the block (P first) and give it back; the
     /// caller invalidates the IEC for it.
     pub fn free<M: PhysMem>(&mut self, mm: &mut M, index: u16, count: u16) -> Result<(), IrteError> {
+        self.clear(mm, index, count)?;
+        let range = usize::from(index)..usize::from(index) + usize::from(count);
+        self.used[range].iter_mut().for_each(|u| *u = false);
+        Ok(())
+    }
+
+    /// Clear an allocated block (P first) without giving it back.
+    fn clear<M: PhysMem>(&self, mm: &mut M, index: u16, count: u16) -> Result<(), IrteError> {
         let range = usize::from(index)..usize::from(index) + usize::from(count);
         if range.end > self.used.len() || !self.used[range.clone()].iter().all(|u| *u) {
             return Err(IrteError::BadIndex(index));
@@ -325,9 +335,25 @@ impl IrTable {
             mm.write_u64(at, 0);
             mm.write_u64(at + 8, 0);
             mm.flush_for_device(at);
-            self.used[i] = false;
         }
         Ok(())
+    }
+}
+
+/// Why a block of IRTEs could not be installed or removed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IrteRouteError {
+    Table(IrteError),
+    /// The IEC invalidation failed (queue error or timeout).
+    Invalidation(UnitError),
+}
+
+impl fmt::Display for IrteRouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Table(e) => write!(f, "{e}"),
+            Self::Invalidation(e) => write!(f, "IEC invalidation: {e}"),
+        }
     }
 }
 
@@ -380,7 +406,8 @@ impl<R: RegisterFile> Unit<R> {
     /// 3. global IEC invalidation;
     /// 4. GCMD.CFI cleared (compatibility-format interrupts blocked) and
     ///    GSTS.CFIS checked clear;
-    /// 5. GCMD.IRE, wait for GSTS.IRES; CFIS checked clear again.
+    /// 5. GCMD.IRE, wait for GSTS.IRES; CFIS checked clear again. If
+    ///    either fails, IRE is cleared again before the error returns.
     pub fn enable_interrupt_remapping<M: PhysMem>(&mut self, mm: &mut M, table: &IrTable) -> Result<(), UnitError> {
         if !self.ecap.ir() {
             return Err(UnitError::Unsupported { feature: "interrupt remapping (ECAP.IR)" });
@@ -397,11 +424,64 @@ impl<R: RegisterFile> Unit<R> {
         if self.status().contains(GlobalStatus::CFIS) {
             return Err(UnitError::CompatibilityFormatOn);
         }
-        self.set_enable(GlobalCommand::IRE, GlobalStatus::IRES, true, "IRES")?;
-        if self.status().contains(GlobalStatus::CFIS) {
-            return Err(UnitError::CompatibilityFormatOn);
+        let on = self.set_enable(GlobalCommand::IRE, GlobalStatus::IRES, true, "IRES").and_then(|_| {
+            if self.status().contains(GlobalStatus::CFIS) { Err(UnitError::CompatibilityFormatOn) } else { Ok(()) }
+        });
+        if on.is_err() {
+            // As Linux's `intel_cleanup_irq_remapping` after a failed
+            // enable: IRE goes back off, so that the caller's fallback
+            // (compatibility-format messages for this unit's devices) is
+            // not blocked by a remapping it believes is off.
+            let _ = self.set_enable(GlobalCommand::IRE, GlobalStatus::IRES, false, "IRES");
         }
-        Ok(())
+        on
+    }
+
+    /// Linux `intel_irq_remapping_alloc` for one MSI block: `count`
+    /// entries (`alloc_irte`: aligned), entry `base + i` written with
+    /// `irte(i)`, then the block invalidated in the IEC. Returns the first
+    /// index (the handle). On any failure the block is cleared and given
+    /// back: no entry stays present that no caller holds a handle for
+    /// (its vector would go to whoever is given that vector next).
+    pub fn install_irtes<M: PhysMem>(
+        &mut self,
+        mm: &mut M,
+        table: &mut IrTable,
+        count: u16,
+        irte: impl Fn(u16) -> Irte,
+    ) -> Result<u16, IrteRouteError> {
+        let base = table.alloc(count).map_err(IrteRouteError::Table)?;
+        let r = (0..count).try_for_each(|i| table.set(mm, base + i, irte(i)).map_err(IrteRouteError::Table)).and_then(
+            |_| {
+                let scope = IecScope::Index { index: base, mask: count.trailing_zeros() as u8 };
+                self.invalidate_iec(mm, scope).map_err(IrteRouteError::Invalidation)
+            },
+        );
+        match r {
+            Ok(()) => Ok(base),
+            Err(e) => {
+                let _ = table.free(mm, base, count);
+                Err(e)
+            }
+        }
+    }
+
+    /// Linux `free_irte`: clear the block, invalidate it in the IEC, give
+    /// it back. If the invalidation fails the unit may still hold the old
+    /// entries in its cache, so the block stays allocated (never handed
+    /// to another device) and the error says so; the caller should not
+    /// reuse the vectors either.
+    pub fn remove_irtes<M: PhysMem>(
+        &mut self,
+        mm: &mut M,
+        table: &mut IrTable,
+        base: u16,
+        count: u16,
+    ) -> Result<(), IrteRouteError> {
+        table.clear(mm, base, count).map_err(IrteRouteError::Table)?;
+        let scope = IecScope::Index { index: base, mask: count.trailing_zeros() as u8 };
+        self.invalidate_iec(mm, scope).map_err(IrteRouteError::Invalidation)?;
+        table.free(mm, base, count).map_err(IrteRouteError::Table)
     }
 
     /// Whether GSTS.IRES is set.

@@ -82,11 +82,16 @@ fn find_cap(ctx: &Ctx, index: usize, id: u8) -> Result<u16, String> {
 }
 
 fn release(ctx: &mut Ctx, vectors: &[u8], routes: &[IrqRoute]) {
+    let mut quiet = true;
     for r in routes {
-        ctx.vtd.free_interrupt_route(r);
+        quiet &= ctx.vtd.free_interrupt_route(r);
     }
-    for &v in vectors {
-        interrupts::free_vector(v);
+    // A vector an IRTE the unit may still cache points at is never
+    // handed to another device.
+    if quiet {
+        for &v in vectors {
+            interrupts::free_vector(v);
+        }
     }
 }
 

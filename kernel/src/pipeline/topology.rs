@@ -95,6 +95,19 @@ pub fn run(ecam: &mut Ecam, acpi: &AcpiFacts, dmar: Option<&Dmar>, clock: &mut C
         let enumerate_traffic = traffic_since(ecam, before);
         clock.mark("enumerate");
 
+        // Linux `pci_msi_init`/`pci_msix_init` at scan: no function sends a
+        // message firmware or a previous kernel programmed (any vector, NMI,
+        // INIT) before a driver of this kernel sets up its own.
+        for f in &topology.functions {
+            let (msi, msix) = pci::msi::disable_left_enabled(ecam, f.bdf, f.caps.msi, f.caps.msix);
+            for (on, what) in [(msi, "MSI"), (msix, "MSI-X")] {
+                if on {
+                    log::warn!("{}: {what} was left enabled: turned off until a driver sets it up", f.bdf);
+                    notes.push(format!("{}: {what} was left enabled: turned off (pci_msi_init)", f.bdf));
+                }
+            }
+        }
+
         let before = now(ecam);
         let acs = iommu_present.then(|| enable_acs_with(ecam, &mut crate::hw::mmio::ChipsetWindow, &mut topology));
         let acs_traffic = traffic_since(ecam, before);

@@ -30,7 +30,7 @@ use iommu::vtd::dmar_scope::{DeviceScope, match_drhd_units, scope_function};
 use iommu::vtd::fault::FaultRecord;
 use iommu::vtd::geometry::{Geometry, PageSize};
 use iommu::vtd::inval::InvalidationKind;
-use iommu::vtd::irq_remap::{IecScope, IrTable, Irte, SourceValidation, msi_source_validation};
+use iommu::vtd::irq_remap::{IrTable, Irte, IrteRouteError, SourceValidation, msi_source_validation};
 use iommu::vtd::mem::{CACHE_LINE, FRAME_SIZE};
 use iommu::vtd::pagetable::Perms;
 use iommu::vtd::rmrr_devices;
@@ -513,14 +513,21 @@ impl Vtd {
             }
         };
         let msg = crate::arch::interrupts::compat_message(vector);
-        for state in &mut self.units {
-            state.unit.program_fault_event(msg.data, msg.address);
-            let log = state.unit.drain_faults();
-            for record in log.records {
-                self.faults.push(Fault { unit: 0, record });
+        // Interrupts off while draining: the handler of a unit unmasked
+        // earlier in this loop reads every unit's records and would take
+        // the same record again.
+        let units = &mut self.units;
+        let stale: Vec<Fault> = crate::arch::interrupts::without_interrupts(|| {
+            let mut stale = Vec::new();
+            for (u, state) in units.iter_mut().enumerate() {
+                state.unit.program_fault_event(msg.data, msg.address);
+                let log = state.unit.drain_faults();
+                stale.extend(log.records.into_iter().map(|record| Fault { unit: u, record }));
+                state.unit.set_fault_event_masked(false);
             }
-            state.unit.set_fault_event_masked(false);
-        }
+            stale
+        });
+        self.faults.extend(stale);
     }
 
     /// One domain per (group, unit).
@@ -848,14 +855,14 @@ impl Vtd {
         };
         let mut mm = KernelMemory;
         let n = u16::try_from(count).map_err(|_| format!("{count} vectors"))?;
-        let base = table.alloc(n).map_err(|e| format!("{e}"))?;
         let sv = msi_source_validation(topo, index);
         let dest = crate::arch::interrupts::apic_id();
-        for i in 0..n {
-            table.set(&mut mm, base + i, Irte::remapped(vector + i as u8, dest, sv)).map_err(|e| format!("{e}"))?;
-        }
-        let scope = IecScope::Index { index: base, mask: n.trailing_zeros() as u8 };
-        state.unit.invalidate_iec(&mut mm, scope).map_err(|e| format!("IEC invalidation: {e}"))?;
+        // On failure nothing stays present (`install_irtes` gives the
+        // block back): the caller frees the vectors.
+        let base = state
+            .unit
+            .install_irtes(&mut mm, table, n, |i| Irte::remapped(vector + i as u8, dest, sv))
+            .map_err(|e| format!("{e}"))?;
         state.iec_selective += 1;
         Ok(IrqRoute {
             message: pci::msi::MsiMessage::remappable(base, 0),
@@ -866,21 +873,29 @@ impl Vtd {
         })
     }
 
-    /// Give back the IRTEs of a route: cleared, then invalidated (nothing
-    /// without remapping).
-    pub fn free_interrupt_route(&mut self, route: &IrqRoute) {
-        let Some((u, base, n)) = route.irte else { return };
+    /// Give back the IRTEs of a route: cleared, invalidated, then freed
+    /// (nothing without remapping). Returns false when the unit may still
+    /// cache the old entries (the IEC invalidation failed): the block stays
+    /// allocated and the caller must not hand the vectors to anyone else.
+    pub fn free_interrupt_route(&mut self, route: &IrqRoute) -> bool {
+        let Some((u, base, n)) = route.irte else { return true };
         let mut mm = KernelMemory;
         let state = &mut self.units[u];
-        let Some(table) = state.ir.as_mut() else { return };
-        if let Err(e) = table.free(&mut mm, base, n) {
-            self.problems.push(format!("VT-d: freeing IRTE {base}: {e}"));
-            return;
-        }
-        let scope = IecScope::Index { index: base, mask: n.trailing_zeros() as u8 };
-        match state.unit.invalidate_iec(&mut mm, scope) {
-            Ok(()) => state.iec_selective += 1,
-            Err(e) => self.problems.push(format!("VT-d: IEC invalidation of IRTE {base}: {e}")),
+        let Some(table) = state.ir.as_mut() else { return true };
+        match state.unit.remove_irtes(&mut mm, table, base, n) {
+            Ok(()) => {
+                state.iec_selective += 1;
+                true
+            }
+            Err(e @ IrteRouteError::Table(_)) => {
+                self.problems.push(format!("VT-d: freeing IRTE {base}: {e}"));
+                true
+            }
+            Err(e) => {
+                self.problems
+                    .push(format!("VT-d: IRTE {base}: {e}; the entries and their vectors are kept out of use"));
+                false
+            }
         }
     }
 

@@ -46,6 +46,17 @@ fn irte_remapped_format() {
     assert_eq!(b.source_validation(), SourceValidation::BusRange { start: 7, end: 8 });
     assert!(Irte { lo: 1 | 1 << 12, hi: 0 }.reserved_bits());
     assert!(Irte { lo: 1, hi: 1 << (84 - 64) }.reserved_bits());
+    // xAPIC mode: DST holds the APIC id in 47:40 only; 39:32 and 63:48 are reserved.
+    assert!(Irte { lo: 1 | 1 << 32, hi: 0 }.reserved_bits());
+    assert!(Irte { lo: 1 | 1 << 48, hi: 0 }.reserved_bits());
+    for v in [0x20u8, 0xef] {
+        for d in [0u8, 0xff] {
+            for sv in [SourceValidation::RequesterId(0xffff), SourceValidation::BusRange { start: 0xff, end: 0xff }] {
+                let e = Irte::remapped(v, d, sv);
+                assert!(!e.reserved_bits() && e.lo & 0xfffe == 0, "{e:x?}: FPD, DM, RH, TM, DLM, AVL, IM all 0");
+            }
+        }
+    }
 }
 
 #[test]
@@ -217,4 +228,98 @@ fn set_msi_sid_same_bus_aliases() {
     let i = index_of(&t, 0, 5);
     t.functions[i].dma_alias_mask.insert(0x30);
     assert_eq!(msi_source_validation(&t, i), SourceValidation::BusRange { start: 0, end: 0 });
+}
+
+#[test]
+fn install_rolls_back_when_the_iec_invalidation_fails() {
+    let (mut unit, mut sim) = qi_unit();
+    let mut table = IrTable::new(&mut sim).unwrap();
+    unit.enable_interrupt_remapping(&mut sim, &table).unwrap();
+    let sv = SourceValidation::RequesterId(0x0028);
+    sim.inner().fail_next_desc = true;
+    let r = unit.install_irtes(&mut sim, &mut table, 2, |i| Irte::remapped(0x40 + i as u8, 0, sv));
+    assert!(matches!(r, Err(IrteRouteError::Invalidation(_))), "{r:?}");
+    assert_eq!(table.in_use(), 0, "the block went back to the allocator");
+    for i in 0..2 {
+        assert!(!table.get(&sim, i).unwrap().present(), "IRTE {i} left present without an owner");
+    }
+    let msg = MsiMessage::remappable(0, 0);
+    assert_eq!(sim.inner().remap_msi(msg.address, msg.data, 0x0028), Err(0x22), "nothing delivered through it");
+    // The queue recovered: the next install works and reuses the block.
+    assert_eq!(unit.install_irtes(&mut sim, &mut table, 2, |i| Irte::remapped(0x40 + i as u8, 0, sv)), Ok(0));
+    assert_eq!(sim.inner().remap_msi(msg.address, msg.data, 0x0028), Ok((0x40, 0)));
+}
+
+#[test]
+fn remove_clears_invalidates_and_quarantines_on_failure() {
+    let (mut unit, mut sim) = qi_unit();
+    let mut table = IrTable::new(&mut sim).unwrap();
+    unit.enable_interrupt_remapping(&mut sim, &table).unwrap();
+    let sv = SourceValidation::RequesterId(0x0028);
+    let a = unit.install_irtes(&mut sim, &mut table, 1, |_| Irte::remapped(0x40, 0, sv)).unwrap();
+    sim.clear_events();
+    unit.remove_irtes(&mut sim, &mut table, a, 1).unwrap();
+    assert!(sim.events().contains(&Event::IecInval { global: false, index: a, im: 0 }), "IEC after the free");
+    assert_eq!(table.in_use(), 0);
+    let b = unit.install_irtes(&mut sim, &mut table, 1, |_| Irte::remapped(0x41, 0, sv)).unwrap();
+    sim.inner().fail_next_desc = true;
+    assert!(matches!(unit.remove_irtes(&mut sim, &mut table, b, 1), Err(IrteRouteError::Invalidation(_))));
+    assert!(!table.get(&sim, b).unwrap().present(), "cleared in memory");
+    assert!(table.is_allocated(b), "kept out of the allocator: the unit may still cache it");
+    assert_ne!(table.alloc(1), Ok(b));
+}
+
+/// A unit whose GSTS never shows IRES (the enable handshake never
+/// completes as far as software can see), over the simulated unit.
+struct IresHidden(Sim);
+
+impl RegisterFile for IresHidden {
+    fn read32(&self, offset: usize) -> u32 {
+        let v = self.0.read32(offset);
+        if offset == regs::GSTS.offset() { v & !GlobalStatus::IRES.bits() } else { v }
+    }
+    fn read64(&self, offset: usize) -> u64 {
+        self.0.read64(offset)
+    }
+    fn write32(&mut self, offset: usize, value: u32) {
+        self.0.write32(offset, value)
+    }
+    fn write64(&mut self, offset: usize, value: u64) {
+        self.0.write64(offset, value)
+    }
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+#[test]
+fn failed_enable_turns_ire_back_off() {
+    let mut sim = Sim::qemu();
+    let mut unit = Unit::new(IresHidden(sim.clone()), super::super::unit::PollLimit(64)).unwrap();
+    unit.setup_invalidation(&mut sim).unwrap();
+    let table = IrTable::new(&mut sim).unwrap();
+    let r = unit.enable_interrupt_remapping(&mut sim, &table);
+    assert!(matches!(r, Err(UnitError::Timeout { bit: "IRES", .. })), "{r:?}");
+    let gsts = GlobalStatus::from_bits_retain(sim.read32(regs::GSTS.offset()));
+    assert!(!gsts.contains(GlobalStatus::IRES), "remapping left on behind a reported failure: {gsts:?}");
+    assert_eq!(gcmds(&sim).last().map(|v| v & GlobalCommand::IRE.bits()), Some(0), "the last GCMD clears IRE");
+}
+
+#[test]
+fn set_msi_sid_topology_alias_and_82801() {
+    let mut s = SimConfig::new();
+    s.at(0, 0, 0, q35_host());
+    // Case 3: a conventional PCI bridge right below a root port substitutes
+    // its own id (on its own bus): verify that requester id.
+    s.at(0, 4, 0, root_port(true, 9, 10));
+    s.at(9, 0, 0, pci_bridge(9, 10, 10));
+    s.at(10, 1, 0, edu());
+    // The 82801 (PCIE_BRIDGE_ALIAS quirk) below a root port: Linux takes
+    // (secondary bus, 00.0), as for a PCIe-to-PCI bridge: buses 12..=12.
+    s.at(0, 6, 0, root_port(true, 11, 12));
+    s.at(11, 0, 0, i82801b11(11, 12, 12));
+    s.at(12, 2, 0, edu());
+    let t = pci::enumerate(&mut s, 0, &[0], 0..=255);
+    assert_eq!(msi_source_validation(&t, index_of(&t, 10, 1)), SourceValidation::RequesterId(0x0900));
+    assert_eq!(msi_source_validation(&t, index_of(&t, 12, 2)), SourceValidation::BusRange { start: 12, end: 12 });
 }
