@@ -99,6 +99,12 @@ pub enum RuleNote {
     /// `pci_quirk_enable_intel_pch_acs` ran on this PCH root port (RCBA
     /// UPDCR and MPC), so it counts as isolated without an ACS capability.
     IntelPchAcs { port: Bdf },
+    /// x86 `pcibios_fixup_peer_bridges` found this root bus: no bridge
+    /// Linux scanned leads to it.
+    PeerBus { bus: u8 },
+    /// A host bridge's root bus that `bridge` already leads to: x86
+    /// `pci_acpi_scan_root` reuses the bus, so it stays below the bridge.
+    RootBusReused { bus: u8, bridge: Bdf },
 }
 
 impl fmt::Display for RuleNote {
@@ -118,13 +124,24 @@ impl fmt::Display for RuleNote {
                 f,
                 "Intel PCH ACS quirk: {port} isolated through the chipset's RCBA (pci_quirk_enable_intel_pch_acs)"
             ),
+            Self::PeerBus { bus } => write!(
+                f,
+                "bus {bus:02x} is a root bus found by x86's peer-bus probe (pcibios_fixup_peer_bridges): no bridge \
+                 Linux scanned leads to it"
+            ),
+            Self::RootBusReused { bus, bridge } => write!(
+                f,
+                "bus {bus:02x} is also a host bridge's root bus; Linux reuses it below bridge {bridge} \
+                 (pci_acpi_scan_root), not as a second root"
+            ),
         }
     }
 }
 
 /// The [`RuleNote`]s for function `index`: every device from it up to its
 /// root bus that the port-type bug, NO_EXTCFG or the Intel PCH ACS quirk
-/// changed.
+/// changed, and how the buses on that path were found when a root-bus rule
+/// (the peer-bus probe, a reused host-bridge bus) decided it.
 pub fn rule_notes(topo: &Topology, index: usize) -> Vec<RuleNote> {
     let mut notes = Vec::new();
     let mut at = Some(index);
@@ -150,6 +167,16 @@ pub fn rule_notes(topo: &Topology, index: usize) -> Vec<RuleNote> {
             if let Some(p) = b {
                 notes.push(RuleNote::NoExtCfg { function: f.bdf, bridge: topo.functions[p].bdf });
             }
+        }
+        for e in &topo.errors {
+            if let pci::topology::EnumErrorKind::RootBusBelowBridge { bridge } = e.kind
+                && e.bdf.bus == f.bdf.bus
+            {
+                notes.push(RuleNote::RootBusReused { bus: f.bdf.bus, bridge });
+            }
+        }
+        if f.parent.is_none() && topo.peer_probe.as_ref().is_some_and(|p| p.discovered.contains(&f.bdf.bus)) {
+            notes.push(RuleNote::PeerBus { bus: f.bdf.bus });
         }
         at = f.parent;
     }
