@@ -15,6 +15,7 @@ use pci::regs::{
     PCI_HEADER_TYPE, PCI_HEADER_TYPE_MASK, PCI_HEADER_TYPE_NORMAL, PCI_SECONDARY_BUS, PCI_SUBORDINATE_BUS,
 };
 use pci::sriov::{add_virtual_functions, virtual_function_addresses};
+use pci::topology::EnumErrorKind;
 use pci::{Bdf, ConfigSpace, Topology, enumerate_with_peer_probe};
 
 use crate::input::Input;
@@ -168,6 +169,10 @@ pub fn build(input: &Input) -> Machine {
         // segment 0 up to `pcibios_last_bus` (MCFG's last bus: 0xff here).
         let last_bus = (number == 0).then_some(0xff);
         let mut topology = enumerate_with_peer_probe(&mut snapshot, number, &roots, 0..=255, last_bus);
+        // The root buses here are guesses from the input, not ACPI host
+        // bridges: a guess that a bridge already leads to is simply not a
+        // root bus, so it is no error and no rule note (`RootBusReused`).
+        topology.errors.retain(|e| !matches!(e.kind, EnumErrorKind::RootBusBelowBridge { .. }));
         enable_acs_with(&mut snapshot, &mut InputChipset, &mut topology);
         add_virtual_functions(&mut snapshot, &mut topology);
         // Without Linux's groups, a DMAR table says which functions an
