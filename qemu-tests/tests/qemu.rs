@@ -1105,6 +1105,27 @@ fn events_off() -> Result<(), String> {
     run.check(!run.stderr.contains("qmp: request"), "nothing asked of QMP")
 }
 
+/// A slot event whose interrupt never arrives (`test=lost-port-irq`
+/// clears HPIE, so the button press latches in Slot Status and no MSI is
+/// sent) is a failure of demonstration 7, found by the wait's last look,
+/// not a SKIPPED "the runner could not perform it"; QEMU did perform the
+/// request.
+fn lost_port_interrupt_fails_demonstration_7() -> Result<(), String> {
+    let run = run_qemu(&["--json", "--append", "test=lost-port-irq"]);
+    run.check(run.status == 1, "the run fails")?;
+    let j = run.json()?;
+    run.check(demo(&j, 7) == "fail", &format!("demonstration 7 fails, not {}", demo(&j, 7)))?;
+    let hotplug = events(&j, "hot-plug").into_iter().find(|e| e["demo"] == 7).ok_or("no hot-plug event")?;
+    run.check(
+        hotplug["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("event latched in the port but its interrupt never arrived")),
+        &format!("the reason names the lost interrupt: {hotplug}"),
+    )?;
+    run.check(run.stderr.contains(r#"qmp: request {"execute":"device_del""#), "QEMU was asked to remove the device")?;
+    run.check(demo(&j, 6) == "pass", "the AER demonstration, whose interrupt is not muted, still passes")
+}
+
 /// Whether `bdf` ("BB:DD.F") is a bridge (header type 1): bridges above a
 /// DMA-doing device master on its behalf (`pci_enable_bridge`).
 fn is_bridge(functions: &[serde_json::Value], bdf: &str) -> bool {
@@ -1494,6 +1515,9 @@ fn main() {
         Trial::test("port_services::aer_in_an_owned_group", || ok(aer_demonstration())),
         Trial::test("port_services::hotplug_in_an_owned_group", || ok(hotplug_demonstration())),
         Trial::test("port_services::events_off", || ok(events_off())),
+        Trial::test("port_services::lost_port_interrupt_fails_demonstration_7", || {
+            ok(lost_port_interrupt_fails_demonstration_7())
+        }),
         Trial::test("port_services::poll_mode", || ok(port_services_poll_mode())),
         Trial::test("ownership::assign_behind_a_bridge", || ok(assign_behind_a_bridge_leaves_the_bridge_alone())),
     ]);

@@ -52,6 +52,7 @@ pub fn run(name: &str) {
         // Acted on by the VT-d stage: GCMD.TE is not set, as if enabling
         // translation had failed, and the boot goes on with what is safe.
         "no-translation" => log::info!("self-test no-translation: translation will not be enabled"),
+        "lost-port-irq" => log::info!("self-test lost-port-irq: hot-plug slots will send no interrupt"),
         // Acted on just before the VT-d stage (`firmware_left_on`).
         "firmware-left-on" => {
             log::info!("self-test firmware-left-on: units will be left running as by a previous kernel")

@@ -110,6 +110,10 @@ pub enum ServiceEvent {
     Aer { port: usize, error: RootError, source: Option<Bdf>, detail: Option<DeviceError> },
 }
 
+/// The start of a wait's error when the event was latched in the port but
+/// its interrupt never arrived (found by the last look after the deadline).
+pub const LOST_INTERRUPT: &str = "event latched in the port but its interrupt never arrived";
+
 /// The running port services.
 #[derive(Default)]
 pub struct PortDrv {
@@ -399,6 +403,18 @@ impl PortDrv {
         out
     }
 
+    /// `test=lost-port-irq`: clear Hot-Plug Interrupt Enable on every
+    /// slot, so that slot events latch in Slot Status and no MSI is sent -
+    /// what a lost interrupt looks like to the waits.
+    pub fn mute_slot_interrupts(&self, ctx: &mut Ctx, hz: u64) {
+        for p in &self.ports {
+            if let Some(hp) = p.slot {
+                let _ = self.slot_command(ctx, p.index, 0, PCI_EXP_SLTCTL_HPIE, hz);
+                log::info!("self-test lost-port-irq: {} Slot Control HPIE cleared", hp.regs.port);
+            }
+        }
+    }
+
     /// Arm the next wait: snapshot every port vector's counter, before the
     /// request that will raise the interrupt is made.
     pub fn arm(&mut self) {
@@ -422,7 +438,17 @@ impl PortDrv {
             loop {
                 let fired = |armed: &[(u8, u64)]| armed.iter().any(|&(v, seen)| interrupts::count(v) > seen);
                 if !interrupts::wait_until(deadline, || fired(&self.armed)) {
-                    return Err(format!("no service interrupt within {ms} ms"));
+                    // A last look: an event the port latched while its
+                    // interrupt never came is a lost interrupt, not a
+                    // machine that did nothing.
+                    let latched = self.poll_once(ctx);
+                    if latched.is_empty() {
+                        return Err(format!("no service interrupt within {ms} ms"));
+                    }
+                    for e in &latched {
+                        self.events.push(describe(ctx, e));
+                    }
+                    return Err(format!("{LOST_INTERRUPT} within {ms} ms"));
                 }
                 self.woken_by_irq += 1;
                 self.arm();
