@@ -143,8 +143,8 @@ pub fn enable_msix(
     // (Only a change is written: every Command write to a bridge makes
     // QEMU re-render every address space.)
     let cmd = pci::ConfigSpace::read16(ctx.ecam, bdf, pci::regs::PCI_COMMAND);
-    if cmd & 0x2 == 0 {
-        pci::ConfigSpace::write16(ctx.ecam, bdf, pci::regs::PCI_COMMAND, cmd | 0x2);
+    if cmd & pci::regs::PCI_COMMAND_MEMORY == 0 {
+        pci::ConfigSpace::write16(ctx.ecam, bdf, pci::regs::PCI_COMMAND, cmd | pci::regs::PCI_COMMAND_MEMORY);
     }
     let mut vectors = Vec::new();
     let mut routes = Vec::new();
